@@ -1,0 +1,4 @@
+//! `kox-api`: Kubernetes API machinery that `k8s-openapi` lacks.
+//!
+//! **Architecture invariant:** everything here is pure code — no IO, no async.
+#![forbid(unsafe_code)]

@@ -1,0 +1,1 @@
+//! The conformance suite every [`crate::Store`] engine must pass. (Being written.)

@@ -1,0 +1,1 @@
+//! The embedded engine: a durable store in one redb file. (Being written.)

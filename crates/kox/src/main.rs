@@ -1,0 +1,11 @@
+//! The `kox` binary: every component of the cluster behind one command.
+//!
+//! **Architecture invariant:** only this crate reads flags, environment and config files, or
+//! installs logging.
+#![forbid(unsafe_code)]
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::run()
+}
