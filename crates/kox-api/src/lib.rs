@@ -2,3 +2,6 @@
 //!
 //! **Architecture invariant:** everything here is pure code — no IO, no async.
 #![forbid(unsafe_code)]
+
+pub mod field;
+pub mod validation;
