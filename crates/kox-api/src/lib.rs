@@ -4,4 +4,5 @@
 #![forbid(unsafe_code)]
 
 pub mod field;
+pub mod label_selector;
 pub mod validation;
