@@ -4,5 +4,6 @@
 #![forbid(unsafe_code)]
 
 pub mod field;
+pub mod field_selector;
 pub mod label_selector;
 pub mod validation;
