@@ -5,11 +5,17 @@ use crate::Revision;
 pub enum Error {
     /// The requested revision has been compacted away.
     #[error("required revision {requested} has been compacted (compaction point {compacted})")]
-    Compacted { requested: Revision, compacted: Revision },
+    Compacted {
+        requested: Revision,
+        compacted: Revision,
+    },
 
     /// The requested revision is newer than the store's current revision.
     #[error("required revision {requested} is a future revision (current revision {current})")]
-    FutureRevision { requested: Revision, current: Revision },
+    FutureRevision {
+        requested: Revision,
+        current: Revision,
+    },
 
     /// The value exceeds [`crate::MAX_VALUE_SIZE`].
     #[error("value of {size} bytes is larger than the limit of {limit} bytes")]

@@ -39,7 +39,8 @@ pub trait Store: Send + Sync + 'static {
     ///
     /// `Ok(WriteOutcome::Failed { current })` when the condition did not hold; nothing was written.
     /// Values over [`MAX_VALUE_SIZE`] fail with [`Error::ValueTooLarge`], nothing written.
-    async fn put(&self, key: Vec<u8>, value: Vec<u8>, condition: Condition) -> Result<WriteOutcome>;
+    async fn put(&self, key: Vec<u8>, value: Vec<u8>, condition: Condition)
+    -> Result<WriteOutcome>;
 
     /// Deletes `key` if it exists and `condition` holds, as one durable transaction.
     ///

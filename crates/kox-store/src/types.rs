@@ -31,19 +31,28 @@ pub struct KeyRange {
 impl KeyRange {
     /// The single key `key`.
     pub fn key(key: impl Into<Vec<u8>>) -> Self {
-        Self { start: key.into(), end: None }
+        Self {
+            start: key.into(),
+            end: None,
+        }
     }
 
     /// Every key that starts with `prefix`.
     pub fn prefix(prefix: impl Into<Vec<u8>>) -> Self {
         let start = prefix.into();
         let end = prefix_end(&start);
-        Self { start, end: Some(end) }
+        Self {
+            start,
+            end: Some(end),
+        }
     }
 
     /// Keys in `[start, end)`.
     pub fn between(start: impl Into<Vec<u8>>, end: impl Into<Vec<u8>>) -> Self {
-        Self { start: start.into(), end: Some(end.into()) }
+        Self {
+            start: start.into(),
+            end: Some(end.into()),
+        }
     }
 
     /// Whether `key` falls within this range.
@@ -84,7 +93,12 @@ pub struct RangeRequest {
 impl RangeRequest {
     /// All keys of `range` at the current revision.
     pub fn new(range: KeyRange) -> Self {
-        Self { range, limit: None, revision: None, count_only: false }
+        Self {
+            range,
+            limit: None,
+            revision: None,
+            count_only: false,
+        }
     }
 
     pub fn limit(mut self, limit: usize) -> Self {
@@ -140,7 +154,10 @@ pub enum WriteOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WatchEvent {
     /// `kv` was written at `kv.mod_revision`; `prev` is the value before, if any.
-    Put { kv: KeyValue, prev: Option<KeyValue> },
+    Put {
+        kv: KeyValue,
+        prev: Option<KeyValue>,
+    },
     /// `prev.key` was deleted at `revision`; `prev` is its last value.
     Delete { prev: KeyValue, revision: Revision },
     /// Nothing in the range changed up to `revision` (a progress notification).

@@ -1,1 +1,0 @@
-//! The embedded engine: a durable store in one redb file. (Being written.)
