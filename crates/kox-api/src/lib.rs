@@ -6,4 +6,5 @@
 pub mod field;
 pub mod field_selector;
 pub mod label_selector;
+pub mod status;
 pub mod validation;
