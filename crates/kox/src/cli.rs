@@ -4,8 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// The Kubernetes version kox serves, as reported by `/version` and `kox version`.
-pub const KUBERNETES_VERSION: &str = "v1.32.0";
+use kox_apiserver::KUBERNETES_VERSION;
 
 #[derive(Parser)]
 #[command(name = "kox", version, about = "A Kubernetes-compatible container orchestrator in one binary")]
@@ -16,6 +15,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the control plane: store and API server, in the foreground.
+    Server(crate::server::ServerArgs),
     /// Print the kox and Kubernetes versions.
     Version,
 }
@@ -23,10 +24,36 @@ enum Command {
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Server(args) => run_async(crate::server::run(args)),
         Command::Version => {
             println!("kox version {}", env!("CARGO_PKG_VERSION"));
             println!("Kubernetes version {KUBERNETES_VERSION}");
             ExitCode::SUCCESS
         }
     }
+}
+
+/// Runs a component on a multi-threaded runtime with logging to stderr.
+fn run_async(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    init_logging();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("kox: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(fut) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kox: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KOX_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

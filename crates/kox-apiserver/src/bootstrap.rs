@@ -1,0 +1,54 @@
+//! What a cluster has from its first start: the system namespaces and the `kubernetes` service.
+
+use serde_json::json;
+
+use crate::error::ApiResult;
+use crate::registry::{FieldValidation, Registry, WriteOptions};
+use crate::resources;
+
+/// Namespaces that always exist.
+pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// Creates whatever of the bootstrap objects is missing (idempotent, run at every start).
+pub async fn ensure(registry: &Registry, service_ip: &str, secure_port: u16, advertise_ip: &str) -> ApiResult<()> {
+    let opts = WriteOptions { dry_run: false, field_validation: FieldValidation::Strict };
+    let ns_def = resources::find("", "v1", "namespaces").expect("namespaces are served");
+    for ns in SYSTEM_NAMESPACES {
+        let body = json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": ns } });
+        ignore_exists(registry.create(ns_def, None, body, opts).await)?;
+    }
+    let svc_def = resources::find("", "v1", "services").expect("services are served");
+    let svc = json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": "kubernetes",
+            "namespace": "default",
+            "labels": { "component": "apiserver", "provider": "kubernetes" },
+        },
+        "spec": {
+            "type": "ClusterIP",
+            "clusterIP": service_ip,
+            "ports": [{ "name": "https", "port": 443, "protocol": "TCP", "targetPort": secure_port }],
+            "sessionAffinity": "None",
+        },
+    });
+    ignore_exists(registry.create(svc_def, Some("default"), svc, opts).await)?;
+    let ep_def = resources::find("", "v1", "endpoints").expect("endpoints are served");
+    let ep = json!({
+        "apiVersion": "v1",
+        "kind": "Endpoints",
+        "metadata": { "name": "kubernetes", "namespace": "default", "labels": { "endpointslice.kubernetes.io/skip-mirror": "true" } },
+        "subsets": [{ "addresses": [{ "ip": advertise_ip }], "ports": [{ "name": "https", "port": secure_port, "protocol": "TCP" }] }],
+    });
+    ignore_exists(registry.create(ep_def, Some("default"), ep, opts).await)?;
+    Ok(())
+}
+
+fn ignore_exists<T>(r: ApiResult<T>) -> ApiResult<()> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) if e.code == 409 => Ok(()),
+        Err(e) => Err(e),
+    }
+}

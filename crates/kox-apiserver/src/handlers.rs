@@ -1,0 +1,437 @@
+//! Request dispatch: parses a Kubernetes API path and runs the verb against the registry.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::StreamExt;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use serde_json::{Value, json};
+
+use crate::error::{ApiError, ApiResult};
+use crate::list::{ListQuery, list_object};
+use crate::patch::{PatchType, apply_patch};
+use crate::registry::{FieldValidation, ObjectRef, WriteOptions, Written};
+use crate::render::Render;
+use crate::resources::{self, ResourceDef};
+use crate::server::App;
+use crate::{discovery, health, openapi, subresources};
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+/// The parsed query string.
+pub struct Query(Vec<(String, String)>);
+
+impl Query {
+    pub fn parse(q: Option<&str>) -> Self {
+        Query(q.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default())
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    fn flag(&self, key: &str) -> bool {
+        matches!(self.get(key), Some("true" | "1"))
+    }
+
+    fn list_query(&self) -> ApiResult<ListQuery> {
+        let num = |k: &str| -> ApiResult<Option<u64>> {
+            self.get(k)
+                .filter(|s| !s.is_empty())
+                .map(|s| s.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid value for {k}: {s:?}"))))
+                .transpose()
+        };
+        Ok(ListQuery {
+            label_selector: self.get("labelSelector").map(str::to_string),
+            field_selector: self.get("fieldSelector").map(str::to_string),
+            limit: num("limit")?.map(|l| l as usize),
+            continue_token: self.get("continue").map(str::to_string),
+            resource_version: self.get("resourceVersion").map(str::to_string),
+            resource_version_match: self.get("resourceVersionMatch").map(str::to_string),
+            allow_watch_bookmarks: self.flag("allowWatchBookmarks"),
+            timeout_seconds: num("timeoutSeconds")?,
+            send_initial_events: self.get("sendInitialEvents").map(|v| v == "true"),
+        })
+    }
+
+    fn write_options(&self) -> ApiResult<WriteOptions> {
+        let dry_run = match self.get("dryRun") {
+            None | Some("") => false,
+            Some("All") => true,
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "Invalid dry run value: {other}: supported values: \"All\""
+                )));
+            }
+        };
+        let field_validation = match self.get("fieldValidation") {
+            None | Some("") | Some("Warn") => FieldValidation::Warn,
+            Some("Strict") => FieldValidation::Strict,
+            Some("Ignore") => FieldValidation::Ignore,
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "fieldValidation: Unsupported value: \"{other}\": supported values: \"Ignore\", \"Strict\", \"Warn\""
+                )));
+            }
+        };
+        Ok(WriteOptions { dry_run, field_validation })
+    }
+}
+
+/// A request, read whole (bodies are small; watches have none).
+pub struct Request {
+    pub method: Method,
+    pub path: String,
+    pub query: Query,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Request {
+    fn accept(&self) -> &str {
+        self.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("application/json")
+    }
+
+    fn content_type(&self) -> &str {
+        self.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json")
+    }
+
+    fn wants_yaml(&self) -> bool {
+        let accept = self.accept();
+        accept.starts_with("application/yaml") && !accept.contains("as=Table")
+    }
+
+    /// The request body as JSON (from JSON or YAML).
+    fn json_body(&self) -> ApiResult<Value> {
+        decode_body(self.content_type(), &self.body)
+    }
+}
+
+/// Decodes a JSON or YAML body.
+pub fn decode_body(content_type: &str, body: &[u8]) -> ApiResult<Value> {
+    if body.is_empty() {
+        return Err(ApiError::bad_request("the request body is empty; send the object as JSON or YAML"));
+    }
+    let ct = content_type.split(';').next().unwrap_or("").trim();
+    if ct.ends_with("yaml") {
+        let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the YAML body is not valid UTF-8"))?;
+        serde_saphyr::from_str::<Value>(text)
+            .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))
+    } else {
+        serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_request(format!("the request body is not valid JSON: {e}"))
+        })
+    }
+}
+
+/// Encodes a response body as the client asked (JSON, or YAML).
+fn respond(req: &Request, code: StatusCode, value: &Value, warnings: &[String]) -> Response {
+    let (body, ct) = if req.wants_yaml() {
+        (serde_saphyr::to_string(value).unwrap_or_default().into_bytes(), "application/yaml")
+    } else {
+        (serde_json::to_vec(value).unwrap_or_default(), "application/json")
+    };
+    let mut resp = (code, body).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    for w in warnings {
+        let text = format!("299 - \"{}\"", w.replace('\\', "\\\\").replace('"', "\\\""));
+        if let Ok(v) = HeaderValue::from_str(&text) {
+            resp.headers_mut().append("Warning", v);
+        }
+    }
+    resp
+}
+
+fn written(req: &Request, w: Written, render: Render, def: &ResourceDef) -> Response {
+    let code = if w.created { StatusCode::CREATED } else { StatusCode::OK };
+    respond(req, code, &render.event_object(def, w.object), &w.warnings)
+}
+
+/// Where a resource request points.
+struct Target<'a> {
+    def: &'static ResourceDef,
+    namespace: Option<&'a str>,
+    name: Option<&'a str>,
+    sub: Option<&'a str>,
+}
+
+/// Entry point for every request.
+pub async fn dispatch(app: Arc<App>, req: Request) -> Response {
+    match route(&app, &req).await {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn route(app: &Arc<App>, req: &Request) -> ApiResult<Response> {
+    let segs: Vec<&str> = req.path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let get_only = || {
+        if req.method != Method::GET && req.method != Method::HEAD {
+            Err(ApiError::method_not_allowed(format!("the server does not allow this method on the requested resource")))
+        } else {
+            Ok(())
+        }
+    };
+    match segs.as_slice() {
+        ["version"] => {
+            get_only()?;
+            Ok(respond(req, StatusCode::OK, &app.version_info(), &[]))
+        }
+        ["healthz" | "livez" | "readyz", rest @ ..] => {
+            get_only()?;
+            Ok(health::check(app, segs[0], rest.first().copied(), req.query.get("verbose").is_some()).await)
+        }
+        ["metrics"] => {
+            get_only()?;
+            Ok(app.metrics.render())
+        }
+        ["api"] => {
+            get_only()?;
+            Ok(respond(req, StatusCode::OK, &discovery::api_versions(&app.advertise), &[]))
+        }
+        ["apis"] => {
+            get_only()?;
+            Ok(respond(req, StatusCode::OK, &discovery::api_group_list(), &[]))
+        }
+        ["api", "v1"] => {
+            get_only()?;
+            Ok(respond(req, StatusCode::OK, &discovery::api_resource_list("", "v1").unwrap_or_default(), &[]))
+        }
+        ["apis", group] => {
+            get_only()?;
+            let doc = discovery::api_group(group).ok_or_else(|| not_found_path(req))?;
+            Ok(respond(req, StatusCode::OK, &doc, &[]))
+        }
+        ["apis", group, version] => {
+            get_only()?;
+            let doc = discovery::api_resource_list(group, version).ok_or_else(|| not_found_path(req))?;
+            Ok(respond(req, StatusCode::OK, &doc, &[]))
+        }
+        ["openapi", "v2"] => Err(ApiError::new(404, "NotFound", "the server could not find the requested resource")),
+        ["openapi", "v3"] => {
+            get_only()?;
+            Ok(respond(req, StatusCode::OK, &openapi::index(), &[]))
+        }
+        ["openapi", "v3", rest @ ..] => {
+            get_only()?;
+            let doc = openapi::document(&rest.join("/")).ok_or_else(|| not_found_path(req))?;
+            Ok(respond(req, StatusCode::OK, &doc, &[]))
+        }
+        ["api", "v1", rest @ ..] => resource(app, req, "", "v1", rest).await,
+        ["apis", group, version, rest @ ..] => resource(app, req, group, version, rest).await,
+        _ => Err(not_found_path(req)),
+    }
+}
+
+fn not_found_path(_req: &Request) -> ApiError {
+    ApiError::new(404, "NotFound", "the server could not find the requested resource")
+}
+
+async fn resource(app: &Arc<App>, req: &Request, group: &str, version: &str, rest: &[&str]) -> ApiResult<Response> {
+    if !resources::serves(group, version) {
+        return Err(not_found_path(req));
+    }
+    let lookup = |plural: &str| resources::find(group, version, plural).ok_or_else(|| not_found_path(req));
+    // /namespaces/{ns}/{resource}[/{name}[/{sub}]] vs cluster-scoped /{resource}[/{name}[/{sub}]].
+    let target = match rest {
+        ["namespaces", ns, plural, tail @ ..] if group.is_empty() || lookup(plural).is_ok_and(|d| d.namespaced) => {
+            let is_ns_sub = group.is_empty() && tail.is_empty() && matches!(*plural, "status" | "finalize");
+            if is_ns_sub {
+                Target { def: lookup("namespaces")?, namespace: None, name: Some(ns), sub: Some(plural) }
+            } else {
+                let def = lookup(plural)?;
+                if !def.namespaced {
+                    return Err(not_found_path(req));
+                }
+                match tail {
+                    [] => Target { def, namespace: Some(ns), name: None, sub: None },
+                    [name] => Target { def, namespace: Some(ns), name: Some(name), sub: None },
+                    [name, sub] => Target { def, namespace: Some(ns), name: Some(name), sub: Some(sub) },
+                    _ => return Err(not_found_path(req)),
+                }
+            }
+        }
+        [plural] => Target { def: lookup(plural)?, namespace: None, name: None, sub: None },
+        [plural, name] => Target { def: lookup(plural)?, namespace: None, name: Some(name), sub: None },
+        [plural, name, sub] => Target { def: lookup(plural)?, namespace: None, name: Some(name), sub: Some(sub) },
+        _ => return Err(not_found_path(req)),
+    };
+    if target.def.namespaced && target.namespace.is_none() && target.name.is_some() {
+        return Err(not_found_path(req));
+    }
+    if let Some(sub) = target.sub
+        && !target.def.subresources.contains(&sub)
+    {
+        return Err(not_found_path(req));
+    }
+    if target.def.kind == "ComponentStatus" {
+        return subresources::component_statuses(app, req, target.name).await;
+    }
+    let render = Render::negotiate(req.accept(), req.query.get("includeObject"));
+    let def = target.def;
+    let reg = &app.registry;
+    match (&req.method, target.name, target.sub) {
+        (&Method::GET | &Method::HEAD, None, None) => {
+            let q = req.query.list_query()?;
+            if req.query.flag("watch") {
+                return watch(app, req, def, target.namespace, &q, render).await;
+            }
+            let listed = reg.list(def, target.namespace, &q).await?;
+            let body = match render {
+                Render::Object => list_object(def, listed),
+                _ => {
+                    let mut meta = json!({ "resourceVersion": listed.resource_version.to_string() });
+                    if let Some(c) = &listed.continue_token {
+                        meta["continue"] = json!(c);
+                    }
+                    render.list(def, listed.items, meta)
+                }
+            };
+            Ok(respond(req, StatusCode::OK, &body, &[]))
+        }
+        (&Method::GET | &Method::HEAD, Some(name), None) => {
+            let obj = reg.get(ObjectRef { def, namespace: target.namespace, name }).await?;
+            Ok(respond(req, StatusCode::OK, &render.event_object(def, obj), &[]))
+        }
+        (&Method::GET, Some(name), Some("status")) => {
+            let obj = reg.get(ObjectRef { def, namespace: target.namespace, name }).await?;
+            Ok(respond(req, StatusCode::OK, &obj, &[]))
+        }
+        (&Method::POST, None, None) => {
+            if def.kind == "Binding" {
+                return subresources::bind(app, req, target.namespace.unwrap_or(""), None).await;
+            }
+            let opts = req.query.write_options()?;
+            let w = reg.create(def, target.namespace, req.json_body()?, opts).await?;
+            Ok(written(req, w, render, def))
+        }
+        (&Method::POST, Some(name), Some("binding")) => {
+            subresources::bind(app, req, target.namespace.unwrap_or(""), Some(name)).await
+        }
+        (&Method::POST, Some(name), Some("eviction")) => {
+            subresources::evict(app, req, ObjectRef { def, namespace: target.namespace, name }).await
+        }
+        (_, Some(name), Some("scale")) => {
+            subresources::scale(app, req, ObjectRef { def, namespace: target.namespace, name }).await
+        }
+        (&Method::PUT, Some(name), sub @ (None | Some("status") | Some("finalize"))) => {
+            let opts = req.query.write_options()?;
+            let r = ObjectRef { def, namespace: target.namespace, name };
+            let (body, warnings) = reg.admit_body(def, req.json_body()?, opts)?;
+            let sub = sub.map(|s| if s == "finalize" { "finalize" } else { s });
+            let mut w = reg
+                .update_with(r, sub, opts, |_current| Ok((body.clone(), Vec::new())))
+                .await?;
+            w.warnings.extend(warnings);
+            Ok(written(req, w, render, def))
+        }
+        (&Method::PATCH, Some(name), sub @ (None | Some("status"))) => {
+            let opts = req.query.write_options()?;
+            let r = ObjectRef { def, namespace: target.namespace, name };
+            let patch_type = PatchType::from_content_type(req.content_type())?;
+            let patch: Value = match patch_type {
+                PatchType::Apply => {
+                    return Err(ApiError::new(
+                        415,
+                        "UnsupportedMediaType",
+                        "server-side apply (application/apply-patch+yaml) is not supported yet; use client-side `kubectl apply`",
+                    ));
+                }
+                _ => serde_json::from_slice(&req.body)
+                    .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,
+            };
+            let w = reg
+                .update_with(r, sub, opts, |current| {
+                    let patched = apply_patch(def, patch_type, current, &patch)?;
+                    let mut patched_checked = patched;
+                    // A patch cannot pin another resourceVersion than the one it was applied to
+                    // unless the patch names one itself.
+                    if patch.pointer("/metadata/resourceVersion").is_none() {
+                        if let Some(m) = patched_checked.get_mut("metadata").and_then(Value::as_object_mut) {
+                            m.remove("resourceVersion");
+                        }
+                    }
+                    reg.admit_body(def, patched_checked, opts)
+                })
+                .await?;
+            Ok(written(req, w, render, def))
+        }
+        (&Method::DELETE, Some(name), None) => {
+            let opts = req.query.write_options()?;
+            let options = delete_options(req)?;
+            let obj = reg.delete(ObjectRef { def, namespace: target.namespace, name }, &options, opts.dry_run).await?;
+            Ok(respond(req, StatusCode::OK, &obj, &[]))
+        }
+        (&Method::DELETE, None, None) => {
+            let opts = req.query.write_options()?;
+            let options = delete_options(req)?;
+            let q = req.query.list_query()?;
+            let listed = reg.list(def, target.namespace, &q).await?;
+            let mut deleted = Vec::new();
+            for obj in listed.items {
+                let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+                let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string);
+                match reg.delete(ObjectRef { def, namespace: ns.as_deref(), name: &name }, &options, opts.dry_run).await {
+                    Ok(o) => deleted.push(o),
+                    Err(e) if e.code == 404 => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let body = json!({ "kind": format!("{}List", def.kind), "apiVersion": def.api_version(), "metadata": {}, "items": deleted });
+            Ok(respond(req, StatusCode::OK, &body, &[]))
+        }
+        _ => Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource"
+        ))),
+    }
+}
+
+/// DeleteOptions from the body (if any) and query parameters.
+fn delete_options(req: &Request) -> ApiResult<Value> {
+    let mut options = if req.body.is_empty() { json!({}) } else { req.json_body()? };
+    if let Some(g) = req.query.get("gracePeriodSeconds") {
+        let g: i64 = g.parse().map_err(|_| ApiError::bad_request(format!("invalid gracePeriodSeconds: {g:?}")))?;
+        options["gracePeriodSeconds"] = json!(g);
+    }
+    if let Some(p) = req.query.get("propagationPolicy") {
+        options["propagationPolicy"] = json!(p);
+    }
+    if let Some(p) = options.get("propagationPolicy").and_then(Value::as_str)
+        && !matches!(p, "Orphan" | "Background" | "Foreground")
+    {
+        return Err(ApiError::new(
+            422,
+            "Invalid",
+            format!("DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""),
+        ));
+    }
+    Ok(options)
+}
+
+async fn watch(
+    app: &Arc<App>,
+    req: &Request,
+    def: &'static ResourceDef,
+    namespace: Option<&str>,
+    q: &ListQuery,
+    render: Render,
+) -> ApiResult<Response> {
+    let stream = app.registry.watch(def, namespace, q, render).await?;
+    let guard = app.metrics.watch_opened();
+    let shutdown = app.shutdown.clone();
+    let stream = stream
+        .take_until(async move { shutdown.cancelled().await })
+        .map(move |b| {
+            let _ = &guard;
+            Ok::<_, std::convert::Infallible>(b)
+        });
+    let ct = if matches!(render, Render::Table(_)) { "application/json" } else { "application/json" };
+    let _ = req;
+    let mut resp = Response::new(Body::from_stream(stream));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    Ok(resp)
+}

@@ -1,0 +1,35 @@
+//! `kox-apiserver`: the Kubernetes REST API over the kox store.
+//!
+//! A request flows: TLS ([`server`]) → dispatch by path ([`handlers`]) → the generic
+//! [`registry`] (with per-kind [`strategy`]) → the store. Lists and watches are in [`list`] and
+//! [`watch`]; discovery and OpenAPI in [`discovery`] and [`openapi`].
+//!
+//! **Architecture invariant:** this is the only crate that reads or writes the store.
+#![forbid(unsafe_code)]
+
+pub mod allocator;
+pub mod bootstrap;
+pub mod discovery;
+pub mod error;
+pub mod handlers;
+pub mod health;
+pub mod list;
+pub mod meta;
+pub mod metrics;
+pub mod openapi;
+pub mod patch;
+pub mod pki;
+pub mod registry;
+pub mod render;
+pub mod resources;
+pub mod server;
+pub mod strategy;
+pub mod subresources;
+pub mod table;
+pub mod validation;
+pub mod watch;
+
+pub use server::{Server, ServerConfig};
+
+/// The Kubernetes version served (kubectl picks its matching minor version from `/version`).
+pub const KUBERNETES_VERSION: &str = "v1.32.0";

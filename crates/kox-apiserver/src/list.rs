@@ -1,0 +1,230 @@
+//! LIST: paging with consistent snapshots, resource version semantics, and selectors.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use kox_api::field_selector::FieldSelector;
+use kox_api::label_selector::Selector;
+use kox_store::{KeyRange, RangeRequest, prefix_end};
+use serde_json::{Value, json};
+
+use crate::error::{ApiError, ApiResult};
+use crate::registry::{Registry, decode};
+use crate::resources::ResourceDef;
+
+/// Most objects read from the store per round trip while filtering.
+const CHUNK: usize = 500;
+
+/// The query parameters of a list or watch.
+#[derive(Debug, Default, Clone)]
+pub struct ListQuery {
+    pub label_selector: Option<String>,
+    pub field_selector: Option<String>,
+    pub limit: Option<usize>,
+    pub continue_token: Option<String>,
+    pub resource_version: Option<String>,
+    pub resource_version_match: Option<String>,
+    pub allow_watch_bookmarks: bool,
+    pub timeout_seconds: Option<u64>,
+    pub send_initial_events: Option<bool>,
+}
+
+/// Compiled selectors for one request.
+pub struct Filter {
+    labels: Option<Selector>,
+    fields: Option<FieldSelector>,
+    def: &'static ResourceDef,
+}
+
+impl Filter {
+    pub fn new(def: &'static ResourceDef, q: &ListQuery) -> ApiResult<Self> {
+        let labels = match q.label_selector.as_deref().filter(|s| !s.trim().is_empty()) {
+            Some(s) => Some(Selector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?),
+            None => None,
+        };
+        let fields = match q.field_selector.as_deref().filter(|s| !s.trim().is_empty()) {
+            Some(s) => {
+                let f = FieldSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?;
+                let mut supported = vec!["metadata.name", "metadata.namespace"];
+                supported.extend_from_slice(def.strategy.field_names);
+                f.check_supported(&supported).map_err(|e| ApiError::bad_request(e.to_string()))?;
+                Some(f)
+            }
+            None => None,
+        };
+        Ok(Self { labels, fields, def })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_none() && self.fields.is_none()
+    }
+
+    /// Whether `obj` passes the selectors.
+    pub fn matches(&self, obj: &Value) -> bool {
+        if let Some(sel) = &self.labels {
+            let labels: BTreeMap<String, String> = obj
+                .pointer("/metadata/labels")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                .collect();
+            if !sel.matches(&labels) {
+                return false;
+            }
+        }
+        if let Some(fields) = &self.fields {
+            let lookup = |field: &str| -> Option<String> {
+                match field {
+                    "metadata.name" => obj.pointer("/metadata/name").and_then(Value::as_str).map(str::to_string),
+                    "metadata.namespace" => {
+                        Some(obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_string())
+                    }
+                    other => (self.def.strategy.field)(obj, other),
+                }
+            };
+            if !fields.matches(&lookup) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// A continue token: the snapshot revision and the next key (base64 JSON, opaque to clients).
+fn encode_continue(rv: i64, next_key: &[u8]) -> String {
+    let body = json!({ "v": "meta.k8s.io/v1", "rv": rv, "start": String::from_utf8_lossy(next_key) });
+    base64::engine::general_purpose::URL_SAFE.encode(body.to_string())
+}
+
+fn decode_continue(token: &str) -> ApiResult<(i64, Vec<u8>)> {
+    let bad = || ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
+    let raw = base64::engine::general_purpose::URL_SAFE.decode(token).map_err(|_| bad())?;
+    let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
+    let rv = v.get("rv").and_then(Value::as_i64).ok_or_else(bad)?;
+    let start = v.get("start").and_then(Value::as_str).ok_or_else(bad)?;
+    Ok((rv, start.as_bytes().to_vec()))
+}
+
+/// The store key prefix for a list in `namespace` (all namespaces when `None`).
+pub fn list_prefix(def: &ResourceDef, namespace: Option<&str>) -> String {
+    match namespace {
+        Some(ns) if def.namespaced => format!("{}{ns}/", def.key_prefix()),
+        _ => def.key_prefix(),
+    }
+}
+
+/// The result of a list before it is rendered.
+pub struct Listed {
+    pub items: Vec<Value>,
+    pub resource_version: i64,
+    pub continue_token: Option<String>,
+    pub remaining: Option<usize>,
+}
+
+impl Registry {
+    /// Lists objects, as upstream's LIST with `limit`/`continue`/`resourceVersion`.
+    pub async fn list(&self, def: &'static ResourceDef, namespace: Option<&str>, q: &ListQuery) -> ApiResult<Listed> {
+        let filter = Filter::new(def, q)?;
+        let prefix = list_prefix(def, namespace);
+        let end = prefix_end(prefix.as_bytes());
+        let (revision, mut start) = match q.continue_token.as_deref().filter(|s| !s.is_empty()) {
+            Some(token) => {
+                let (rv, start) = decode_continue(token)?;
+                if !start.starts_with(prefix.as_bytes()) {
+                    return Err(ApiError::bad_request("continue key is not valid: the continue token does not belong to this list"));
+                }
+                (Some(rv), start)
+            }
+            None => {
+                let exact = q.resource_version_match.as_deref() == Some("Exact");
+                let rv = match q.resource_version.as_deref() {
+                    Some(rv) if !rv.is_empty() && rv != "0" => Some(
+                        rv.parse::<i64>()
+                            .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv}")))?,
+                    ),
+                    _ => None,
+                };
+                let status = self.store.status().await?;
+                match rv {
+                    Some(rv) if rv > status.revision => {
+                        return Err(ApiError::timeout(format!("Too large resource version: {rv}, current: {}", status.revision)));
+                    }
+                    Some(rv) if exact => (Some(rv), prefix.as_bytes().to_vec()),
+                    _ => (None, prefix.as_bytes().to_vec()),
+                }
+            }
+        };
+        let limit = q.limit.filter(|l| *l > 0);
+        let mut items = Vec::new();
+        let mut snapshot = revision;
+        let mut continue_token = None;
+        let mut remaining = None;
+        loop {
+            let want = match limit {
+                Some(l) if filter.is_empty() => l - items.len() + 1,
+                _ => CHUNK,
+            };
+            let mut req = RangeRequest::new(KeyRange::between(start.clone(), end.clone())).limit(want);
+            req.revision = snapshot;
+            let resp = self.store.range(req).await.map_err(|e| match (e, &q.continue_token) {
+                (kox_store::Error::Compacted { .. }, Some(_)) => ApiError::gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list."),
+                (e, _) => e.into(),
+            })?;
+            snapshot = Some(resp.revision);
+            let mut last_key = None;
+            let total_in_range = resp.count;
+            for (i, kv) in resp.kvs.iter().enumerate() {
+                if let Some(l) = limit
+                    && items.len() == l
+                {
+                    // One more object exists beyond the page.
+                    continue_token = Some(encode_continue(resp.revision, &kv.key));
+                    if filter.is_empty() {
+                        remaining = Some(total_in_range - i);
+                    }
+                    break;
+                }
+                let obj = decode(kv)?;
+                if filter.matches(&obj) {
+                    items.push(obj);
+                }
+                last_key = Some(kv.key.clone());
+            }
+            if continue_token.is_some() || !resp.more {
+                break;
+            }
+            match last_key {
+                Some(mut k) => {
+                    k.push(0);
+                    start = k;
+                }
+                None => break,
+            }
+        }
+        Ok(Listed { items, resource_version: snapshot.unwrap_or_default(), continue_token, remaining })
+    }
+}
+
+/// Renders a list as `<Kind>List`.
+pub fn list_object(def: &ResourceDef, listed: Listed) -> Value {
+    let mut metadata = json!({ "resourceVersion": listed.resource_version.to_string() });
+    if let Some(c) = listed.continue_token {
+        metadata["continue"] = json!(c);
+    }
+    if let Some(r) = listed.remaining {
+        metadata["remainingItemCount"] = json!(r);
+    }
+    let items: Vec<Value> = listed
+        .items
+        .into_iter()
+        .map(|mut o| {
+            if let Some(m) = o.as_object_mut() {
+                m.remove("kind");
+                m.remove("apiVersion");
+            }
+            o
+        })
+        .collect();
+    json!({ "kind": format!("{}List", def.kind), "apiVersion": def.api_version(), "metadata": metadata, "items": items })
+}

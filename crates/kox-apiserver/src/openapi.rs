@@ -1,0 +1,105 @@
+//! OpenAPI v3 documents, generated from the Rust types: what `kubectl create/apply` validation
+//! and `kubectl explain` read. `/openapi/v3` lists one document per group-version.
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::sync::OnceLock;
+
+use schemars::generate::SchemaSettings;
+use serde_json::{Value, json};
+
+use crate::resources::{self, RESOURCES, ResourceDef};
+
+/// Documents by path (`api/v1`, `apis/apps/v1`), built once.
+fn documents() -> &'static BTreeMap<String, (Value, String)> {
+    static DOCS: OnceLock<BTreeMap<String, (Value, String)>> = OnceLock::new();
+    DOCS.get_or_init(|| {
+        let mut gvs: Vec<(&str, &str)> = vec![("", "v1")];
+        gvs.extend(resources::groups());
+        gvs.into_iter()
+            .map(|(g, v)| {
+                let path = if g.is_empty() { format!("api/{v}") } else { format!("apis/{g}/{v}") };
+                let doc = build(g, v);
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                doc.to_string().hash(&mut h);
+                (path, (doc, format!("{:016X}", h.finish())))
+            })
+            .collect()
+    })
+}
+
+/// `/openapi/v3`.
+pub fn index() -> Value {
+    let paths: serde_json::Map<String, Value> = documents()
+        .iter()
+        .map(|(path, (_, hash))| (path.clone(), json!({ "serverRelativeURL": format!("/openapi/v3/{path}?hash={hash}") })))
+        .collect();
+    json!({ "paths": paths })
+}
+
+/// `/openapi/v3/<path>`.
+pub fn document(path: &str) -> Option<Value> {
+    documents().get(path).map(|(doc, _)| doc.clone())
+}
+
+fn gvk(def: &ResourceDef) -> Value {
+    json!({ "group": def.group, "version": def.version, "kind": def.kind })
+}
+
+fn build(group: &str, version: &str) -> Value {
+    let mut generator = SchemaSettings::openapi3().into_generator();
+    let mut paths = serde_json::Map::new();
+    let mut kinds: Vec<(String, &ResourceDef)> = Vec::new();
+    for def in RESOURCES.iter().filter(|r| r.group == group && r.version == version) {
+        let schema = (def.strategy.schema)(&mut generator);
+        let reference = schema.get("$ref").and_then(Value::as_str).unwrap_or("").to_string();
+        kinds.push((reference.rsplit('/').next().unwrap_or("").to_string(), def));
+        let prefix = if group.is_empty() { format!("/api/{version}") } else { format!("/apis/{group}/{version}") };
+        let collection = if def.namespaced {
+            format!("{prefix}/namespaces/{{namespace}}/{}", def.plural)
+        } else {
+            format!("{prefix}/{}", def.plural)
+        };
+        let body = json!({ "schema": { "$ref": reference } });
+        let params_common = json!([
+            { "name": "dryRun", "in": "query", "schema": { "type": "string", "uniqueItems": true } },
+            { "name": "fieldManager", "in": "query", "schema": { "type": "string", "uniqueItems": true } },
+            { "name": "fieldValidation", "in": "query", "description": "fieldValidation instructs the server on how to handle objects in the request (POST/PUT/PATCH) containing unknown or duplicate fields. Valid values are: - Ignore - Strict - Warn", "schema": { "type": "string", "uniqueItems": true } },
+        ]);
+        let ext = gvk(def);
+        let op = |id: &str| {
+            json!({
+                "operationId": format!("{id}{}", def.kind),
+                "parameters": params_common,
+                "x-kubernetes-action": id,
+                "x-kubernetes-group-version-kind": ext,
+                "responses": { "200": { "description": "OK", "content": { "application/json": body } } },
+            })
+        };
+        let mut post = op("post");
+        post["requestBody"] = json!({ "content": { "application/json": body, "application/yaml": body } });
+        let mut put = op("put");
+        put["requestBody"] = post["requestBody"].clone();
+        let mut patch = op("patch");
+        patch["requestBody"] = json!({ "content": {
+            "application/json-patch+json": { "schema": { "type": "object" } },
+            "application/merge-patch+json": { "schema": { "type": "object" } },
+            "application/strategic-merge-patch+json": { "schema": { "type": "object" } },
+            "application/apply-patch+yaml": { "schema": { "type": "object" } },
+        }});
+        paths.insert(collection.clone(), json!({ "get": op("list"), "post": post }));
+        paths.insert(format!("{collection}/{{name}}"), json!({ "get": op("get"), "put": put, "patch": patch, "delete": op("delete") }));
+    }
+    let mut schemas = generator.take_definitions(true);
+    for (name, def) in kinds {
+        if let Some(s) = schemas.get_mut(&name).and_then(Value::as_object_mut) {
+            s.insert("x-kubernetes-group-version-kind".into(), json!([gvk(def)]));
+        }
+    }
+    json!({
+        "openapi": "3.0.0",
+        "info": { "title": "Kubernetes", "version": crate::KUBERNETES_VERSION },
+        "paths": paths,
+        "components": { "schemas": schemas },
+    })
+}

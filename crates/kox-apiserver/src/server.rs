@@ -1,0 +1,287 @@
+//! HTTPS serving: TLS with the cluster's certificates, HTTP/1.1 and HTTP/2, request limits,
+//! metrics, and graceful shutdown.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use kox_store::Store;
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::allocator::Allocators;
+use crate::error::ApiError;
+use crate::handlers::{self, MAX_BODY_BYTES, Query};
+use crate::metrics::Metrics;
+use crate::pki::ClusterPki;
+use crate::registry::Registry;
+
+/// How the API server runs. Every field's default is in [`ServerConfig::default`].
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where certificates and the admin kubeconfig live.
+    pub data_dir: PathBuf,
+    /// Address to listen on (default 0.0.0.0).
+    pub bind_address: IpAddr,
+    /// HTTPS port (default 6443).
+    pub secure_port: u16,
+    /// Extra names for the serving certificate.
+    pub tls_sans: Vec<String>,
+    /// Service ClusterIP range (default 10.43.0.0/16).
+    pub service_cidr: String,
+    /// Most non-watch requests served at once; more get 429 (default 400).
+    pub max_in_flight: usize,
+    /// Deadline of a non-watch request (default 60 s).
+    pub request_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("/var/lib/kox"),
+            bind_address: IpAddr::from([0, 0, 0, 0]),
+            secure_port: 6443,
+            tls_sans: Vec::new(),
+            service_cidr: "10.43.0.0/16".into(),
+            max_in_flight: 400,
+            request_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Shared state of a running server.
+pub struct App {
+    pub registry: Registry,
+    pub metrics: Metrics,
+    /// Cancelled when the server stops: ends watches.
+    pub shutdown: CancellationToken,
+    /// `host:port` clients are told to use.
+    pub advertise: String,
+    bootstrapped: AtomicBool,
+    in_flight: Semaphore,
+    request_timeout: Duration,
+}
+
+impl App {
+    pub fn bootstrapped(&self) -> bool {
+        self.bootstrapped.load(Ordering::Relaxed)
+    }
+
+    pub fn version_info(&self) -> Value {
+        let v = crate::KUBERNETES_VERSION.trim_start_matches('v');
+        let mut parts = v.split('.');
+        json!({
+            "major": parts.next().unwrap_or("1"),
+            "minor": parts.next().unwrap_or("0"),
+            "gitVersion": format!("{}+kox", crate::KUBERNETES_VERSION),
+            "gitCommit": "",
+            "gitTreeState": "clean",
+            "buildDate": "",
+            "goVersion": "",
+            "compiler": "rustc",
+            "platform": format!("linux/{}", if cfg!(target_arch = "aarch64") { "arm64" } else { "amd64" }),
+        })
+    }
+}
+
+/// A server that has bound its port and written its kubeconfig, ready to serve.
+pub struct Server {
+    app: Arc<App>,
+    listener: tokio::net::TcpListener,
+    tls: tokio_rustls::TlsAcceptor,
+    /// Path of the admin kubeconfig.
+    pub kubeconfig: PathBuf,
+    /// The bound address.
+    pub local_addr: SocketAddr,
+}
+
+impl Server {
+    /// Prepares certificates, binds the port and creates the bootstrap objects.
+    pub async fn bind(config: ServerConfig, store: Arc<dyn Store>) -> Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+        let mut sans = vec!["localhost".to_string(), "127.0.0.1".to_string(), "kubernetes".to_string(), "kubernetes.default".to_string(), "kubernetes.default.svc".to_string()];
+        if let Ok(host) = hostname() {
+            sans.push(host);
+        }
+        if !config.bind_address.is_unspecified() {
+            sans.push(config.bind_address.to_string());
+        }
+        let allocators = Allocators::new(store.clone(), &config.service_cidr)?;
+        sans.push(allocators.first_ip().to_string());
+        sans.extend(config.tls_sans.iter().cloned());
+        sans.dedup();
+        let pki = ClusterPki::load_or_create(&config.data_dir, &sans)?;
+
+        let listener = tokio::net::TcpListener::bind((config.bind_address, config.secure_port))
+            .await
+            .with_context(|| format!("binding {}:{}", config.bind_address, config.secure_port))?;
+        let local_addr = listener.local_addr()?;
+        let host = if config.bind_address.is_unspecified() { "127.0.0.1".to_string() } else { config.bind_address.to_string() };
+        let advertise = format!("{host}:{}", local_addr.port());
+        let kubeconfig = config.data_dir.join("admin.kubeconfig");
+        write_private(&kubeconfig, &pki.admin_kubeconfig(&format!("https://{advertise}")))?;
+
+        let tls = tls_acceptor(&pki)?;
+        let registry = Registry { store, allocators: Arc::new(allocators) };
+        let app = Arc::new(App {
+            registry,
+            metrics: Metrics::default(),
+            shutdown: CancellationToken::new(),
+            advertise: advertise.clone(),
+            bootstrapped: AtomicBool::new(false),
+            in_flight: Semaphore::new(config.max_in_flight),
+            request_timeout: config.request_timeout,
+        });
+        let service_ip = app.registry.allocators.first_ip().to_string();
+        crate::bootstrap::ensure(&app.registry, &service_ip, local_addr.port(), &host)
+            .await
+            .map_err(|e| anyhow::anyhow!("creating the bootstrap objects: {}", e.message))?;
+        app.bootstrapped.store(true, Ordering::Relaxed);
+        Ok(Self { app, listener, tls, kubeconfig, local_addr })
+    }
+
+    /// Serves until `stop` is cancelled, then stops accepting, lets in-flight requests finish
+    /// (up to 30 s), ends watches, and returns.
+    pub async fn serve(self, stop: CancellationToken) -> Result<()> {
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        loop {
+            let (tcp, _peer) = tokio::select! {
+                _ = stop.cancelled() => break,
+                accepted = self.listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                },
+            };
+            let _ = tcp.set_nodelay(true);
+            let tls = self.tls.clone();
+            let app = self.app.clone();
+            let watcher = graceful.watcher();
+            tokio::spawn(async move {
+                let stream = match tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    _ => return,
+                };
+                let service = hyper::service::service_fn(move |req| {
+                    let app = app.clone();
+                    async move { Ok::<_, std::convert::Infallible>(handle(app, req).await) }
+                });
+                let builder = auto::Builder::new(TokioExecutor::new());
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                let _ = watcher.watch(conn.into_owned()).await;
+            });
+        }
+        drop(self.listener);
+        self.app.shutdown.cancel();
+        if tokio::time::timeout(Duration::from_secs(30), graceful.shutdown()).await.is_err() {
+            tracing::warn!("some connections did not finish within 30 s of shutdown");
+        }
+        Ok(())
+    }
+}
+
+async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> Response {
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let query = Query::parse(parts.uri.query());
+    let is_watch = matches!(query.get("watch"), Some("true" | "1"));
+    let verb = if is_watch { "WATCH".to_string() } else { parts.method.to_string() };
+    let resource = metric_resource(parts.uri.path());
+    let permit = if is_watch {
+        None
+    } else {
+        match app.in_flight.try_acquire() {
+            Ok(p) => Some(p),
+            Err(_) => {
+                app.metrics.observe(&verb, &resource, 429, started.elapsed());
+                return ApiError::too_many_requests(1).into_response();
+            }
+        }
+    };
+    let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return ApiError::too_large(format!("the request body is larger than the limit of {MAX_BODY_BYTES} bytes")).into_response();
+        }
+    };
+    let request = handlers::Request { method: parts.method, path: parts.uri.path().to_string(), query, headers: parts.headers, body };
+    let resp = if is_watch {
+        handlers::dispatch(app.clone(), request).await
+    } else {
+        match tokio::time::timeout(app.request_timeout, handlers::dispatch(app.clone(), request)).await {
+            Ok(r) => r,
+            Err(_) => ApiError::timeout("request did not complete within requested timeout - context deadline exceeded").into_response(),
+        }
+    };
+    drop(permit);
+    app.metrics.observe(&verb, &resource, resp.status().as_u16(), started.elapsed());
+    resp.map(Body::new)
+}
+
+/// The resource a path addresses, for metric labels.
+fn metric_resource(path: &str) -> String {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let rest = match segs.as_slice() {
+        ["api", _, rest @ ..] => rest,
+        ["apis", _, _, rest @ ..] => rest,
+        _ => return String::new(),
+    };
+    match rest {
+        ["namespaces", _, r, ..] => r.to_string(),
+        [r, ..] => r.to_string(),
+        [] => String::new(),
+    }
+}
+
+fn tls_acceptor(pki: &ClusterPki) -> Result<tokio_rustls::TlsAcceptor> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let certs: Vec<_> = rustls_pemfile::certs(&mut pki.serving_cert_pem.as_bytes()).collect::<Result<_, _>>()?;
+    let key = rustls_pemfile::private_key(&mut pki.serving_key_pem.as_bytes())?.context("serving key missing")?;
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in rustls_pemfile::certs(&mut pki.ca_cert_pem.as_bytes()) {
+        roots.add(ca?)?;
+    }
+    // Client certificates are asked for and verified against the cluster CA, but not required:
+    // token and anonymous requests are authenticated later in the pipeline.
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .allow_unauthenticated()
+        .build()?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+fn hostname() -> Result<String> {
+    let h = std::fs::read_to_string("/proc/sys/kernel/hostname")?;
+    Ok(h.trim().to_string())
+}
+
+fn write_private(path: &std::path::Path, contents: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(contents.as_bytes())?;
+    Ok(())
+}

@@ -1,0 +1,219 @@
+//! Per-kind behaviour: the small strategy each resource plugs into the generic registry.
+//!
+//! A strategy normalizes input through the kind's typed form (reporting unknown fields), fills
+//! defaults, validates, tells which part is status, renders table rows and answers selectable
+//! fields. Everything else is generic (see `registry`).
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::table::{self, TableDef};
+use crate::validation::{self, FieldErrors};
+
+/// How one kind behaves in the generic registry.
+pub struct Strategy {
+    /// Round-trips an object through its typed form: the canonical JSON, or a decode error.
+    pub normalize: fn(&Value) -> Result<Value, String>,
+    /// Whether the kind has a `status` that only the status subresource may change.
+    pub has_status: bool,
+    /// Whether `metadata.generation` tracks changes outside metadata and status.
+    pub tracks_generation: bool,
+    /// Fills defaults on create (and on update, for fields the user may clear).
+    pub defaults: fn(&mut Value),
+    /// Validates a new object (after defaults).
+    pub validate: fn(&Value) -> FieldErrors,
+    /// Validates an update against the old object (immutable fields).
+    pub validate_update: fn(&Value, &Value) -> FieldErrors,
+    /// Table columns and rows for `kubectl get`.
+    pub table: &'static TableDef,
+    /// Kind-specific selectable fields (`spec.nodeName`, …), beyond `metadata.name/namespace`.
+    pub field: fn(&Value, &str) -> Option<String>,
+    /// The names of those fields, for the "field label not supported" error.
+    pub field_names: &'static [&'static str],
+    /// Adds the kind's OpenAPI schema to a generator; returns a reference to it.
+    pub schema: fn(&mut schemars::SchemaGenerator) -> schemars::Schema,
+}
+
+/// Decodes into `T` and encodes back: drops nothing `T` knows, drops what it does not.
+pub fn roundtrip<T: Serialize + DeserializeOwned>(v: &Value) -> Result<Value, String> {
+    let typed: T = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
+    serde_json::to_value(typed).map_err(|e| e.to_string())
+}
+
+fn no_defaults(_: &mut Value) {}
+fn no_fields(_: &Value, _: &str) -> Option<String> {
+    None
+}
+fn valid(_: &Value) -> FieldErrors {
+    FieldErrors::default()
+}
+fn valid_update(_: &Value, _: &Value) -> FieldErrors {
+    FieldErrors::default()
+}
+
+/// Reads a string at a dotted path.
+pub fn str_at<'a>(v: &'a Value, path: &str) -> Option<&'a str> {
+    path.split('.').try_fold(v, |v, k| v.get(k))?.as_str()
+}
+
+use k8s_openapi::api::{
+    apps::v1 as apps, autoscaling::v2 as autoscaling, batch::v1 as batch, coordination::v1 as coordination,
+    core::v1 as core, discovery::v1 as discovery, events::v1 as events, networking::v1 as networking,
+    policy::v1 as policy, rbac::v1 as rbac, scheduling::v1 as scheduling, storage::v1 as storage,
+};
+
+pub static BINDING: Strategy = strategy_of::<core::Binding>(&table::DEFAULT);
+pub static COMPONENT_STATUS: Strategy = strategy_of::<core::ComponentStatus>(&table::COMPONENT_STATUS);
+pub static CONFIG_MAP: Strategy = strategy_of::<core::ConfigMap>(&table::CONFIG_MAP);
+pub static ENDPOINTS: Strategy = strategy_of::<core::Endpoints>(&table::ENDPOINTS);
+pub static LIMIT_RANGE: Strategy = strategy_of::<core::LimitRange>(&table::DEFAULT);
+pub static POD_TEMPLATE: Strategy = strategy_of::<core::PodTemplate>(&table::DEFAULT);
+pub static SERVICE_ACCOUNT: Strategy = strategy_of::<core::ServiceAccount>(&table::SERVICE_ACCOUNT);
+pub static CONTROLLER_REVISION: Strategy = strategy_of::<apps::ControllerRevision>(&table::DEFAULT);
+pub static LEASE: Strategy = strategy_of::<coordination::Lease>(&table::DEFAULT);
+pub static ENDPOINT_SLICE: Strategy = strategy_of::<discovery::EndpointSlice>(&table::DEFAULT);
+pub static EVENTS_V1: Strategy = strategy_of::<events::Event>(&table::DEFAULT);
+pub static INGRESS_CLASS: Strategy = strategy_of::<networking::IngressClass>(&table::DEFAULT);
+pub static NETWORK_POLICY: Strategy = strategy_of::<networking::NetworkPolicy>(&table::DEFAULT);
+pub static CLUSTER_ROLE_BINDING: Strategy = strategy_of::<rbac::ClusterRoleBinding>(&table::DEFAULT);
+pub static CLUSTER_ROLE: Strategy = strategy_of::<rbac::ClusterRole>(&table::DEFAULT);
+pub static ROLE_BINDING: Strategy = strategy_of::<rbac::RoleBinding>(&table::DEFAULT);
+pub static ROLE: Strategy = strategy_of::<rbac::Role>(&table::DEFAULT);
+pub static PRIORITY_CLASS: Strategy = strategy_of::<scheduling::PriorityClass>(&table::DEFAULT);
+pub static STORAGE_CLASS: Strategy = strategy_of::<storage::StorageClass>(&table::DEFAULT);
+pub static PVC: Strategy = Strategy { has_status: true, tracks_generation: true, ..strategy_of::<core::PersistentVolumeClaim>(&table::DEFAULT) };
+pub static PV: Strategy = Strategy { has_status: true, tracks_generation: true, ..strategy_of::<core::PersistentVolume>(&table::DEFAULT) };
+pub static REPLICATION_CONTROLLER: Strategy = Strategy { has_status: true, tracks_generation: true, ..strategy_of::<core::ReplicationController>(&table::DEFAULT) };
+pub static RESOURCE_QUOTA: Strategy = Strategy { has_status: true, tracks_generation: true, ..strategy_of::<core::ResourceQuota>(&table::DEFAULT) };
+pub static DAEMON_SET: Strategy = Strategy { has_status: true, tracks_generation: true, ..strategy_of::<apps::DaemonSet>(&table::DEFAULT) };
+pub static REPLICA_SET: Strategy = Strategy { has_status: true, tracks_generation: true, ..strategy_of::<apps::ReplicaSet>(&table::REPLICA_SET) };
+pub static STATEFUL_SET: Strategy = Strategy { has_status: true, tracks_generation: true, ..strategy_of::<apps::StatefulSet>(&table::DEFAULT) };
+pub static HPA: Strategy = Strategy { has_status: true, tracks_generation: true, ..strategy_of::<autoscaling::HorizontalPodAutoscaler>(&table::DEFAULT) };
+pub static CRON_JOB: Strategy = Strategy { has_status: true, tracks_generation: true, ..strategy_of::<batch::CronJob>(&table::DEFAULT) };
+pub static JOB: Strategy = Strategy { has_status: true, tracks_generation: true, ..strategy_of::<batch::Job>(&table::DEFAULT) };
+pub static INGRESS: Strategy = Strategy { has_status: true, tracks_generation: true, ..strategy_of::<networking::Ingress>(&table::DEFAULT) };
+pub static PDB: Strategy = Strategy { has_status: true, tracks_generation: true, ..strategy_of::<policy::PodDisruptionBudget>(&table::DEFAULT) };
+
+pub static SECRET: Strategy = Strategy {
+    defaults: validation::secret_defaults,
+    ..strategy_of::<core::Secret>(&table::SECRET)
+};
+
+pub static NAMESPACE: Strategy = Strategy {
+    has_status: true,
+    defaults: validation::namespace_defaults,
+    validate: validation::namespace,
+    field: namespace_field,
+    field_names: &["status.phase"],
+    ..strategy_of::<core::Namespace>(&table::NAMESPACE)
+};
+
+pub static NODE: Strategy = Strategy {
+    has_status: true,
+    field: node_field,
+    field_names: &["spec.unschedulable"],
+    ..strategy_of::<core::Node>(&table::NODE)
+};
+
+pub static POD: Strategy = Strategy {
+    has_status: true,
+    tracks_generation: true,
+    defaults: validation::pod_defaults,
+    validate: validation::pod,
+    validate_update: validation::pod_update,
+    field: pod_field,
+    field_names: &[
+        "spec.nodeName",
+        "spec.restartPolicy",
+        "spec.schedulerName",
+        "spec.serviceAccountName",
+        "spec.hostNetwork",
+        "status.phase",
+        "status.podIP",
+        "status.nominatedNodeName",
+    ],
+    ..strategy_of::<core::Pod>(&table::POD)
+};
+
+pub static SERVICE: Strategy = Strategy {
+    has_status: true,
+    defaults: validation::service_defaults,
+    validate: validation::service,
+    validate_update: validation::service_update,
+    ..strategy_of::<core::Service>(&table::SERVICE)
+};
+
+pub static DEPLOYMENT: Strategy = Strategy {
+    has_status: true,
+    tracks_generation: true,
+    defaults: validation::deployment_defaults,
+    validate: validation::deployment,
+    validate_update: validation::deployment_update,
+    ..strategy_of::<apps::Deployment>(&table::DEPLOYMENT)
+};
+
+pub static EVENT: Strategy = Strategy {
+    field: event_field,
+    field_names: &[
+        "involvedObject.kind",
+        "involvedObject.namespace",
+        "involvedObject.name",
+        "involvedObject.uid",
+        "involvedObject.apiVersion",
+        "involvedObject.resourceVersion",
+        "involvedObject.fieldPath",
+        "reason",
+        "reportingComponent",
+        "source",
+        "type",
+    ],
+    ..strategy_of::<core::Event>(&table::EVENT)
+};
+
+/// A plain strategy for `T`, to be refined with struct-update syntax.
+const fn strategy_of<T: Serialize + DeserializeOwned + schemars::JsonSchema>(table: &'static TableDef) -> Strategy {
+    Strategy {
+        normalize: roundtrip::<T>,
+        has_status: false,
+        tracks_generation: false,
+        defaults: no_defaults,
+        validate: valid,
+        validate_update: valid_update,
+        table,
+        field: no_fields,
+        field_names: &[],
+        schema: schema_of::<T>,
+    }
+}
+
+fn schema_of<T: schemars::JsonSchema>(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    generator.subschema_for::<T>()
+}
+
+fn pod_field(v: &Value, field: &str) -> Option<String> {
+    match field {
+        "spec.hostNetwork" => Some(v.pointer("/spec/hostNetwork").and_then(Value::as_bool).unwrap_or(false).to_string()),
+        _ => Some(str_at(v, field).unwrap_or("").to_string()),
+    }
+}
+
+fn node_field(v: &Value, field: &str) -> Option<String> {
+    match field {
+        "spec.unschedulable" => {
+            Some(v.pointer("/spec/unschedulable").and_then(Value::as_bool).unwrap_or(false).to_string())
+        }
+        _ => None,
+    }
+}
+
+fn namespace_field(v: &Value, field: &str) -> Option<String> {
+    Some(str_at(v, field).unwrap_or("").to_string())
+}
+
+fn event_field(v: &Value, field: &str) -> Option<String> {
+    match field {
+        "source" => Some(str_at(v, "source.component").unwrap_or("").to_string()),
+        _ => Some(str_at(v, field).unwrap_or("").to_string()),
+    }
+}

@@ -1,0 +1,131 @@
+//! WATCH: newline-delimited JSON events over a chunked response, from the store's watch.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use kox_store::{KeyRange, WatchEvent, prefix_end};
+use serde_json::{Value, json};
+
+use crate::error::{ApiError, ApiResult};
+use crate::list::{Filter, ListQuery, list_prefix};
+use crate::registry::{Registry, decode};
+use crate::render::Render;
+use crate::resources::ResourceDef;
+
+/// How long a watch without `timeoutSeconds` stays open (upstream: 30–60 minutes).
+const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
+
+fn event_line(kind: &str, object: Value) -> Bytes {
+    let mut line = serde_json::to_vec(&json!({ "type": kind, "object": object })).unwrap_or_default();
+    line.push(b'\n');
+    Bytes::from(line)
+}
+
+fn expired_line(e: &ApiError) -> Bytes {
+    event_line("ERROR", e.to_status())
+}
+
+impl Registry {
+    /// Opens a watch; the stream yields one JSON line per event and ends at the timeout.
+    pub async fn watch(
+        &self,
+        def: &'static ResourceDef,
+        namespace: Option<&str>,
+        q: &ListQuery,
+        render: Render,
+    ) -> ApiResult<impl Stream<Item = Bytes> + Send + use<>> {
+        let filter = Filter::new(def, q)?;
+        let prefix = list_prefix(def, namespace);
+        let range = KeyRange::between(prefix.as_bytes().to_vec(), prefix_end(prefix.as_bytes()));
+        let requested = match q.resource_version.as_deref() {
+            Some(rv) if !rv.is_empty() && rv != "0" => {
+                Some(rv.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv}")))?)
+            }
+            _ => None,
+        };
+        let send_initial = q.send_initial_events.unwrap_or(requested.is_none());
+        // Initial state as synthetic ADDED events, then changes from the snapshot on.
+        let (initial, start) = match requested {
+            Some(rv) if !send_initial => (Vec::new(), rv + 1),
+            _ => {
+                let mut lq = ListQuery { resource_version: None, continue_token: None, limit: None, ..q.clone() };
+                if let Some(rv) = requested {
+                    lq.resource_version = Some(rv.to_string());
+                }
+                let listed = self.list(def, namespace, &lq).await?;
+                (listed.items, listed.resource_version + 1)
+            }
+        };
+        let timeout = q.timeout_seconds.map(Duration::from_secs).unwrap_or(DEFAULT_WATCH_TIMEOUT);
+        let bookmarks = q.allow_watch_bookmarks;
+        let mut head: Vec<Bytes> = initial.into_iter().map(|o| event_line("ADDED", render.event_object(def, o))).collect();
+        if send_initial && bookmarks && q.send_initial_events == Some(true) {
+            // The end of the initial events, as upstream marks it for streaming lists.
+            let mut bm = bookmark(def, start - 1);
+            bm["metadata"]["annotations"] = json!({ "k8s.io/initial-events-end": "true" });
+            head.push(event_line("BOOKMARK", bm));
+        }
+        let body = match self.store.watch(range, start).await {
+            Ok(store_watch) => {
+                let events = store_watch
+                    .scan((), move |_, item| {
+                        let out = match item {
+                            Ok(ev) => Some(translate(def, &filter, ev, bookmarks, render)),
+                            Err(kox_store::Error::Compacted { requested, compacted }) => {
+                                let e = ApiError::gone(format!("too old resource version: {requested} ({compacted})"));
+                                return futures::future::ready(Some(vec![expired_line(&e)]));
+                            }
+                            // A lagging watcher is ended; the client lists again.
+                            Err(_) => None,
+                        };
+                        futures::future::ready(out)
+                    })
+                    .flat_map(futures::stream::iter);
+                events.boxed()
+            }
+            Err(kox_store::Error::Compacted { requested, compacted }) => {
+                let e = ApiError::gone(format!("too old resource version: {} ({compacted})", requested - 1));
+                futures::stream::iter(vec![expired_line(&e)]).boxed()
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let deadline = tokio::time::sleep(timeout);
+        Ok(futures::stream::iter(head).chain(body).take_until(deadline))
+    }
+}
+
+fn bookmark(def: &ResourceDef, rv: i64) -> Value {
+    json!({ "kind": def.kind, "apiVersion": def.api_version(), "metadata": { "resourceVersion": rv.to_string() } })
+}
+
+/// One store event as zero or one watch lines, applying the selectors as upstream does: an
+/// object that stops matching is reported DELETED, one that starts matching ADDED.
+fn translate(def: &ResourceDef, filter: &Filter, ev: WatchEvent, bookmarks: bool, render: Render) -> Vec<Bytes> {
+    let parse = |kv: &kox_store::KeyValue| decode(kv).ok();
+    match ev {
+        WatchEvent::Progress { revision } => {
+            if bookmarks { vec![event_line("BOOKMARK", bookmark(def, revision))] } else { Vec::new() }
+        }
+        WatchEvent::Put { kv, prev } => {
+            let Some(new) = parse(&kv) else { return Vec::new() };
+            let old_matched = prev.as_ref().and_then(parse).is_some_and(|o| filter.matches(&o));
+            let new_matches = filter.matches(&new);
+            let kind = match (prev.is_some() && old_matched, new_matches) {
+                (true, true) => "MODIFIED",
+                (false, true) => "ADDED",
+                (true, false) => "DELETED",
+                (false, false) => return Vec::new(),
+            };
+            vec![event_line(kind, render.event_object(def, new))]
+        }
+        WatchEvent::Delete { prev, revision } => {
+            let Some(mut old) = parse(&prev) else { return Vec::new() };
+            if !filter.matches(&old) {
+                return Vec::new();
+            }
+            crate::meta::set_resource_version(&mut old, revision);
+            vec![event_line("DELETED", render.event_object(def, old))]
+        }
+    }
+}

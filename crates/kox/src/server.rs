@@ -1,0 +1,91 @@
+//! `kox server`: the control plane in one process (today: the store and the API server).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use kox_apiserver::{Server, ServerConfig};
+use kox_store::embedded::{EmbeddedOptions, EmbeddedStore};
+use tokio_util::sync::CancellationToken;
+
+/// Flags of `kox server`.
+#[derive(Args, Debug)]
+pub struct ServerArgs {
+    /// Where the store, certificates and kubeconfigs live
+    /// [default: /var/lib/kox as root, else ~/.local/share/kox].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind_address: IpAddr,
+    /// HTTPS port of the API.
+    #[arg(long, default_value_t = 6443)]
+    pub secure_port: u16,
+    /// Extra names or addresses for the serving certificate (repeatable).
+    #[arg(long = "tls-san")]
+    pub tls_san: Vec<String>,
+    /// The range Services' ClusterIPs come from.
+    #[arg(long, default_value = "10.43.0.0/16")]
+    pub service_cidr: String,
+}
+
+fn default_data_dir() -> PathBuf {
+    let is_root = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false);
+    if is_root {
+        return PathBuf::from("/var/lib/kox");
+    }
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(xdg).join("kox");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".local/share/kox")
+}
+
+/// Runs the server until SIGTERM or SIGINT.
+pub async fn run(args: ServerArgs) -> Result<()> {
+    let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    let db = data_dir.join("db");
+    let store = EmbeddedStore::open(&db, EmbeddedOptions::default())
+        .with_context(|| format!("opening the store in {}", db.display()))?;
+    let store: Arc<dyn kox_store::Store> = Arc::new(store);
+    let config = ServerConfig {
+        data_dir: data_dir.clone(),
+        bind_address: args.bind_address,
+        secure_port: args.secure_port,
+        tls_sans: args.tls_san,
+        service_cidr: args.service_cidr,
+        ..ServerConfig::default()
+    };
+    let server = Server::bind(config, store).await?;
+    println!(
+        "kox: API server listening on {}; admin kubeconfig written to {k} — run: export KUBECONFIG={k}; kubectl get namespaces",
+        server.local_addr,
+        k = server.kubeconfig.display()
+    );
+    let stop = CancellationToken::new();
+    let signals = stop.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("stopping: finishing in-flight requests");
+        signals.cancel();
+    });
+    server.serve(stop).await
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
