@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine: installs what the tests need, builds, tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+command -v cc >/dev/null || need_pkgs+=(build-essential)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}"
+  else
+    echo "missing: ${need_pkgs[*]} — install them (as root: apt-get install ${need_pkgs[*]})" >&2
+    exit 1
+  fi
+fi
+
+command -v kubectl >/dev/null || { echo "kubectl (1.32) is needed by the end-to-end tests; install it and run again" >&2; exit 1; }
+
+cargo fmt --all -- --check
+cargo build --workspace --all-targets
+cargo test --workspace -- --test-threads=2

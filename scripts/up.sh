@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Builds kox and runs the control plane in the foreground. Any arguments go to `kox server`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v cc >/dev/null || { apt-get update -qq && apt-get install -y -qq build-essential; }
+cargo build --release -p kox
+exec ./target/release/kox server "$@"
