@@ -7,4 +7,5 @@ pub mod field;
 pub mod field_selector;
 pub mod label_selector;
 pub mod status;
+pub mod strategic_merge;
 pub mod validation;
