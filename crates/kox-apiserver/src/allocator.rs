@@ -30,13 +30,27 @@ pub struct Allocators {
 impl Allocators {
     /// `cidr` such as `10.43.0.0/16`.
     pub fn new(store: Arc<dyn Store>, cidr: &str) -> anyhow::Result<Self> {
-        let (addr, bits) = cidr.split_once('/').ok_or_else(|| anyhow::anyhow!("service CIDR {cidr:?} needs a /prefix"))?;
-        let addr: Ipv4Addr = addr.parse().map_err(|e| anyhow::anyhow!("service CIDR {cidr:?}: {e}"))?;
-        let bits: u32 = bits.parse().map_err(|e| anyhow::anyhow!("service CIDR {cidr:?}: {e}"))?;
-        anyhow::ensure!((8..=30).contains(&bits), "service CIDR {cidr:?}: prefix must be between /8 and /30");
+        let (addr, bits) = cidr
+            .split_once('/')
+            .ok_or_else(|| anyhow::anyhow!("service CIDR {cidr:?} needs a /prefix"))?;
+        let addr: Ipv4Addr = addr
+            .parse()
+            .map_err(|e| anyhow::anyhow!("service CIDR {cidr:?}: {e}"))?;
+        let bits: u32 = bits
+            .parse()
+            .map_err(|e| anyhow::anyhow!("service CIDR {cidr:?}: {e}"))?;
+        anyhow::ensure!(
+            (8..=30).contains(&bits),
+            "service CIDR {cidr:?}: prefix must be between /8 and /30"
+        );
         let size = 1u32 << (32 - bits);
         let base = u32::from(addr) & !(size - 1);
-        Ok(Self { store, base, size, node_ports: 30000..=32767 })
+        Ok(Self {
+            store,
+            base,
+            size,
+            node_ports: 30000..=32767,
+        })
     }
 
     /// The first usable address: the `kubernetes` service's ClusterIP.
@@ -50,7 +64,15 @@ impl Allocators {
     }
 
     async fn claim(&self, key: String, owner: &str) -> ApiResult<bool> {
-        match self.store.put(key.into_bytes(), owner.as_bytes().to_vec(), Condition::Absent).await? {
+        match self
+            .store
+            .put(
+                key.into_bytes(),
+                owner.as_bytes().to_vec(),
+                Condition::Absent,
+            )
+            .await?
+        {
             WriteOutcome::Committed { .. } => Ok(true),
             WriteOutcome::Failed { .. } => Ok(false),
         }
@@ -71,7 +93,13 @@ impl Allocators {
             return;
         }
         let mut claims = Vec::new();
-        for ip in obj.pointer("/spec/clusterIPs").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+        for ip in obj
+            .pointer("/spec/clusterIPs")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
             if ip != "None" {
                 claims.push(format!("{IP_PREFIX}{ip}"));
             }
@@ -84,14 +112,23 @@ impl Allocators {
 
     /// Assigns a ClusterIP and NodePorts to a service (keeping those of `old`), returning the
     /// claims made. Other kinds pass through.
-    pub async fn allocate(&self, def: &ResourceDef, obj: &mut Value, old: Option<&Value>) -> ApiResult<Vec<String>> {
+    pub async fn allocate(
+        &self,
+        def: &ResourceDef,
+        obj: &mut Value,
+        old: Option<&Value>,
+    ) -> ApiResult<Vec<String>> {
         if !is_service(def) {
             return Ok(Vec::new());
         }
         let owner = format!(
             "{}/{}",
-            obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or(""),
-            obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("")
+            obj.pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or(""),
+            obj.pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
         );
         let mut claims = Vec::new();
         match self.allocate_inner(obj, old, &owner, &mut claims).await {
@@ -103,15 +140,45 @@ impl Allocators {
         }
     }
 
-    async fn allocate_inner(&self, obj: &mut Value, old: Option<&Value>, owner: &str, claims: &mut Vec<String>) -> ApiResult<()> {
-        let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
-        let ty = obj.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP").to_string();
-        let invalid = |field: &str, value: &str, detail: &str| {
-            ApiError::invalid("Service", "", &name, &[crate::validation::FieldError::invalid(&crate::validation::p(field), value, detail)])
+    async fn allocate_inner(
+        &self,
+        obj: &mut Value,
+        old: Option<&Value>,
+        owner: &str,
+        claims: &mut Vec<String>,
+    ) -> ApiResult<()> {
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let ty = obj
+            .pointer("/spec/type")
+            .and_then(Value::as_str)
+            .unwrap_or("ClusterIP")
+            .to_string();
+        let invalid = |field: &str, value: kox_api::field::BadValue, detail: &str| {
+            ApiError::invalid(
+                "Service",
+                "",
+                &name,
+                &[crate::validation::FieldError::invalid(
+                    &crate::validation::p(field),
+                    value,
+                    detail,
+                )],
+            )
         };
         // ClusterIP.
-        let old_ip = old.and_then(|o| o.pointer("/spec/clusterIP")).and_then(Value::as_str).map(str::to_string);
-        let asked = obj.pointer("/spec/clusterIP").and_then(Value::as_str).unwrap_or("").to_string();
+        let old_ip = old
+            .and_then(|o| o.pointer("/spec/clusterIP"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let asked = obj
+            .pointer("/spec/clusterIP")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         if ty != "ExternalName" {
             let ip = match (old_ip, asked.as_str()) {
                 (Some(old), "") => old,
@@ -132,24 +199,36 @@ impl Allocators {
                             break;
                         }
                     }
-                    found.ok_or_else(|| ApiError::internal("failed to allocate a service IP: range is full"))?
+                    found.ok_or_else(|| {
+                        ApiError::internal("failed to allocate a service IP: range is full")
+                    })?
                 }
                 (_, asked) => {
                     let ip: Ipv4Addr = asked.parse().map_err(|_| {
-                        invalid("spec.clusterIPs[0]", asked, "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")
+                        invalid(
+                            "spec.clusterIPs[0]",
+                            asked.into(),
+                            "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+                        )
                     })?;
                     if !self.contains(ip) {
                         return Err(invalid(
                             "spec.clusterIPs",
-                            &format!("[]string{{\"{ip}\"}}"),
-                            &format!("failed to allocate IP {ip}: the provided IP ({ip}) is not in the valid range. The range of valid IPs is {}/{}", Ipv4Addr::from(self.base), 32 - self.size.trailing_zeros()),
+                            vec![ip.to_string()].into(),
+                            &format!(
+                                "failed to allocate IP {ip}: the provided IP ({ip}) is not in the valid range. The range of valid IPs is {}/{}",
+                                Ipv4Addr::from(self.base),
+                                32 - self.size.trailing_zeros()
+                            ),
                         ));
                     }
                     if !self.claim(format!("{IP_PREFIX}{ip}"), owner).await? {
                         return Err(invalid(
                             "spec.clusterIPs",
-                            &format!("[]string{{\"{ip}\"}}"),
-                            &format!("failed to allocate IP {ip}: provided IP is already allocated"),
+                            vec![ip.to_string()].into(),
+                            &format!(
+                                "failed to allocate IP {ip}: provided IP is already allocated"
+                            ),
                         ));
                     }
                     claims.push(format!("{IP_PREFIX}{ip}"));
@@ -173,20 +252,41 @@ impl Allocators {
                 .flatten()
                 .filter_map(|p| Some((p.get("port")?.as_i64()?, p.get("nodePort")?.as_i64()?)))
                 .collect();
-            let count = obj.pointer("/spec/ports").and_then(Value::as_array).map(Vec::len).unwrap_or(0);
+            let count = obj
+                .pointer("/spec/ports")
+                .and_then(Value::as_array)
+                .map(Vec::len)
+                .unwrap_or(0);
             for i in 0..count {
-                let port = obj["spec"]["ports"][i].get("port").and_then(Value::as_i64).unwrap_or(0);
-                let asked = obj["spec"]["ports"][i].get("nodePort").and_then(Value::as_i64).filter(|n| *n != 0);
-                let kept = old_ports.iter().find(|(p, _)| *p == port).map(|(_, np)| *np);
+                let port = obj["spec"]["ports"][i]
+                    .get("port")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
+                let asked = obj["spec"]["ports"][i]
+                    .get("nodePort")
+                    .and_then(Value::as_i64)
+                    .filter(|n| *n != 0);
+                let kept = old_ports
+                    .iter()
+                    .find(|(p, _)| *p == port)
+                    .map(|(_, np)| *np);
                 let np = match (asked, kept) {
                     (None, Some(k)) => k,
                     (Some(a), Some(k)) if a == k => k,
                     (Some(a), _) => {
                         if !self.node_ports.contains(&(a as u16)) || a > 65535 {
-                            return Err(invalid(&format!("spec.ports[{i}].nodePort"), &a.to_string(), "provided port is not in the valid range. The range of valid ports is 30000-32767"));
+                            return Err(invalid(
+                                &format!("spec.ports[{i}].nodePort"),
+                                a.into(),
+                                "provided port is not in the valid range. The range of valid ports is 30000-32767",
+                            ));
                         }
                         if !self.claim(format!("{PORT_PREFIX}{a}"), owner).await? {
-                            return Err(invalid(&format!("spec.ports[{i}].nodePort"), &a.to_string(), "provided port is already allocated"));
+                            return Err(invalid(
+                                &format!("spec.ports[{i}].nodePort"),
+                                a.into(),
+                                "provided port is already allocated",
+                            ));
                         }
                         claims.push(format!("{PORT_PREFIX}{a}"));
                         a
@@ -201,7 +301,9 @@ impl Allocators {
                                 break;
                             }
                         }
-                        found.ok_or_else(|| ApiError::internal("failed to allocate a node port: range is full"))?
+                        found.ok_or_else(|| {
+                            ApiError::internal("failed to allocate a node port: range is full")
+                        })?
                     }
                 };
                 obj["spec"]["ports"][i]["nodePort"] = json!(np);
@@ -212,7 +314,12 @@ impl Allocators {
 
     /// Claims the `kubernetes` service's address at bootstrap (idempotent).
     pub async fn claim_first_ip(&self) -> ApiResult<()> {
-        self.claim(format!("{IP_PREFIX}{}", self.first_ip()), "default/kubernetes").await.map(|_| ())
+        self.claim(
+            format!("{IP_PREFIX}{}", self.first_ip()),
+            "default/kubernetes",
+        )
+        .await
+        .map(|_| ())
     }
 }
 

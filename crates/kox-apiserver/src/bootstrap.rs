@@ -7,11 +7,20 @@ use crate::registry::{FieldValidation, Registry, WriteOptions};
 use crate::resources;
 
 /// Namespaces that always exist.
-pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// Creates whatever of the bootstrap objects is missing (idempotent, run at every start).
-pub async fn ensure(registry: &Registry, service_ip: &str, secure_port: u16, advertise_ip: &str) -> ApiResult<()> {
-    let opts = WriteOptions { dry_run: false, field_validation: FieldValidation::Strict };
+pub async fn ensure(
+    registry: &Registry,
+    service_ip: &str,
+    secure_port: u16,
+    advertise_ip: &str,
+) -> ApiResult<()> {
+    let opts = WriteOptions {
+        dry_run: false,
+        field_validation: FieldValidation::Strict,
+    };
     let ns_def = resources::find("", "v1", "namespaces").expect("namespaces are served");
     for ns in SYSTEM_NAMESPACES {
         let body = json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": ns } });

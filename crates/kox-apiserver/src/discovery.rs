@@ -20,7 +20,10 @@ fn group_entry(group: &str, version: &str) -> Value {
 
 /// `/apis`.
 pub fn api_group_list() -> Value {
-    let groups: Vec<Value> = resources::groups().into_iter().map(|(g, v)| group_entry(g, v)).collect();
+    let groups: Vec<Value> = resources::groups()
+        .into_iter()
+        .map(|(g, v)| group_entry(g, v))
+        .collect();
     json!({ "kind": "APIGroupList", "apiVersion": "v1", "groups": groups })
 }
 
@@ -53,9 +56,15 @@ fn resource_entries(r: &ResourceDef) -> Vec<Value> {
     }
     let mut out = vec![main];
     for sub in r.subresources {
-        let (kind, group, version, verbs): (&str, Option<&str>, Option<&str>, &[&str]) = match *sub {
+        let (kind, group, version, verbs): (&str, Option<&str>, Option<&str>, &[&str]) = match *sub
+        {
             "status" => (r.kind, None, None, &["get", "patch", "update"]),
-            "scale" => ("Scale", Some("autoscaling"), Some("v1"), &["get", "patch", "update"]),
+            "scale" => (
+                "Scale",
+                Some("autoscaling"),
+                Some("v1"),
+                &["get", "patch", "update"],
+            ),
             "binding" => ("Binding", None, None, &["create"]),
             "eviction" => ("Eviction", Some("policy"), Some("v1"), &["create"]),
             "finalize" => (r.kind, None, None, &["update"]),
@@ -87,6 +96,12 @@ pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
         .filter(|r| r.group == group && r.version == version)
         .flat_map(resource_entries)
         .collect();
-    let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
-    Some(json!({ "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources }))
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(
+        json!({ "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources }),
+    )
 }

@@ -40,7 +40,13 @@ impl<'a> Target<'a> {
 
 impl ApiError {
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        Self { code, reason, message: message.into(), details: None, retry_after_seconds: None }
+        Self {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+            retry_after_seconds: None,
+        }
     }
 
     fn with_details(mut self, details: Value) -> Self {
@@ -49,20 +55,31 @@ impl ApiError {
     }
 
     pub fn not_found(t: Target<'_>) -> Self {
-        Self::new(404, "NotFound", format!("{} \"{}\" not found", t.qualified_resource, t.name))
-            .with_details(t.details())
+        Self::new(
+            404,
+            "NotFound",
+            format!("{} \"{}\" not found", t.qualified_resource, t.name),
+        )
+        .with_details(t.details())
     }
 
     pub fn already_exists(t: Target<'_>) -> Self {
-        Self::new(409, "AlreadyExists", format!("{} \"{}\" already exists", t.qualified_resource, t.name))
-            .with_details(t.details())
+        Self::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{}\" already exists", t.qualified_resource, t.name),
+        )
+        .with_details(t.details())
     }
 
     pub fn conflict(t: Target<'_>, why: &str) -> Self {
         Self::new(
             409,
             "Conflict",
-            format!("Operation cannot be fulfilled on {} \"{}\": {why}", t.qualified_resource, t.name),
+            format!(
+                "Operation cannot be fulfilled on {} \"{}\": {why}",
+                t.qualified_resource, t.name
+            ),
         )
         .with_details(t.details())
     }
@@ -76,18 +93,30 @@ impl ApiError {
     }
 
     /// 422 Invalid with one cause per field error.
-    pub fn invalid(kind: &str, group: &str, name: &str, errors: &[kox_api::field::FieldError]) -> Self {
+    pub fn invalid(
+        kind: &str,
+        group: &str,
+        name: &str,
+        errors: &[kox_api::field::FieldError],
+    ) -> Self {
         let rendered: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
         let summary = kox_api::field::aggregate_messages(&rendered).unwrap_or_default();
         let causes: Vec<Value> = errors
             .iter()
-            .map(|e| json!({ "reason": e.kind.cause_type(), "message": e.body(), "field": e.field }))
+            .map(
+                |e| json!({ "reason": e.kind.cause_type(), "message": e.body(), "field": e.field }),
+            )
             .collect();
         let mut details = json!({ "name": name, "kind": kind, "causes": causes });
         if !group.is_empty() {
             details["group"] = json!(group);
         }
-        Self::new(422, "Invalid", format!("{kind} \"{name}\" is invalid: {summary}")).with_details(details)
+        Self::new(
+            422,
+            "Invalid",
+            format!("{kind} \"{name}\" is invalid: {summary}"),
+        )
+        .with_details(details)
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -103,7 +132,13 @@ impl ApiError {
     }
 
     pub fn unsupported_media_type(content_type: &str) -> Self {
-        Self::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json; got {content_type}"))
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json; got {content_type}"
+            ),
+        )
     }
 
     pub fn gone(message: impl Into<String>) -> Self {
@@ -115,14 +150,22 @@ impl ApiError {
     }
 
     pub fn too_many_requests(retry_after_seconds: u32) -> Self {
-        let mut e = Self::new(429, "TooManyRequests", "Too many requests, please try again later.")
-            .with_details(json!({ "retryAfterSeconds": retry_after_seconds }));
+        let mut e = Self::new(
+            429,
+            "TooManyRequests",
+            "Too many requests, please try again later.",
+        )
+        .with_details(json!({ "retryAfterSeconds": retry_after_seconds }));
         e.retry_after_seconds = Some(retry_after_seconds);
         e
     }
 
     pub fn internal(message: impl std::fmt::Display) -> Self {
-        Self::new(500, "InternalError", format!("Internal error occurred: {message}"))
+        Self::new(
+            500,
+            "InternalError",
+            format!("Internal error occurred: {message}"),
+        )
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {
@@ -157,13 +200,18 @@ impl ApiError {
 impl From<kox_store::Error> for ApiError {
     fn from(e: kox_store::Error) -> Self {
         match e {
-            kox_store::Error::Compacted { requested, compacted } => {
-                Self::gone(format!("too old resource version: {requested} ({compacted})"))
-            }
+            kox_store::Error::Compacted {
+                requested,
+                compacted,
+            } => Self::gone(format!(
+                "too old resource version: {requested} ({compacted})"
+            )),
             kox_store::Error::FutureRevision { requested, current } => Self::timeout(format!(
                 "Too large resource version: {requested}, current: {current}"
             )),
-            kox_store::Error::ValueTooLarge { .. } => Self::too_large(format!("etcdserver: request is too large: {e}")),
+            kox_store::Error::ValueTooLarge { .. } => {
+                Self::too_large(format!("etcdserver: request is too large: {e}"))
+            }
             other => Self::internal(other),
         }
     }
@@ -172,10 +220,18 @@ impl From<kox_store::Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::to_vec(&self.to_status()).unwrap_or_default();
-        let mut resp = (StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), body).into_response();
-        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let mut resp = (
+            StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            body,
+        )
+            .into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         if let Some(secs) = self.retry_after_seconds {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp
     }

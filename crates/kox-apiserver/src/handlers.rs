@@ -26,11 +26,17 @@ pub struct Query(Vec<(String, String)>);
 
 impl Query {
     pub fn parse(q: Option<&str>) -> Self {
-        Query(q.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default())
+        Query(
+            q.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+                .unwrap_or_default(),
+        )
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     fn flag(&self, key: &str) -> bool {
@@ -41,7 +47,10 @@ impl Query {
         let num = |k: &str| -> ApiResult<Option<u64>> {
             self.get(k)
                 .filter(|s| !s.is_empty())
-                .map(|s| s.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid value for {k}: {s:?}"))))
+                .map(|s| {
+                    s.parse::<u64>()
+                        .map_err(|_| ApiError::bad_request(format!("invalid value for {k}: {s:?}")))
+                })
                 .transpose()
         };
         Ok(ListQuery {
@@ -77,7 +86,10 @@ impl Query {
                 )));
             }
         };
-        Ok(WriteOptions { dry_run, field_validation })
+        Ok(WriteOptions {
+            dry_run,
+            field_validation,
+        })
     }
 }
 
@@ -92,11 +104,17 @@ pub struct Request {
 
 impl Request {
     fn accept(&self) -> &str {
-        self.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("application/json")
+        self.headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/json")
     }
 
     fn content_type(&self) -> &str {
-        self.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json")
+        self.headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/json")
     }
 
     fn wants_yaml(&self) -> bool {
@@ -113,29 +131,40 @@ impl Request {
 /// Decodes a JSON or YAML body.
 pub fn decode_body(content_type: &str, body: &[u8]) -> ApiResult<Value> {
     if body.is_empty() {
-        return Err(ApiError::bad_request("the request body is empty; send the object as JSON or YAML"));
+        return Err(ApiError::bad_request(
+            "the request body is empty; send the object as JSON or YAML",
+        ));
     }
     let ct = content_type.split(';').next().unwrap_or("").trim();
     if ct.ends_with("yaml") {
-        let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the YAML body is not valid UTF-8"))?;
+        let text = std::str::from_utf8(body)
+            .map_err(|_| ApiError::bad_request("the YAML body is not valid UTF-8"))?;
         serde_saphyr::from_str::<Value>(text)
             .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))
     } else {
-        serde_json::from_slice(body).map_err(|e| {
-            ApiError::bad_request(format!("the request body is not valid JSON: {e}"))
-        })
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
     }
 }
 
 /// Encodes a response body as the client asked (JSON, or YAML).
 fn respond(req: &Request, code: StatusCode, value: &Value, warnings: &[String]) -> Response {
     let (body, ct) = if req.wants_yaml() {
-        (serde_saphyr::to_string(value).unwrap_or_default().into_bytes(), "application/yaml")
+        (
+            serde_saphyr::to_string(value)
+                .unwrap_or_default()
+                .into_bytes(),
+            "application/yaml",
+        )
     } else {
-        (serde_json::to_vec(value).unwrap_or_default(), "application/json")
+        (
+            serde_json::to_vec(value).unwrap_or_default(),
+            "application/json",
+        )
     };
     let mut resp = (code, body).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
     for w in warnings {
         let text = format!("299 - \"{}\"", w.replace('\\', "\\\\").replace('"', "\\\""));
         if let Ok(v) = HeaderValue::from_str(&text) {
@@ -146,7 +175,11 @@ fn respond(req: &Request, code: StatusCode, value: &Value, warnings: &[String]) 
 }
 
 fn written(req: &Request, w: Written, render: Render, def: &ResourceDef) -> Response {
-    let code = if w.created { StatusCode::CREATED } else { StatusCode::OK };
+    let code = if w.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     respond(req, code, &render.event_object(def, w.object), &w.warnings)
 }
 
@@ -167,10 +200,17 @@ pub async fn dispatch(app: Arc<App>, req: Request) -> Response {
 }
 
 async fn route(app: &Arc<App>, req: &Request) -> ApiResult<Response> {
-    let segs: Vec<&str> = req.path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let segs: Vec<&str> = req
+        .path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     let get_only = || {
         if req.method != Method::GET && req.method != Method::HEAD {
-            Err(ApiError::method_not_allowed(format!("the server does not allow this method on the requested resource")))
+            Err(ApiError::method_not_allowed(format!(
+                "the server does not allow this method on the requested resource"
+            )))
         } else {
             Ok(())
         }
@@ -182,7 +222,13 @@ async fn route(app: &Arc<App>, req: &Request) -> ApiResult<Response> {
         }
         ["healthz" | "livez" | "readyz", rest @ ..] => {
             get_only()?;
-            Ok(health::check(app, segs[0], rest.first().copied(), req.query.get("verbose").is_some()).await)
+            Ok(health::check(
+                app,
+                segs[0],
+                rest.first().copied(),
+                req.query.get("verbose").is_some(),
+            )
+            .await)
         }
         ["metrics"] => {
             get_only()?;
@@ -190,15 +236,30 @@ async fn route(app: &Arc<App>, req: &Request) -> ApiResult<Response> {
         }
         ["api"] => {
             get_only()?;
-            Ok(respond(req, StatusCode::OK, &discovery::api_versions(&app.advertise), &[]))
+            Ok(respond(
+                req,
+                StatusCode::OK,
+                &discovery::api_versions(&app.advertise),
+                &[],
+            ))
         }
         ["apis"] => {
             get_only()?;
-            Ok(respond(req, StatusCode::OK, &discovery::api_group_list(), &[]))
+            Ok(respond(
+                req,
+                StatusCode::OK,
+                &discovery::api_group_list(),
+                &[],
+            ))
         }
         ["api", "v1"] => {
             get_only()?;
-            Ok(respond(req, StatusCode::OK, &discovery::api_resource_list("", "v1").unwrap_or_default(), &[]))
+            Ok(respond(
+                req,
+                StatusCode::OK,
+                &discovery::api_resource_list("", "v1").unwrap_or_default(),
+                &[],
+            ))
         }
         ["apis", group] => {
             get_only()?;
@@ -207,10 +268,15 @@ async fn route(app: &Arc<App>, req: &Request) -> ApiResult<Response> {
         }
         ["apis", group, version] => {
             get_only()?;
-            let doc = discovery::api_resource_list(group, version).ok_or_else(|| not_found_path(req))?;
+            let doc =
+                discovery::api_resource_list(group, version).ok_or_else(|| not_found_path(req))?;
             Ok(respond(req, StatusCode::OK, &doc, &[]))
         }
-        ["openapi", "v2"] => Err(ApiError::new(404, "NotFound", "the server could not find the requested resource")),
+        ["openapi", "v2"] => Err(ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )),
         ["openapi", "v3"] => {
             get_only()?;
             Ok(respond(req, StatusCode::OK, &openapi::index(), &[]))
@@ -227,36 +293,85 @@ async fn route(app: &Arc<App>, req: &Request) -> ApiResult<Response> {
 }
 
 fn not_found_path(_req: &Request) -> ApiError {
-    ApiError::new(404, "NotFound", "the server could not find the requested resource")
+    ApiError::new(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+    )
 }
 
-async fn resource(app: &Arc<App>, req: &Request, group: &str, version: &str, rest: &[&str]) -> ApiResult<Response> {
+async fn resource(
+    app: &Arc<App>,
+    req: &Request,
+    group: &str,
+    version: &str,
+    rest: &[&str],
+) -> ApiResult<Response> {
     if !resources::serves(group, version) {
         return Err(not_found_path(req));
     }
-    let lookup = |plural: &str| resources::find(group, version, plural).ok_or_else(|| not_found_path(req));
+    let lookup =
+        |plural: &str| resources::find(group, version, plural).ok_or_else(|| not_found_path(req));
     // /namespaces/{ns}/{resource}[/{name}[/{sub}]] vs cluster-scoped /{resource}[/{name}[/{sub}]].
     let target = match rest {
-        ["namespaces", ns, plural, tail @ ..] if group.is_empty() || lookup(plural).is_ok_and(|d| d.namespaced) => {
-            let is_ns_sub = group.is_empty() && tail.is_empty() && matches!(*plural, "status" | "finalize");
+        ["namespaces", ns, plural, tail @ ..]
+            if group.is_empty() || lookup(plural).is_ok_and(|d| d.namespaced) =>
+        {
+            let is_ns_sub =
+                group.is_empty() && tail.is_empty() && matches!(*plural, "status" | "finalize");
             if is_ns_sub {
-                Target { def: lookup("namespaces")?, namespace: None, name: Some(ns), sub: Some(plural) }
+                Target {
+                    def: lookup("namespaces")?,
+                    namespace: None,
+                    name: Some(ns),
+                    sub: Some(plural),
+                }
             } else {
                 let def = lookup(plural)?;
                 if !def.namespaced {
                     return Err(not_found_path(req));
                 }
                 match tail {
-                    [] => Target { def, namespace: Some(ns), name: None, sub: None },
-                    [name] => Target { def, namespace: Some(ns), name: Some(name), sub: None },
-                    [name, sub] => Target { def, namespace: Some(ns), name: Some(name), sub: Some(sub) },
+                    [] => Target {
+                        def,
+                        namespace: Some(ns),
+                        name: None,
+                        sub: None,
+                    },
+                    [name] => Target {
+                        def,
+                        namespace: Some(ns),
+                        name: Some(name),
+                        sub: None,
+                    },
+                    [name, sub] => Target {
+                        def,
+                        namespace: Some(ns),
+                        name: Some(name),
+                        sub: Some(sub),
+                    },
                     _ => return Err(not_found_path(req)),
                 }
             }
         }
-        [plural] => Target { def: lookup(plural)?, namespace: None, name: None, sub: None },
-        [plural, name] => Target { def: lookup(plural)?, namespace: None, name: Some(name), sub: None },
-        [plural, name, sub] => Target { def: lookup(plural)?, namespace: None, name: Some(name), sub: Some(sub) },
+        [plural] => Target {
+            def: lookup(plural)?,
+            namespace: None,
+            name: None,
+            sub: None,
+        },
+        [plural, name] => Target {
+            def: lookup(plural)?,
+            namespace: None,
+            name: Some(name),
+            sub: None,
+        },
+        [plural, name, sub] => Target {
+            def: lookup(plural)?,
+            namespace: None,
+            name: Some(name),
+            sub: Some(sub),
+        },
         _ => return Err(not_found_path(req)),
     };
     if target.def.namespaced && target.namespace.is_none() && target.name.is_some() {
@@ -283,7 +398,8 @@ async fn resource(app: &Arc<App>, req: &Request, group: &str, version: &str, res
             let body = match render {
                 Render::Object => list_object(def, listed),
                 _ => {
-                    let mut meta = json!({ "resourceVersion": listed.resource_version.to_string() });
+                    let mut meta =
+                        json!({ "resourceVersion": listed.resource_version.to_string() });
                     if let Some(c) = &listed.continue_token {
                         meta["continue"] = json!(c);
                     }
@@ -293,11 +409,28 @@ async fn resource(app: &Arc<App>, req: &Request, group: &str, version: &str, res
             Ok(respond(req, StatusCode::OK, &body, &[]))
         }
         (&Method::GET | &Method::HEAD, Some(name), None) => {
-            let obj = reg.get(ObjectRef { def, namespace: target.namespace, name }).await?;
-            Ok(respond(req, StatusCode::OK, &render.event_object(def, obj), &[]))
+            let obj = reg
+                .get(ObjectRef {
+                    def,
+                    namespace: target.namespace,
+                    name,
+                })
+                .await?;
+            Ok(respond(
+                req,
+                StatusCode::OK,
+                &render.event_object(def, obj),
+                &[],
+            ))
         }
         (&Method::GET, Some(name), Some("status")) => {
-            let obj = reg.get(ObjectRef { def, namespace: target.namespace, name }).await?;
+            let obj = reg
+                .get(ObjectRef {
+                    def,
+                    namespace: target.namespace,
+                    name,
+                })
+                .await?;
             Ok(respond(req, StatusCode::OK, &obj, &[]))
         }
         (&Method::POST, None, None) => {
@@ -305,21 +438,45 @@ async fn resource(app: &Arc<App>, req: &Request, group: &str, version: &str, res
                 return subresources::bind(app, req, target.namespace.unwrap_or(""), None).await;
             }
             let opts = req.query.write_options()?;
-            let w = reg.create(def, target.namespace, req.json_body()?, opts).await?;
+            let w = reg
+                .create(def, target.namespace, req.json_body()?, opts)
+                .await?;
             Ok(written(req, w, render, def))
         }
         (&Method::POST, Some(name), Some("binding")) => {
             subresources::bind(app, req, target.namespace.unwrap_or(""), Some(name)).await
         }
         (&Method::POST, Some(name), Some("eviction")) => {
-            subresources::evict(app, req, ObjectRef { def, namespace: target.namespace, name }).await
+            subresources::evict(
+                app,
+                req,
+                ObjectRef {
+                    def,
+                    namespace: target.namespace,
+                    name,
+                },
+            )
+            .await
         }
         (_, Some(name), Some("scale")) => {
-            subresources::scale(app, req, ObjectRef { def, namespace: target.namespace, name }).await
+            subresources::scale(
+                app,
+                req,
+                ObjectRef {
+                    def,
+                    namespace: target.namespace,
+                    name,
+                },
+            )
+            .await
         }
         (&Method::PUT, Some(name), sub @ (None | Some("status") | Some("finalize"))) => {
             let opts = req.query.write_options()?;
-            let r = ObjectRef { def, namespace: target.namespace, name };
+            let r = ObjectRef {
+                def,
+                namespace: target.namespace,
+                name,
+            };
             let (body, warnings) = reg.admit_body(def, req.json_body()?, opts)?;
             let sub = sub.map(|s| if s == "finalize" { "finalize" } else { s });
             let mut w = reg
@@ -330,7 +487,11 @@ async fn resource(app: &Arc<App>, req: &Request, group: &str, version: &str, res
         }
         (&Method::PATCH, Some(name), sub @ (None | Some("status"))) => {
             let opts = req.query.write_options()?;
-            let r = ObjectRef { def, namespace: target.namespace, name };
+            let r = ObjectRef {
+                def,
+                namespace: target.namespace,
+                name,
+            };
             let patch_type = PatchType::from_content_type(req.content_type())?;
             let patch: Value = match patch_type {
                 PatchType::Apply => {
@@ -350,7 +511,10 @@ async fn resource(app: &Arc<App>, req: &Request, group: &str, version: &str, res
                     // A patch cannot pin another resourceVersion than the one it was applied to
                     // unless the patch names one itself.
                     if patch.pointer("/metadata/resourceVersion").is_none() {
-                        if let Some(m) = patched_checked.get_mut("metadata").and_then(Value::as_object_mut) {
+                        if let Some(m) = patched_checked
+                            .get_mut("metadata")
+                            .and_then(Value::as_object_mut)
+                        {
                             m.remove("resourceVersion");
                         }
                     }
@@ -362,7 +526,17 @@ async fn resource(app: &Arc<App>, req: &Request, group: &str, version: &str, res
         (&Method::DELETE, Some(name), None) => {
             let opts = req.query.write_options()?;
             let options = delete_options(req)?;
-            let obj = reg.delete(ObjectRef { def, namespace: target.namespace, name }, &options, opts.dry_run).await?;
+            let obj = reg
+                .delete(
+                    ObjectRef {
+                        def,
+                        namespace: target.namespace,
+                        name,
+                    },
+                    &options,
+                    opts.dry_run,
+                )
+                .await?;
             Ok(respond(req, StatusCode::OK, &obj, &[]))
         }
         (&Method::DELETE, None, None) => {
@@ -372,9 +546,27 @@ async fn resource(app: &Arc<App>, req: &Request, group: &str, version: &str, res
             let listed = reg.list(def, target.namespace, &q).await?;
             let mut deleted = Vec::new();
             for obj in listed.items {
-                let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
-                let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string);
-                match reg.delete(ObjectRef { def, namespace: ns.as_deref(), name: &name }, &options, opts.dry_run).await {
+                let name = obj
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                let ns = obj
+                    .pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                match reg
+                    .delete(
+                        ObjectRef {
+                            def,
+                            namespace: ns.as_deref(),
+                            name: &name,
+                        },
+                        &options,
+                        opts.dry_run,
+                    )
+                    .await
+                {
                     Ok(o) => deleted.push(o),
                     Err(e) if e.code == 404 => {}
                     Err(e) => return Err(e),
@@ -391,9 +583,15 @@ async fn resource(app: &Arc<App>, req: &Request, group: &str, version: &str, res
 
 /// DeleteOptions from the body (if any) and query parameters.
 fn delete_options(req: &Request) -> ApiResult<Value> {
-    let mut options = if req.body.is_empty() { json!({}) } else { req.json_body()? };
+    let mut options = if req.body.is_empty() {
+        json!({})
+    } else {
+        req.json_body()?
+    };
     if let Some(g) = req.query.get("gracePeriodSeconds") {
-        let g: i64 = g.parse().map_err(|_| ApiError::bad_request(format!("invalid gracePeriodSeconds: {g:?}")))?;
+        let g: i64 = g
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("invalid gracePeriodSeconds: {g:?}")))?;
         options["gracePeriodSeconds"] = json!(g);
     }
     if let Some(p) = req.query.get("propagationPolicy") {
@@ -405,7 +603,9 @@ fn delete_options(req: &Request) -> ApiResult<Value> {
         return Err(ApiError::new(
             422,
             "Invalid",
-            format!("DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""),
+            format!(
+                "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
+            ),
         ));
     }
     Ok(options)
@@ -428,10 +628,18 @@ async fn watch(
             let _ = &guard;
             Ok::<_, std::convert::Infallible>(b)
         });
-    let ct = if matches!(render, Render::Table(_)) { "application/json" } else { "application/json" };
+    let ct = if matches!(render, Render::Table(_)) {
+        "application/json"
+    } else {
+        "application/json"
+    };
     let _ = req;
     let mut resp = Response::new(Body::from_stream(stream));
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
     Ok(resp)
 }

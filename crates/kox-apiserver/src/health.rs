@@ -12,7 +12,9 @@ use crate::server::App;
 
 /// Runs the checks of a health endpoint; `only` selects one check (`/readyz/etcd`).
 pub async fn check(app: &Arc<App>, endpoint: &str, only: Option<&str>, verbose: bool) -> Response {
-    let store_ok = tokio::time::timeout(Duration::from_secs(2), app.registry.store.status()).await.is_ok_and(|r| r.is_ok());
+    let store_ok = tokio::time::timeout(Duration::from_secs(2), app.registry.store.status())
+        .await
+        .is_ok_and(|r| r.is_ok());
     let mut checks: Vec<(&str, bool)> = vec![("ping", true), ("log", true), ("etcd", store_ok)];
     if endpoint == "readyz" {
         checks.push(("poststarthook/bootstrap-controller", app.bootstrapped()));
@@ -21,7 +23,10 @@ pub async fn check(app: &Arc<App>, endpoint: &str, only: Option<&str>, verbose: 
     if let Some(name) = only {
         return match checks.iter().find(|(n, _)| *n == name) {
             Some((_, true)) => text(StatusCode::OK, "ok"),
-            Some((n, false)) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("internal server error: {n} check failed")),
+            Some((n, false)) => text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("internal server error: {n} check failed"),
+            ),
             None => text(StatusCode::NOT_FOUND, "404 page not found"),
         };
     }
@@ -40,14 +45,24 @@ pub async fn check(app: &Arc<App>, endpoint: &str, only: Option<&str>, verbose: 
         } else {
             body.push_str(&format!("{endpoint} check failed\n"));
         }
-        return text(if ok { StatusCode::OK } else { StatusCode::INTERNAL_SERVER_ERROR }, &body);
+        return text(
+            if ok {
+                StatusCode::OK
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            },
+            &body,
+        );
     }
     text(StatusCode::OK, "ok")
 }
 
 fn text(code: StatusCode, body: &str) -> Response {
     let mut r = (code, body.to_string()).into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r
 }
 
@@ -57,9 +72,17 @@ pub async fn probe_component(port: u16) -> (bool, String, String) {
     let url = format!("https://127.0.0.1:{port}/healthz");
     match tokio::time::timeout(Duration::from_secs(3), probe(port)).await {
         Ok(Ok((200, body))) => (true, body, String::new()),
-        Ok(Ok((code, body))) => (false, String::new(), format!("Get \"{url}\": HTTP {code}: {body}")),
+        Ok(Ok((code, body))) => (
+            false,
+            String::new(),
+            format!("Get \"{url}\": HTTP {code}: {body}"),
+        ),
         Ok(Err(e)) => (false, String::new(), format!("Get \"{url}\": {e}")),
-        Err(_) => (false, String::new(), format!("Get \"{url}\": context deadline exceeded")),
+        Err(_) => (
+            false,
+            String::new(),
+            format!("Get \"{url}\": context deadline exceeded"),
+        ),
     }
 }
 
@@ -72,18 +95,24 @@ async fn probe(port: u16) -> Result<(u16, String), String> {
         };
         format!("dial tcp {addr}: connect: {reason}")
     })?;
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(NoVerify))
-        .with_no_client_auth();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .dangerous()
+    .with_custom_certificate_verifier(Arc::new(NoVerify))
+    .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let name = rustls::pki_types::ServerName::try_from("127.0.0.1").map_err(|e| e.to_string())?;
-    let tls = connector.connect(name, tcp).await.map_err(|e| format!("tls: {e}"))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+    let tls = connector
+        .connect(name, tcp)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| format!("tls: {e}"))?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .map_err(|e| e.to_string())?;
     tokio::spawn(conn);
     let req = http::Request::get("/healthz")
         .header(header::HOST, addr.as_str())
@@ -91,7 +120,12 @@ async fn probe(port: u16) -> Result<(u16, String), String> {
         .map_err(|e| e.to_string())?;
     let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
     let code = resp.status().as_u16();
-    let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
     Ok((code, String::from_utf8_lossy(&body).trim().to_string()))
 }
 
@@ -130,6 +164,8 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        rustls::crypto::ring::default_provider().signature_verification_algorithms.supported_schemes()
+        rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }

@@ -44,15 +44,21 @@ impl Filter {
         };
         let fields = match q.field_selector.as_deref().filter(|s| !s.trim().is_empty()) {
             Some(s) => {
-                let f = FieldSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?;
+                let f =
+                    FieldSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?;
                 let mut supported = vec!["metadata.name", "metadata.namespace"];
                 supported.extend_from_slice(def.strategy.field_names);
-                f.check_supported(&supported).map_err(|e| ApiError::bad_request(e.to_string()))?;
+                f.check_supported(&supported)
+                    .map_err(|e| ApiError::bad_request(e.to_string()))?;
                 Some(f)
             }
             None => None,
         };
-        Ok(Self { labels, fields, def })
+        Ok(Self {
+            labels,
+            fields,
+            def,
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -76,10 +82,16 @@ impl Filter {
         if let Some(fields) = &self.fields {
             let lookup = |field: &str| -> Option<String> {
                 match field {
-                    "metadata.name" => obj.pointer("/metadata/name").and_then(Value::as_str).map(str::to_string),
-                    "metadata.namespace" => {
-                        Some(obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_string())
-                    }
+                    "metadata.name" => obj
+                        .pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                    "metadata.namespace" => Some(
+                        obj.pointer("/metadata/namespace")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string(),
+                    ),
                     other => (self.def.strategy.field)(obj, other),
                 }
             };
@@ -93,13 +105,20 @@ impl Filter {
 
 /// A continue token: the snapshot revision and the next key (base64 JSON, opaque to clients).
 fn encode_continue(rv: i64, next_key: &[u8]) -> String {
-    let body = json!({ "v": "meta.k8s.io/v1", "rv": rv, "start": String::from_utf8_lossy(next_key) });
+    let body =
+        json!({ "v": "meta.k8s.io/v1", "rv": rv, "start": String::from_utf8_lossy(next_key) });
     base64::engine::general_purpose::URL_SAFE.encode(body.to_string())
 }
 
 fn decode_continue(token: &str) -> ApiResult<(i64, Vec<u8>)> {
-    let bad = || ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
-    let raw = base64::engine::general_purpose::URL_SAFE.decode(token).map_err(|_| bad())?;
+    let bad = || {
+        ApiError::bad_request(
+            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+        )
+    };
+    let raw = base64::engine::general_purpose::URL_SAFE
+        .decode(token)
+        .map_err(|_| bad())?;
     let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
     let rv = v.get("rv").and_then(Value::as_i64).ok_or_else(bad)?;
     let start = v.get("start").and_then(Value::as_str).ok_or_else(bad)?;
@@ -124,7 +143,12 @@ pub struct Listed {
 
 impl Registry {
     /// Lists objects, as upstream's LIST with `limit`/`continue`/`resourceVersion`.
-    pub async fn list(&self, def: &'static ResourceDef, namespace: Option<&str>, q: &ListQuery) -> ApiResult<Listed> {
+    pub async fn list(
+        &self,
+        def: &'static ResourceDef,
+        namespace: Option<&str>,
+        q: &ListQuery,
+    ) -> ApiResult<Listed> {
         let filter = Filter::new(def, q)?;
         let prefix = list_prefix(def, namespace);
         let end = prefix_end(prefix.as_bytes());
@@ -132,23 +156,29 @@ impl Registry {
             Some(token) => {
                 let (rv, start) = decode_continue(token)?;
                 if !start.starts_with(prefix.as_bytes()) {
-                    return Err(ApiError::bad_request("continue key is not valid: the continue token does not belong to this list"));
+                    return Err(ApiError::bad_request(
+                        "continue key is not valid: the continue token does not belong to this list",
+                    ));
                 }
                 (Some(rv), start)
             }
             None => {
                 let exact = q.resource_version_match.as_deref() == Some("Exact");
                 let rv = match q.resource_version.as_deref() {
-                    Some(rv) if !rv.is_empty() && rv != "0" => Some(
-                        rv.parse::<i64>()
-                            .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv}")))?,
-                    ),
+                    Some(rv) if !rv.is_empty() && rv != "0" => {
+                        Some(rv.parse::<i64>().map_err(|_| {
+                            ApiError::bad_request(format!("invalid resource version: {rv}"))
+                        })?)
+                    }
                     _ => None,
                 };
                 let status = self.store.status().await?;
                 match rv {
                     Some(rv) if rv > status.revision => {
-                        return Err(ApiError::timeout(format!("Too large resource version: {rv}, current: {}", status.revision)));
+                        return Err(ApiError::timeout(format!(
+                            "Too large resource version: {rv}, current: {}",
+                            status.revision
+                        )));
                     }
                     Some(rv) if exact => (Some(rv), prefix.as_bytes().to_vec()),
                     _ => (None, prefix.as_bytes().to_vec()),
@@ -165,7 +195,8 @@ impl Registry {
                 Some(l) if filter.is_empty() => l - items.len() + 1,
                 _ => CHUNK,
             };
-            let mut req = RangeRequest::new(KeyRange::between(start.clone(), end.clone())).limit(want);
+            let mut req =
+                RangeRequest::new(KeyRange::between(start.clone(), end.clone())).limit(want);
             req.revision = snapshot;
             let resp = self.store.range(req).await.map_err(|e| match (e, &q.continue_token) {
                 (kox_store::Error::Compacted { .. }, Some(_)) => ApiError::gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list."),
@@ -202,7 +233,12 @@ impl Registry {
                 None => break,
             }
         }
-        Ok(Listed { items, resource_version: snapshot.unwrap_or_default(), continue_token, remaining })
+        Ok(Listed {
+            items,
+            resource_version: snapshot.unwrap_or_default(),
+            continue_token,
+            remaining,
+        })
     }
 }
 

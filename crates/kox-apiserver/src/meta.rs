@@ -6,17 +6,25 @@ use serde_json::{Value, json};
 
 /// Now, as upstream's RFC 3339 seconds (`2026-01-02T03:04:05Z`).
 pub fn now_rfc3339() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 /// A name from `generateName`: the prefix plus five characters from upstream's alphabet.
 pub fn generate_name(prefix: &str) -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::rng();
-    let suffix: String = (0..5).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
+    let suffix: String = (0..5)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
     // Upstream trims the prefix so the whole name stays within 63 characters.
     let max_prefix = 63 - 5;
-    let prefix = if prefix.len() > max_prefix { &prefix[..max_prefix] } else { prefix };
+    let prefix = if prefix.len() > max_prefix {
+        &prefix[..max_prefix]
+    } else {
+        prefix
+    };
     format!("{prefix}{suffix}")
 }
 
@@ -25,7 +33,9 @@ pub fn metadata_mut(obj: &mut Value) -> &mut serde_json::Map<String, Value> {
     if !obj.get("metadata").is_some_and(Value::is_object) {
         obj["metadata"] = json!({});
     }
-    obj["metadata"].as_object_mut().expect("metadata was just made an object")
+    obj["metadata"]
+        .as_object_mut()
+        .expect("metadata was just made an object")
 }
 
 /// Sets `metadata.resourceVersion`.
@@ -50,7 +60,11 @@ fn walk(input: &Value, normalized: &Value, path: String, out: &mut Vec<String>) 
     match (input, normalized) {
         (Value::Object(i), Value::Object(n)) => {
             for (k, v) in i {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 match n.get(k) {
                     Some(nv) => walk(v, nv, p, out),
                     None if v.is_null() => {}
@@ -75,7 +89,10 @@ mod tests {
     fn unknown_fields_are_named_with_their_path() {
         let input = json!({"spec": {"containers": [{"name": "a", "bogus": 1}], "extra": {"x": 1}, "gone": null}});
         let normalized = json!({"spec": {"containers": [{"name": "a"}]}});
-        assert_eq!(unknown_fields(&input, &normalized), vec!["spec.containers[0].bogus", "spec.extra"]);
+        assert_eq!(
+            unknown_fields(&input, &normalized),
+            vec!["spec.containers[0].bogus", "spec.extra"]
+        );
     }
 
     #[test]

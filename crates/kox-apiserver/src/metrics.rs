@@ -10,7 +10,9 @@ use http::{HeaderValue, header};
 use parking_lot::Mutex;
 
 /// Latency histogram bucket bounds, in seconds.
-const BUCKETS: &[f64] = &[0.005, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0];
+const BUCKETS: &[f64] = &[
+    0.005, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0,
+];
 
 #[derive(Default)]
 struct Histogram {
@@ -39,11 +41,20 @@ impl Drop for WatchGuard {
 impl Metrics {
     /// Records one finished request.
     pub fn observe(&self, verb: &str, resource: &str, code: u16, elapsed: Duration) {
-        *self.requests.lock().entry((verb.to_string(), resource.to_string(), code)).or_default() += 1;
+        *self
+            .requests
+            .lock()
+            .entry((verb.to_string(), resource.to_string(), code))
+            .or_default() += 1;
         let secs = elapsed.as_secs_f64();
         let mut lat = self.latency.lock();
-        let h = lat.entry((verb.to_string(), resource.to_string())).or_default();
-        let idx = BUCKETS.iter().position(|b| secs <= *b).unwrap_or(BUCKETS.len());
+        let h = lat
+            .entry((verb.to_string(), resource.to_string()))
+            .or_default();
+        let idx = BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(BUCKETS.len());
         h.counts[idx] += 1;
         h.sum += secs;
         h.total += 1;
@@ -72,9 +83,15 @@ impl Metrics {
             out.push_str(&format!("apiserver_request_duration_seconds_count{{resource=\"{resource}\",verb=\"{verb}\"}} {}\n", h.total));
         }
         out.push_str("# HELP apiserver_longrunning_requests Gauge of all active long-running apiserver requests (watches).\n# TYPE apiserver_longrunning_requests gauge\n");
-        out.push_str(&format!("apiserver_longrunning_requests{{verb=\"WATCH\"}} {}\n", self.open_watches.load(Ordering::Relaxed)));
+        out.push_str(&format!(
+            "apiserver_longrunning_requests{{verb=\"WATCH\"}} {}\n",
+            self.open_watches.load(Ordering::Relaxed)
+        ));
         let mut r = out.into_response();
-        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
         r
     }
 }

@@ -8,6 +8,8 @@ use std::sync::OnceLock;
 use schemars::generate::SchemaSettings;
 use serde_json::{Value, json};
 
+use kox_api::strategic_merge::schema::{Strategy, TypeSchema, schema_for_kind};
+
 use crate::resources::{self, RESOURCES, ResourceDef};
 
 /// Documents by path (`api/v1`, `apis/apps/v1`), built once.
@@ -18,7 +20,11 @@ fn documents() -> &'static BTreeMap<String, (Value, String)> {
         gvs.extend(resources::groups());
         gvs.into_iter()
             .map(|(g, v)| {
-                let path = if g.is_empty() { format!("api/{v}") } else { format!("apis/{g}/{v}") };
+                let path = if g.is_empty() {
+                    format!("api/{v}")
+                } else {
+                    format!("apis/{g}/{v}")
+                };
                 let doc = build(g, v);
                 let mut h = std::collections::hash_map::DefaultHasher::new();
                 doc.to_string().hash(&mut h);
@@ -32,7 +38,12 @@ fn documents() -> &'static BTreeMap<String, (Value, String)> {
 pub fn index() -> Value {
     let paths: serde_json::Map<String, Value> = documents()
         .iter()
-        .map(|(path, (_, hash))| (path.clone(), json!({ "serverRelativeURL": format!("/openapi/v3/{path}?hash={hash}") })))
+        .map(|(path, (_, hash))| {
+            (
+                path.clone(),
+                json!({ "serverRelativeURL": format!("/openapi/v3/{path}?hash={hash}") }),
+            )
+        })
         .collect();
     json!({ "paths": paths })
 }
@@ -50,11 +61,22 @@ fn build(group: &str, version: &str) -> Value {
     let mut generator = SchemaSettings::openapi3().into_generator();
     let mut paths = serde_json::Map::new();
     let mut kinds: Vec<(String, &ResourceDef)> = Vec::new();
-    for def in RESOURCES.iter().filter(|r| r.group == group && r.version == version) {
+    for def in RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+    {
         let schema = (def.strategy.schema)(&mut generator);
-        let reference = schema.get("$ref").and_then(Value::as_str).unwrap_or("").to_string();
+        let reference = schema
+            .get("$ref")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         kinds.push((reference.rsplit('/').next().unwrap_or("").to_string(), def));
-        let prefix = if group.is_empty() { format!("/api/{version}") } else { format!("/apis/{group}/{version}") };
+        let prefix = if group.is_empty() {
+            format!("/api/{version}")
+        } else {
+            format!("/apis/{group}/{version}")
+        };
         let collection = if def.namespaced {
             format!("{prefix}/namespaces/{{namespace}}/{}", def.plural)
         } else {
@@ -77,7 +99,8 @@ fn build(group: &str, version: &str) -> Value {
             })
         };
         let mut post = op("post");
-        post["requestBody"] = json!({ "content": { "application/json": body, "application/yaml": body } });
+        post["requestBody"] =
+            json!({ "content": { "application/json": body, "application/yaml": body } });
         let mut put = op("put");
         put["requestBody"] = post["requestBody"].clone();
         let mut patch = op("patch");
@@ -87,13 +110,22 @@ fn build(group: &str, version: &str) -> Value {
             "application/strategic-merge-patch+json": { "schema": { "type": "object" } },
             "application/apply-patch+yaml": { "schema": { "type": "object" } },
         }});
-        paths.insert(collection.clone(), json!({ "get": op("list"), "post": post }));
-        paths.insert(format!("{collection}/{{name}}"), json!({ "get": op("get"), "put": put, "patch": patch, "delete": op("delete") }));
+        paths.insert(
+            collection.clone(),
+            json!({ "get": op("list"), "post": post }),
+        );
+        paths.insert(
+            format!("{collection}/{{name}}"),
+            json!({ "get": op("get"), "put": put, "patch": patch, "delete": op("delete") }),
+        );
     }
     let mut schemas = generator.take_definitions(true);
     for (name, def) in kinds {
         if let Some(s) = schemas.get_mut(&name).and_then(Value::as_object_mut) {
             s.insert("x-kubernetes-group-version-kind".into(), json!([gvk(def)]));
+        }
+        if let Some(patch_schema) = schema_for_kind(def.group, def.kind) {
+            annotate_patch_meta(&mut schemas, &name, patch_schema, 0);
         }
     }
     json!({
@@ -102,4 +134,64 @@ fn build(group: &str, version: &str) -> Value {
         "paths": paths,
         "components": { "schemas": schemas },
     })
+}
+
+/// Adds upstream's `x-kubernetes-patch-strategy` / `x-kubernetes-patch-merge-key` to the schema
+/// named `name` (and what it leads to), from the strategic-merge table: kubectl's client-side
+/// apply computes its patches from these, so lists such as `containers` merge by name.
+fn annotate_patch_meta(
+    schemas: &mut serde_json::Map<String, Value>,
+    name: &str,
+    patch: &TypeSchema,
+    depth: usize,
+) {
+    if depth > 16 {
+        return;
+    }
+    for field in patch.fields {
+        let Some(prop) = schemas
+            .get_mut(name)
+            .and_then(|s| s.get_mut("properties"))
+            .and_then(|p| p.get_mut(field.name))
+        else {
+            continue;
+        };
+        let Some(prop) = prop.as_object_mut() else {
+            continue;
+        };
+        match field.strategy {
+            Strategy::Merge => {
+                prop.insert(
+                    "x-kubernetes-patch-strategy".into(),
+                    json!(if field.retain_keys {
+                        "merge,retainKeys"
+                    } else {
+                        "merge"
+                    }),
+                );
+            }
+            Strategy::Replace => {
+                prop.insert("x-kubernetes-patch-strategy".into(), json!("replace"));
+            }
+            Strategy::Default => {}
+        }
+        if let Some(key) = field.merge_key {
+            prop.insert("x-kubernetes-patch-merge-key".into(), json!(key));
+        }
+        let target = prop
+            .get("items")
+            .and_then(|i| i.get("$ref"))
+            .or_else(|| prop.get("$ref"))
+            .or_else(|| {
+                prop.get("allOf")
+                    .and_then(|a| a.get(0))
+                    .and_then(|a| a.get("$ref"))
+            })
+            .and_then(Value::as_str)
+            .and_then(|r| r.rsplit('/').next())
+            .map(str::to_string);
+        if let (Some(next), Some(sub)) = (target, field.schema) {
+            annotate_patch_meta(schemas, &next, sub, depth + 1);
+        }
+    }
 }

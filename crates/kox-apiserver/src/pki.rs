@@ -41,7 +41,9 @@ impl ClusterPki {
     /// Loads the PKI from `data_dir/tls`, creating whatever is missing. The serving certificate
     /// is re-issued (by the same CA) when its names no longer cover `sans`.
     pub fn load_or_create(data_dir: &Path, sans: &[String]) -> Result<Self> {
-        let paths = PkiPaths { dir: data_dir.join("tls") };
+        let paths = PkiPaths {
+            dir: data_dir.join("tls"),
+        };
         std::fs::create_dir_all(&paths.dir)
             .with_context(|| format!("creating {}", paths.dir.display()))?;
         restrict_dir(&paths.dir)?;
@@ -59,7 +61,8 @@ impl ClusterPki {
             }
         };
         let ca_key = KeyPair::from_pem(&ca_key_pem).context("parsing tls/ca.key")?;
-        let issuer = Issuer::from_ca_cert_pem(&ca_cert_pem, ca_key).context("parsing tls/ca.crt")?;
+        let issuer =
+            Issuer::from_ca_cert_pem(&ca_cert_pem, ca_key).context("parsing tls/ca.crt")?;
 
         let wanted_sans = sans.join(",");
         let have_sans = read_opt(&paths.file("serving.sans"))?;
@@ -67,7 +70,9 @@ impl ClusterPki {
             read_opt(&paths.file("serving.crt"))?,
             read_opt(&paths.file("serving.key"))?,
         ) {
-            (Some(cert), Some(key)) if have_sans.as_deref() == Some(wanted_sans.as_str()) => (cert, key),
+            (Some(cert), Some(key)) if have_sans.as_deref() == Some(wanted_sans.as_str()) => {
+                (cert, key)
+            }
             _ => {
                 let (cert, key) = new_leaf(&issuer, "kox-apiserver", &[], sans, true)?;
                 write_secret(&paths.file("serving.key"), &key)?;
@@ -83,14 +88,21 @@ impl ClusterPki {
         ) {
             (Some(cert), Some(key)) => (cert, key),
             _ => {
-                let (cert, key) = new_leaf(&issuer, "kubernetes-admin", &["system:masters"], &[], false)?;
+                let (cert, key) =
+                    new_leaf(&issuer, "kubernetes-admin", &["system:masters"], &[], false)?;
                 write_secret(&paths.file("admin.key"), &key)?;
                 std::fs::write(paths.file("admin.crt"), &cert)?;
                 (cert, key)
             }
         };
 
-        Ok(Self { ca_cert_pem, serving_cert_pem, serving_key_pem, admin_cert_pem, admin_key_pem })
+        Ok(Self {
+            ca_cert_pem,
+            serving_cert_pem,
+            serving_key_pem,
+            admin_cert_pem,
+            admin_key_pem,
+        })
     }
 
     /// A kubeconfig for the admin user against `server` (e.g. `https://127.0.0.1:6443`).
@@ -111,7 +123,11 @@ fn new_ca() -> Result<(String, String)> {
     let mut params = CertificateParams::default();
     params.distinguished_name = dn("kox-ca", &[]);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     let now = OffsetDateTime::now_utc();
     params.not_before = now - Duration::hours(1);
     params.not_after = now + CA_VALIDITY;
@@ -136,7 +152,10 @@ fn new_leaf(
             Err(_) => Ok(SanType::DnsName(s.clone().try_into()?)),
         })
         .collect::<Result<_, rcgen::Error>>()?;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     params.extended_key_usages = vec![if server {
         ExtendedKeyUsagePurpose::ServerAuth
     } else {
@@ -168,8 +187,8 @@ fn read_opt(path: &Path) -> Result<Option<String>> {
 }
 
 fn write_secret(path: &Path, contents: &str) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
     use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)

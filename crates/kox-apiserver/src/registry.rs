@@ -59,7 +59,12 @@ impl<'a> ObjectRef<'a> {
 
     pub fn with_target<T>(&self, f: impl FnOnce(Target<'_>) -> T) -> T {
         let q = self.def.qualified();
-        f(Target { qualified_resource: &q, group: self.def.group, resource: self.def.plural, name: self.name })
+        f(Target {
+            qualified_resource: &q,
+            group: self.def.group,
+            resource: self.def.plural,
+            name: self.name,
+        })
     }
 
     fn not_found(&self) -> ApiError {
@@ -69,8 +74,12 @@ impl<'a> ObjectRef<'a> {
 
 /// Decodes a stored value and stamps its resource version.
 pub fn decode(kv: &KeyValue) -> ApiResult<Value> {
-    let mut v: Value = serde_json::from_slice(&kv.value)
-        .map_err(|e| ApiError::internal(format!("stored object at {} is corrupt: {e}", String::from_utf8_lossy(&kv.key))))?;
+    let mut v: Value = serde_json::from_slice(&kv.value).map_err(|e| {
+        ApiError::internal(format!(
+            "stored object at {} is corrupt: {e}",
+            String::from_utf8_lossy(&kv.key)
+        ))
+    })?;
     meta::set_resource_version(&mut v, kv.mod_revision);
     Ok(v)
 }
@@ -86,17 +95,30 @@ fn encode(obj: &Value) -> ApiResult<Vec<u8>> {
 impl Registry {
     /// Reads one object.
     pub async fn get(&self, r: ObjectRef<'_>) -> ApiResult<Value> {
-        self.get_kv(r).await?.as_ref().map(decode).transpose()?.ok_or_else(|| r.not_found())
+        self.get_kv(r)
+            .await?
+            .as_ref()
+            .map(decode)
+            .transpose()?
+            .ok_or_else(|| r.not_found())
     }
 
     async fn get_kv(&self, r: ObjectRef<'_>) -> ApiResult<Option<KeyValue>> {
-        let resp = self.store.range(RangeRequest::new(KeyRange::key(r.key()))).await?;
+        let resp = self
+            .store
+            .range(RangeRequest::new(KeyRange::key(r.key())))
+            .await?;
         Ok(resp.kvs.into_iter().next())
     }
 
     /// Normalizes an incoming object through the kind's typed form, checking apiVersion/kind and
     /// reporting unknown fields as `fieldValidation` asks.
-    pub fn admit_body(&self, def: &ResourceDef, body: Value, opts: WriteOptions) -> ApiResult<(Value, Vec<String>)> {
+    pub fn admit_body(
+        &self,
+        def: &ResourceDef,
+        body: Value,
+        opts: WriteOptions,
+    ) -> ApiResult<(Value, Vec<String>)> {
         if !body.is_object() {
             return Err(ApiError::bad_request(format!(
                 "{} in version \"{}\" cannot be handled as a {}: the object must be a JSON object",
@@ -125,14 +147,20 @@ impl Registry {
             None => body["kind"] = json!(def.kind),
         }
         let normalized = (def.strategy.normalize)(&body).map_err(|e| {
-            ApiError::bad_request(format!("{} in version \"{}\" cannot be handled as a {}: {e}", def.kind, def.version, def.kind))
+            ApiError::bad_request(format!(
+                "{} in version \"{}\" cannot be handled as a {}: {e}",
+                def.kind, def.version, def.kind
+            ))
         })?;
         let unknown = meta::unknown_fields(&body, &normalized);
         let mut warnings = Vec::new();
         if !unknown.is_empty() {
             match opts.field_validation {
                 FieldValidation::Strict => {
-                    let list: Vec<String> = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect();
+                    let list: Vec<String> = unknown
+                        .iter()
+                        .map(|f| format!("unknown field \"{f}\""))
+                        .collect();
                     return Err(ApiError::bad_request(format!(
                         "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
                         def.kind,
@@ -141,7 +169,9 @@ impl Registry {
                         list.join(", ")
                     )));
                 }
-                FieldValidation::Warn => warnings.extend(unknown.iter().map(|f| format!("unknown field \"{f}\""))),
+                FieldValidation::Warn => {
+                    warnings.extend(unknown.iter().map(|f| format!("unknown field \"{f}\"")))
+                }
                 FieldValidation::Ignore => {}
             }
         }
@@ -173,14 +203,26 @@ impl Registry {
         } else {
             meta.remove("namespace");
         }
-        let generate = meta.get("generateName").and_then(Value::as_str).unwrap_or("").to_string();
-        let has_name = meta.get("name").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+        let generate = meta
+            .get("generateName")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let has_name = meta
+            .get("name")
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty());
         if !has_name && !generate.is_empty() {
             meta.insert("name".into(), json!(meta::generate_name(&generate)));
         }
         meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
         meta.insert("creationTimestamp".into(), json!(meta::now_rfc3339()));
-        for k in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
+        for k in [
+            "resourceVersion",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "selfLink",
+        ] {
             meta.remove(k);
         }
         if def.strategy.tracks_generation {
@@ -189,7 +231,11 @@ impl Registry {
             meta.remove("generation");
         }
         (def.strategy.defaults)(&mut obj);
-        let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let errs = (def.strategy.validate)(&obj);
         if !errs.is_empty() {
             return Err(ApiError::invalid(def.kind, def.group, &name, &errs.0));
@@ -197,19 +243,39 @@ impl Registry {
         if let Some(ns) = namespace.filter(|_| def.namespaced) {
             self.check_namespace_open(ns).await?;
         }
-        let r = ObjectRef { def, namespace, name: &name };
+        let r = ObjectRef {
+            def,
+            namespace,
+            name: &name,
+        };
         if opts.dry_run {
             if self.get_kv(r).await?.is_some() {
                 return Err(r.with_target(ApiError::already_exists));
             }
-            return Ok(Written { object: obj, warnings, created: true });
+            return Ok(Written {
+                object: obj,
+                warnings,
+                created: true,
+            });
+        }
+        // An existing name is AlreadyExists, not an allocation error for its address.
+        if self.get_kv(r).await?.is_some() {
+            return Err(r.with_target(ApiError::already_exists));
         }
         let claims = self.allocators.allocate(def, &mut obj, None).await?;
         let value = encode(&obj)?;
-        match self.store.put(r.key().into_bytes(), value, Condition::Absent).await {
+        match self
+            .store
+            .put(r.key().into_bytes(), value, Condition::Absent)
+            .await
+        {
             Ok(WriteOutcome::Committed { revision, .. }) => {
                 meta::set_resource_version(&mut obj, revision);
-                Ok(Written { object: obj, warnings, created: true })
+                Ok(Written {
+                    object: obj,
+                    warnings,
+                    created: true,
+                })
             }
             Ok(WriteOutcome::Failed { .. }) => {
                 self.allocators.release(claims).await;
@@ -225,7 +291,11 @@ impl Registry {
     /// Refuses new objects in a missing or terminating namespace.
     async fn check_namespace_open(&self, ns: &str) -> ApiResult<()> {
         let nsdef = crate::resources::find("", "v1", "namespaces").expect("namespaces are served");
-        let r = ObjectRef { def: nsdef, namespace: None, name: ns };
+        let r = ObjectRef {
+            def: nsdef,
+            namespace: None,
+            name: ns,
+        };
         match self.get_kv(r).await? {
             None => Err(r.not_found()),
             Some(kv) => {
@@ -236,7 +306,9 @@ impl Registry {
                     Err(ApiError::new(
                         403,
                         "Forbidden",
-                        format!("unable to create new content in namespace {ns} because it is being terminated"),
+                        format!(
+                            "unable to create new content in namespace {ns} because it is being terminated"
+                        ),
                     ))
                 } else {
                     Ok(())
@@ -262,10 +334,15 @@ impl Registry {
     {
         let def = r.def;
         for _attempt in 0..16 {
-            let Some(kv) = self.get_kv(r).await? else { return Err(r.not_found()) };
+            let Some(kv) = self.get_kv(r).await? else {
+                return Err(r.not_found());
+            };
             let current = decode(&kv)?;
             let (mut new, warnings) = mutate(&current)?;
-            let pinned = new.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(str::to_string);
+            let pinned = new
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .map(str::to_string);
             if let Some(rv) = pinned.as_deref().filter(|s| !s.is_empty()) {
                 if meta::parse_resource_version(rv) != Some(kv.mod_revision) {
                     return Err(r.with_target(ApiError::stale));
@@ -277,28 +354,67 @@ impl Registry {
                 return Err(ApiError::invalid(def.kind, def.group, r.name, &errs.0));
             }
             if strip_rv(&new) == strip_rv(&current) {
-                return Ok(Written { object: current, warnings, created: false });
+                return Ok(Written {
+                    object: current,
+                    warnings,
+                    created: false,
+                });
             }
             if opts.dry_run {
-                return Ok(Written { object: new, warnings, created: false });
+                return Ok(Written {
+                    object: new,
+                    warnings,
+                    created: false,
+                });
             }
             // The last finalizer gone from an object being deleted: it goes now.
-            if new.pointer("/metadata/deletionTimestamp").is_some() && finalizers(&new).is_empty() && !graceful_pending(&new) {
-                return match self.store.delete(r.key().into_bytes(), Condition::ModRevision(kv.mod_revision)).await? {
+            if new.pointer("/metadata/deletionTimestamp").is_some()
+                && finalizers(&new).is_empty()
+                && !graceful_pending(&new)
+            {
+                return match self
+                    .store
+                    .delete(
+                        r.key().into_bytes(),
+                        Condition::ModRevision(kv.mod_revision),
+                    )
+                    .await?
+                {
                     WriteOutcome::Committed { revision, .. } => {
                         self.allocators.release_for(def, &new).await;
                         meta::set_resource_version(&mut new, revision);
-                        Ok(Written { object: new, warnings, created: false })
+                        Ok(Written {
+                            object: new,
+                            warnings,
+                            created: false,
+                        })
                     }
-                    WriteOutcome::Failed { .. } if pinned.is_some() => Err(r.with_target(ApiError::stale)),
+                    WriteOutcome::Failed { .. } if pinned.is_some() => {
+                        Err(r.with_target(ApiError::stale))
+                    }
                     WriteOutcome::Failed { .. } => continue,
                 };
             }
-            let claims = self.allocators.allocate(def, &mut new, Some(&current)).await?;
-            match self.store.put(r.key().into_bytes(), encode(&new)?, Condition::ModRevision(kv.mod_revision)).await? {
+            let claims = self
+                .allocators
+                .allocate(def, &mut new, Some(&current))
+                .await?;
+            match self
+                .store
+                .put(
+                    r.key().into_bytes(),
+                    encode(&new)?,
+                    Condition::ModRevision(kv.mod_revision),
+                )
+                .await?
+            {
                 WriteOutcome::Committed { revision, .. } => {
                     meta::set_resource_version(&mut new, revision);
-                    return Ok(Written { object: new, warnings, created: false });
+                    return Ok(Written {
+                        object: new,
+                        warnings,
+                        created: false,
+                    });
                 }
                 WriteOutcome::Failed { current: None } => {
                     self.allocators.release(claims).await;
@@ -317,7 +433,13 @@ impl Registry {
 
     /// Keeps what the request may not change: identity, server-set metadata, and the part of the
     /// object that belongs to the other side of the spec/status split.
-    fn prepare_update(&self, def: &ResourceDef, subresource: Option<&str>, new: &mut Value, old: &Value) -> ApiResult<()> {
+    fn prepare_update(
+        &self,
+        def: &ResourceDef,
+        subresource: Option<&str>,
+        new: &mut Value,
+        old: &Value,
+    ) -> ApiResult<()> {
         let old_meta = old.get("metadata").cloned().unwrap_or(json!({}));
         if let Some(name) = new.pointer("/metadata/name").and_then(Value::as_str)
             && Some(name) != old_meta.get("name").and_then(Value::as_str)
@@ -328,13 +450,23 @@ impl Registry {
             )));
         }
         let meta = meta::metadata_mut(new);
-        for k in ["name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+        for k in [
+            "name",
+            "namespace",
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+        ] {
             match old_meta.get(k) {
                 Some(v) => meta.insert(k.into(), v.clone()),
                 None => meta.remove(k),
             };
         }
         match subresource {
+            // The server's own subresources build the whole new object themselves.
+            Some("binding") => {}
             Some("status") => {
                 // Only status changes; the rest stays as stored.
                 let status = new.get("status").cloned();
@@ -361,22 +493,38 @@ impl Registry {
             _ => (def.strategy.defaults)(new),
         }
         if def.strategy.tracks_generation && spec_of(new) != spec_of(old) {
-            let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0) + 1;
+            let g = old
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+                + 1;
             meta::metadata_mut(new).insert("generation".into(), json!(g));
         }
         Ok(())
     }
 
     /// Deletes an object, honouring finalizers, graceful pod deletion and preconditions.
-    pub async fn delete(&self, r: ObjectRef<'_>, options: &Value, dry_run: bool) -> ApiResult<Value> {
-        let pre_uid = options.pointer("/preconditions/uid").and_then(Value::as_str);
-        let pre_rv = options.pointer("/preconditions/resourceVersion").and_then(Value::as_str);
+    pub async fn delete(
+        &self,
+        r: ObjectRef<'_>,
+        options: &Value,
+        dry_run: bool,
+    ) -> ApiResult<Value> {
+        let pre_uid = options
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str);
+        let pre_rv = options
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str);
         let grace = options.get("gracePeriodSeconds").and_then(Value::as_i64);
         let orphan = options.get("propagationPolicy").and_then(Value::as_str) == Some("Orphan")
             || options.get("orphanDependents").and_then(Value::as_bool) == Some(true);
-        let foreground = options.get("propagationPolicy").and_then(Value::as_str) == Some("Foreground");
+        let foreground =
+            options.get("propagationPolicy").and_then(Value::as_str) == Some("Foreground");
         for _attempt in 0..16 {
-            let Some(kv) = self.get_kv(r).await? else { return Err(r.not_found()) };
+            let Some(kv) = self.get_kv(r).await? else {
+                return Err(r.not_found());
+            };
             let mut obj = decode(&kv)?;
             if let Some(uid) = pre_uid
                 && obj.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid)
@@ -405,11 +553,23 @@ impl Registry {
             if foreground && !fins.iter().any(|f| f == "foregroundDeletion") {
                 fins.push("foregroundDeletion".into());
             }
-            let bound_pod = r.def.kind == "Pod" && r.def.group.is_empty()
-                && obj.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty())
-                && !matches!(obj.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed"));
+            let bound_pod = r.def.kind == "Pod"
+                && r.def.group.is_empty()
+                && obj
+                    .pointer("/spec/nodeName")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| !n.is_empty())
+                && !matches!(
+                    obj.pointer("/status/phase").and_then(Value::as_str),
+                    Some("Succeeded" | "Failed")
+                );
             let pod_grace = if bound_pod {
-                grace.or_else(|| obj.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64)).unwrap_or(30)
+                grace
+                    .or_else(|| {
+                        obj.pointer("/spec/terminationGracePeriodSeconds")
+                            .and_then(Value::as_i64)
+                    })
+                    .unwrap_or(30)
             } else {
                 0
             };
@@ -419,7 +579,14 @@ impl Registry {
                 if dry_run {
                     return Ok(obj);
                 }
-                match self.store.delete(r.key().into_bytes(), Condition::ModRevision(kv.mod_revision)).await? {
+                match self
+                    .store
+                    .delete(
+                        r.key().into_bytes(),
+                        Condition::ModRevision(kv.mod_revision),
+                    )
+                    .await?
+                {
                     WriteOutcome::Committed { revision, .. } => {
                         self.allocators.release_for(r.def, &obj).await;
                         meta::set_resource_version(&mut obj, revision);
@@ -437,8 +604,14 @@ impl Registry {
                 m.insert("deletionGracePeriodSeconds".into(), json!(pod_grace));
             } else if bound_pod {
                 // A shorter grace period may replace a longer one (as `--grace-period` can).
-                let cur = m.get("deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(pod_grace);
-                m.insert("deletionGracePeriodSeconds".into(), json!(cur.min(pod_grace)));
+                let cur = m
+                    .get("deletionGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(pod_grace);
+                m.insert(
+                    "deletionGracePeriodSeconds".into(),
+                    json!(cur.min(pod_grace)),
+                );
             }
             if !fins.is_empty() {
                 m.insert("finalizers".into(), json!(fins));
@@ -449,7 +622,15 @@ impl Registry {
             if dry_run {
                 return Ok(obj);
             }
-            match self.store.put(r.key().into_bytes(), encode(&obj)?, Condition::ModRevision(kv.mod_revision)).await? {
+            match self
+                .store
+                .put(
+                    r.key().into_bytes(),
+                    encode(&obj)?,
+                    Condition::ModRevision(kv.mod_revision),
+                )
+                .await?
+            {
                 WriteOutcome::Committed { revision, .. } => {
                     meta::set_resource_version(&mut obj, revision);
                     return Ok(obj);
@@ -474,7 +655,10 @@ fn finalizers(v: &Value) -> Vec<String> {
 /// A pod whose graceful deletion still waits for its node's agent.
 fn graceful_pending(v: &Value) -> bool {
     v.get("kind").and_then(Value::as_str) == Some("Pod")
-        && v.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(0) > 0
+        && v.pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            > 0
 }
 
 fn strip_rv(v: &Value) -> Value {

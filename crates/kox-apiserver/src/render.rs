@@ -34,13 +34,17 @@ impl Render {
                 };
                 return Render::Table(include);
             }
-            if (p.contains("as=PartialObjectMetadata;") || p.ends_with("as=PartialObjectMetadata")
+            if (p.contains("as=PartialObjectMetadata;")
+                || p.ends_with("as=PartialObjectMetadata")
                 || p.contains("as=PartialObjectMetadataList"))
                 && p.contains("g=meta.k8s.io")
             {
                 return Render::PartialMetadata;
             }
-            if p.starts_with("application/json") || p.starts_with("application/yaml") || p.starts_with("*/*") {
+            if p.starts_with("application/json")
+                || p.starts_with("application/yaml")
+                || p.starts_with("*/*")
+            {
                 return Render::Object;
             }
         }
@@ -53,7 +57,10 @@ impl Render {
             Render::Object => obj,
             Render::PartialMetadata => partial(&obj),
             Render::Table(include) => {
-                let rv = obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""));
+                let rv = obj
+                    .pointer("/metadata/resourceVersion")
+                    .cloned()
+                    .unwrap_or(json!(""));
                 let mut t = table(def, vec![obj], include);
                 t["metadata"]["resourceVersion"] = rv;
                 t

@@ -22,17 +22,27 @@ pub struct ResourceDef {
 impl ResourceDef {
     /// `v1` or `apps/v1`.
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() { self.version.to_string() } else { format!("{}/{}", self.group, self.version) }
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
     }
 
     /// `pods` or `deployments.apps`, as error messages name it.
     pub fn qualified(&self) -> String {
-        if self.group.is_empty() { self.plural.to_string() } else { format!("{}.{}", self.plural, self.group) }
+        if self.group.is_empty() {
+            self.plural.to_string()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
     }
 
     /// The store key prefix for all objects of this resource (ends with `/`).
     pub fn key_prefix(&self) -> String {
-        if self.group.is_empty() || matches!(self.group, "apps" | "batch" | "autoscaling" | "policy") {
+        if self.group.is_empty()
+            || matches!(self.group, "apps" | "batch" | "autoscaling" | "policy")
+        {
             format!("/registry/{}/", self.plural)
         } else {
             format!("/registry/{}/{}/", self.group, self.plural)
@@ -52,7 +62,16 @@ impl ResourceDef {
         if self.read_only {
             &["get", "list"]
         } else {
-            &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+            &[
+                "create",
+                "delete",
+                "deletecollection",
+                "get",
+                "list",
+                "patch",
+                "update",
+                "watch",
+            ]
         }
     }
 }
@@ -80,55 +99,476 @@ macro_rules! res {
 /// Every resource the server offers, in discovery order.
 pub static RESOURCES: &[ResourceDef] = &[
     // core/v1
-    res!("", "v1", "Binding", "bindings", "binding", true, &[], &[], &[], &strategy::BINDING),
-    ResourceDef { read_only: true, ..res!("", "v1", "ComponentStatus", "componentstatuses", "componentstatus", false, &["cs"], &[], &[], &strategy::COMPONENT_STATUS) },
-    res!("", "v1", "ConfigMap", "configmaps", "configmap", true, &["cm"], &[], &[], &strategy::CONFIG_MAP),
-    res!("", "v1", "Endpoints", "endpoints", "endpoints", true, &["ep"], &[], &[], &strategy::ENDPOINTS),
-    res!("", "v1", "Event", "events", "event", true, &["ev"], &[], &[], &strategy::EVENT),
-    res!("", "v1", "LimitRange", "limitranges", "limitrange", true, &["limits"], &[], &[], &strategy::LIMIT_RANGE),
-    res!("", "v1", "Namespace", "namespaces", "namespace", false, &["ns"], &[], &["finalize", "status"], &strategy::NAMESPACE),
-    res!("", "v1", "Node", "nodes", "node", false, &["no"], &[], &["status"], &strategy::NODE),
-    res!("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", "persistentvolumeclaim", true, &["pvc"], &[], &["status"], &strategy::PVC),
-    res!("", "v1", "PersistentVolume", "persistentvolumes", "persistentvolume", false, &["pv"], &[], &["status"], &strategy::PV),
-    res!("", "v1", "Pod", "pods", "pod", true, &["po"], ALL, &["binding", "eviction", "status"], &strategy::POD),
-    res!("", "v1", "PodTemplate", "podtemplates", "podtemplate", true, &[], &[], &[], &strategy::POD_TEMPLATE),
-    res!("", "v1", "ReplicationController", "replicationcontrollers", "replicationcontroller", true, &["rc"], ALL, &["scale", "status"], &strategy::REPLICATION_CONTROLLER),
-    res!("", "v1", "ResourceQuota", "resourcequotas", "resourcequota", true, &["quota"], &[], &["status"], &strategy::RESOURCE_QUOTA),
-    res!("", "v1", "Secret", "secrets", "secret", true, &[], &[], &[], &strategy::SECRET),
-    res!("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", true, &["sa"], &[], &[], &strategy::SERVICE_ACCOUNT),
-    res!("", "v1", "Service", "services", "service", true, &["svc"], ALL, &["status"], &strategy::SERVICE),
+    res!(
+        "",
+        "v1",
+        "Binding",
+        "bindings",
+        "binding",
+        true,
+        &[],
+        &[],
+        &[],
+        &strategy::BINDING
+    ),
+    ResourceDef {
+        read_only: true,
+        ..res!(
+            "",
+            "v1",
+            "ComponentStatus",
+            "componentstatuses",
+            "componentstatus",
+            false,
+            &["cs"],
+            &[],
+            &[],
+            &strategy::COMPONENT_STATUS
+        )
+    },
+    res!(
+        "",
+        "v1",
+        "ConfigMap",
+        "configmaps",
+        "configmap",
+        true,
+        &["cm"],
+        &[],
+        &[],
+        &strategy::CONFIG_MAP
+    ),
+    res!(
+        "",
+        "v1",
+        "Endpoints",
+        "endpoints",
+        "endpoints",
+        true,
+        &["ep"],
+        &[],
+        &[],
+        &strategy::ENDPOINTS
+    ),
+    res!(
+        "",
+        "v1",
+        "Event",
+        "events",
+        "event",
+        true,
+        &["ev"],
+        &[],
+        &[],
+        &strategy::EVENT
+    ),
+    res!(
+        "",
+        "v1",
+        "LimitRange",
+        "limitranges",
+        "limitrange",
+        true,
+        &["limits"],
+        &[],
+        &[],
+        &strategy::LIMIT_RANGE
+    ),
+    res!(
+        "",
+        "v1",
+        "Namespace",
+        "namespaces",
+        "namespace",
+        false,
+        &["ns"],
+        &[],
+        &["finalize", "status"],
+        &strategy::NAMESPACE
+    ),
+    res!(
+        "",
+        "v1",
+        "Node",
+        "nodes",
+        "node",
+        false,
+        &["no"],
+        &[],
+        &["status"],
+        &strategy::NODE
+    ),
+    res!(
+        "",
+        "v1",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        "persistentvolumeclaim",
+        true,
+        &["pvc"],
+        &[],
+        &["status"],
+        &strategy::PVC
+    ),
+    res!(
+        "",
+        "v1",
+        "PersistentVolume",
+        "persistentvolumes",
+        "persistentvolume",
+        false,
+        &["pv"],
+        &[],
+        &["status"],
+        &strategy::PV
+    ),
+    res!(
+        "",
+        "v1",
+        "Pod",
+        "pods",
+        "pod",
+        true,
+        &["po"],
+        ALL,
+        &["binding", "eviction", "status"],
+        &strategy::POD
+    ),
+    res!(
+        "",
+        "v1",
+        "PodTemplate",
+        "podtemplates",
+        "podtemplate",
+        true,
+        &[],
+        &[],
+        &[],
+        &strategy::POD_TEMPLATE
+    ),
+    res!(
+        "",
+        "v1",
+        "ReplicationController",
+        "replicationcontrollers",
+        "replicationcontroller",
+        true,
+        &["rc"],
+        ALL,
+        &["scale", "status"],
+        &strategy::REPLICATION_CONTROLLER
+    ),
+    res!(
+        "",
+        "v1",
+        "ResourceQuota",
+        "resourcequotas",
+        "resourcequota",
+        true,
+        &["quota"],
+        &[],
+        &["status"],
+        &strategy::RESOURCE_QUOTA
+    ),
+    res!(
+        "",
+        "v1",
+        "Secret",
+        "secrets",
+        "secret",
+        true,
+        &[],
+        &[],
+        &[],
+        &strategy::SECRET
+    ),
+    res!(
+        "",
+        "v1",
+        "ServiceAccount",
+        "serviceaccounts",
+        "serviceaccount",
+        true,
+        &["sa"],
+        &[],
+        &[],
+        &strategy::SERVICE_ACCOUNT
+    ),
+    res!(
+        "",
+        "v1",
+        "Service",
+        "services",
+        "service",
+        true,
+        &["svc"],
+        ALL,
+        &["status"],
+        &strategy::SERVICE
+    ),
     // apps/v1
-    res!("apps", "v1", "ControllerRevision", "controllerrevisions", "controllerrevision", true, &[], &[], &[], &strategy::CONTROLLER_REVISION),
-    res!("apps", "v1", "DaemonSet", "daemonsets", "daemonset", true, &["ds"], ALL, &["status"], &strategy::DAEMON_SET),
-    res!("apps", "v1", "Deployment", "deployments", "deployment", true, &["deploy"], ALL, &["scale", "status"], &strategy::DEPLOYMENT),
-    res!("apps", "v1", "ReplicaSet", "replicasets", "replicaset", true, &["rs"], ALL, &["scale", "status"], &strategy::REPLICA_SET),
-    res!("apps", "v1", "StatefulSet", "statefulsets", "statefulset", true, &["sts"], ALL, &["scale", "status"], &strategy::STATEFUL_SET),
+    res!(
+        "apps",
+        "v1",
+        "ControllerRevision",
+        "controllerrevisions",
+        "controllerrevision",
+        true,
+        &[],
+        &[],
+        &[],
+        &strategy::CONTROLLER_REVISION
+    ),
+    res!(
+        "apps",
+        "v1",
+        "DaemonSet",
+        "daemonsets",
+        "daemonset",
+        true,
+        &["ds"],
+        ALL,
+        &["status"],
+        &strategy::DAEMON_SET
+    ),
+    res!(
+        "apps",
+        "v1",
+        "Deployment",
+        "deployments",
+        "deployment",
+        true,
+        &["deploy"],
+        ALL,
+        &["scale", "status"],
+        &strategy::DEPLOYMENT
+    ),
+    res!(
+        "apps",
+        "v1",
+        "ReplicaSet",
+        "replicasets",
+        "replicaset",
+        true,
+        &["rs"],
+        ALL,
+        &["scale", "status"],
+        &strategy::REPLICA_SET
+    ),
+    res!(
+        "apps",
+        "v1",
+        "StatefulSet",
+        "statefulsets",
+        "statefulset",
+        true,
+        &["sts"],
+        ALL,
+        &["scale", "status"],
+        &strategy::STATEFUL_SET
+    ),
     // autoscaling/v2
-    res!("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", "horizontalpodautoscaler", true, &["hpa"], ALL, &["status"], &strategy::HPA),
+    res!(
+        "autoscaling",
+        "v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        true,
+        &["hpa"],
+        ALL,
+        &["status"],
+        &strategy::HPA
+    ),
     // batch/v1
-    res!("batch", "v1", "CronJob", "cronjobs", "cronjob", true, &["cj"], ALL, &["status"], &strategy::CRON_JOB),
-    res!("batch", "v1", "Job", "jobs", "job", true, &[], ALL, &["status"], &strategy::JOB),
+    res!(
+        "batch",
+        "v1",
+        "CronJob",
+        "cronjobs",
+        "cronjob",
+        true,
+        &["cj"],
+        ALL,
+        &["status"],
+        &strategy::CRON_JOB
+    ),
+    res!(
+        "batch",
+        "v1",
+        "Job",
+        "jobs",
+        "job",
+        true,
+        &[],
+        ALL,
+        &["status"],
+        &strategy::JOB
+    ),
     // coordination.k8s.io/v1
-    res!("coordination.k8s.io", "v1", "Lease", "leases", "lease", true, &[], &[], &[], &strategy::LEASE),
+    res!(
+        "coordination.k8s.io",
+        "v1",
+        "Lease",
+        "leases",
+        "lease",
+        true,
+        &[],
+        &[],
+        &[],
+        &strategy::LEASE
+    ),
     // discovery.k8s.io/v1
-    res!("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", true, &[], &[], &[], &strategy::ENDPOINT_SLICE),
+    res!(
+        "discovery.k8s.io",
+        "v1",
+        "EndpointSlice",
+        "endpointslices",
+        "endpointslice",
+        true,
+        &[],
+        &[],
+        &[],
+        &strategy::ENDPOINT_SLICE
+    ),
     // events.k8s.io/v1
-    res!("events.k8s.io", "v1", "Event", "events", "event", true, &["ev"], &[], &[], &strategy::EVENTS_V1),
+    res!(
+        "events.k8s.io",
+        "v1",
+        "Event",
+        "events",
+        "event",
+        true,
+        &["ev"],
+        &[],
+        &[],
+        &strategy::EVENTS_V1
+    ),
     // networking.k8s.io/v1
-    res!("networking.k8s.io", "v1", "IngressClass", "ingressclasses", "ingressclass", false, &[], &[], &[], &strategy::INGRESS_CLASS),
-    res!("networking.k8s.io", "v1", "Ingress", "ingresses", "ingress", true, &["ing"], &[], &["status"], &strategy::INGRESS),
-    res!("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", "networkpolicy", true, &["netpol"], &[], &[], &strategy::NETWORK_POLICY),
+    res!(
+        "networking.k8s.io",
+        "v1",
+        "IngressClass",
+        "ingressclasses",
+        "ingressclass",
+        false,
+        &[],
+        &[],
+        &[],
+        &strategy::INGRESS_CLASS
+    ),
+    res!(
+        "networking.k8s.io",
+        "v1",
+        "Ingress",
+        "ingresses",
+        "ingress",
+        true,
+        &["ing"],
+        &[],
+        &["status"],
+        &strategy::INGRESS
+    ),
+    res!(
+        "networking.k8s.io",
+        "v1",
+        "NetworkPolicy",
+        "networkpolicies",
+        "networkpolicy",
+        true,
+        &["netpol"],
+        &[],
+        &[],
+        &strategy::NETWORK_POLICY
+    ),
     // policy/v1
-    res!("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", "poddisruptionbudget", true, &["pdb"], &[], &["status"], &strategy::PDB),
+    res!(
+        "policy",
+        "v1",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+        "poddisruptionbudget",
+        true,
+        &["pdb"],
+        &[],
+        &["status"],
+        &strategy::PDB
+    ),
     // rbac.authorization.k8s.io/v1
-    res!("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", false, &[], &[], &[], &strategy::CLUSTER_ROLE_BINDING),
-    res!("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", "clusterrole", false, &[], &[], &[], &strategy::CLUSTER_ROLE),
-    res!("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding", true, &[], &[], &[], &strategy::ROLE_BINDING),
-    res!("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", true, &[], &[], &[], &strategy::ROLE),
+    res!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        "clusterrolebinding",
+        false,
+        &[],
+        &[],
+        &[],
+        &strategy::CLUSTER_ROLE_BINDING
+    ),
+    res!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRole",
+        "clusterroles",
+        "clusterrole",
+        false,
+        &[],
+        &[],
+        &[],
+        &strategy::CLUSTER_ROLE
+    ),
+    res!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "RoleBinding",
+        "rolebindings",
+        "rolebinding",
+        true,
+        &[],
+        &[],
+        &[],
+        &strategy::ROLE_BINDING
+    ),
+    res!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "Role",
+        "roles",
+        "role",
+        true,
+        &[],
+        &[],
+        &[],
+        &strategy::ROLE
+    ),
     // scheduling.k8s.io/v1
-    res!("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", "priorityclass", false, &["pc"], &[], &[], &strategy::PRIORITY_CLASS),
+    res!(
+        "scheduling.k8s.io",
+        "v1",
+        "PriorityClass",
+        "priorityclasses",
+        "priorityclass",
+        false,
+        &["pc"],
+        &[],
+        &[],
+        &strategy::PRIORITY_CLASS
+    ),
     // storage.k8s.io/v1
-    res!("storage.k8s.io", "v1", "StorageClass", "storageclasses", "storageclass", false, &["sc"], &[], &[], &strategy::STORAGE_CLASS),
+    res!(
+        "storage.k8s.io",
+        "v1",
+        "StorageClass",
+        "storageclasses",
+        "storageclass",
+        false,
+        &["sc"],
+        &[],
+        &[],
+        &strategy::STORAGE_CLASS
+    ),
 ];
 
 /// The API groups in discovery order, each with its one served version.
@@ -144,10 +584,14 @@ pub fn groups() -> Vec<(&'static str, &'static str)> {
 
 /// Looks up a resource by group, version and plural name.
 pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static ResourceDef> {
-    RESOURCES.iter().find(|r| r.group == group && r.version == version && r.plural == plural)
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.plural == plural)
 }
 
 /// Whether a group-version is served.
 pub fn serves(group: &str, version: &str) -> bool {
-    RESOURCES.iter().any(|r| r.group == group && r.version == version)
+    RESOURCES
+        .iter()
+        .any(|r| r.group == group && r.version == version)
 }

@@ -110,7 +110,13 @@ impl Server {
     pub async fn bind(config: ServerConfig, store: Arc<dyn Store>) -> Result<Self> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
-        let mut sans = vec!["localhost".to_string(), "127.0.0.1".to_string(), "kubernetes".to_string(), "kubernetes.default".to_string(), "kubernetes.default.svc".to_string()];
+        let mut sans = vec![
+            "localhost".to_string(),
+            "127.0.0.1".to_string(),
+            "kubernetes".to_string(),
+            "kubernetes.default".to_string(),
+            "kubernetes.default.svc".to_string(),
+        ];
         if let Ok(host) = hostname() {
             sans.push(host);
         }
@@ -127,13 +133,23 @@ impl Server {
             .await
             .with_context(|| format!("binding {}:{}", config.bind_address, config.secure_port))?;
         let local_addr = listener.local_addr()?;
-        let host = if config.bind_address.is_unspecified() { "127.0.0.1".to_string() } else { config.bind_address.to_string() };
+        let host = if config.bind_address.is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            config.bind_address.to_string()
+        };
         let advertise = format!("{host}:{}", local_addr.port());
         let kubeconfig = config.data_dir.join("admin.kubeconfig");
-        write_private(&kubeconfig, &pki.admin_kubeconfig(&format!("https://{advertise}")))?;
+        write_private(
+            &kubeconfig,
+            &pki.admin_kubeconfig(&format!("https://{advertise}")),
+        )?;
 
         let tls = tls_acceptor(&pki)?;
-        let registry = Registry { store, allocators: Arc::new(allocators) };
+        let registry = Registry {
+            store,
+            allocators: Arc::new(allocators),
+        };
         let app = Arc::new(App {
             registry,
             metrics: Metrics::default(),
@@ -148,7 +164,13 @@ impl Server {
             .await
             .map_err(|e| anyhow::anyhow!("creating the bootstrap objects: {}", e.message))?;
         app.bootstrapped.store(true, Ordering::Relaxed);
-        Ok(Self { app, listener, tls, kubeconfig, local_addr })
+        Ok(Self {
+            app,
+            listener,
+            tls,
+            kubeconfig,
+            local_addr,
+        })
     }
 
     /// Serves until `stop` is cancelled, then stops accepting, lets in-flight requests finish
@@ -171,10 +193,11 @@ impl Server {
             let app = self.app.clone();
             let watcher = graceful.watcher();
             tokio::spawn(async move {
-                let stream = match tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp)).await {
-                    Ok(Ok(s)) => s,
-                    _ => return,
-                };
+                let stream =
+                    match tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp)).await {
+                        Ok(Ok(s)) => s,
+                        _ => return,
+                    };
                 let service = hyper::service::service_fn(move |req| {
                     let app = app.clone();
                     async move { Ok::<_, std::convert::Infallible>(handle(app, req).await) }
@@ -186,7 +209,10 @@ impl Server {
         }
         drop(self.listener);
         self.app.shutdown.cancel();
-        if tokio::time::timeout(Duration::from_secs(30), graceful.shutdown()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(30), graceful.shutdown())
+            .await
+            .is_err()
+        {
             tracing::warn!("some connections did not finish within 30 s of shutdown");
         }
         Ok(())
@@ -198,7 +224,11 @@ async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> Response {
     let (parts, body) = req.into_parts();
     let query = Query::parse(parts.uri.query());
     let is_watch = matches!(query.get("watch"), Some("true" | "1"));
-    let verb = if is_watch { "WATCH".to_string() } else { parts.method.to_string() };
+    let verb = if is_watch {
+        "WATCH".to_string()
+    } else {
+        parts.method.to_string()
+    };
     let resource = metric_resource(parts.uri.path());
     let permit = if is_watch {
         None
@@ -206,7 +236,8 @@ async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> Response {
         match app.in_flight.try_acquire() {
             Ok(p) => Some(p),
             Err(_) => {
-                app.metrics.observe(&verb, &resource, 429, started.elapsed());
+                app.metrics
+                    .observe(&verb, &resource, 429, started.elapsed());
                 return ApiError::too_many_requests(1).into_response();
             }
         }
@@ -214,20 +245,38 @@ async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> Response {
     let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => {
-            return ApiError::too_large(format!("the request body is larger than the limit of {MAX_BODY_BYTES} bytes")).into_response();
+            return ApiError::too_large(format!(
+                "the request body is larger than the limit of {MAX_BODY_BYTES} bytes"
+            ))
+            .into_response();
         }
     };
-    let request = handlers::Request { method: parts.method, path: parts.uri.path().to_string(), query, headers: parts.headers, body };
+    let request = handlers::Request {
+        method: parts.method,
+        path: parts.uri.path().to_string(),
+        query,
+        headers: parts.headers,
+        body,
+    };
     let resp = if is_watch {
         handlers::dispatch(app.clone(), request).await
     } else {
-        match tokio::time::timeout(app.request_timeout, handlers::dispatch(app.clone(), request)).await {
+        match tokio::time::timeout(
+            app.request_timeout,
+            handlers::dispatch(app.clone(), request),
+        )
+        .await
+        {
             Ok(r) => r,
-            Err(_) => ApiError::timeout("request did not complete within requested timeout - context deadline exceeded").into_response(),
+            Err(_) => ApiError::timeout(
+                "request did not complete within requested timeout - context deadline exceeded",
+            )
+            .into_response(),
         }
     };
     drop(permit);
-    app.metrics.observe(&verb, &resource, resp.status().as_u16(), started.elapsed());
+    app.metrics
+        .observe(&verb, &resource, resp.status().as_u16(), started.elapsed());
     resp.map(Body::new)
 }
 
@@ -248,17 +297,22 @@ fn metric_resource(path: &str) -> String {
 
 fn tls_acceptor(pki: &ClusterPki) -> Result<tokio_rustls::TlsAcceptor> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let certs: Vec<_> = rustls_pemfile::certs(&mut pki.serving_cert_pem.as_bytes()).collect::<Result<_, _>>()?;
-    let key = rustls_pemfile::private_key(&mut pki.serving_key_pem.as_bytes())?.context("serving key missing")?;
+    let certs: Vec<_> =
+        rustls_pemfile::certs(&mut pki.serving_cert_pem.as_bytes()).collect::<Result<_, _>>()?;
+    let key = rustls_pemfile::private_key(&mut pki.serving_key_pem.as_bytes())?
+        .context("serving key missing")?;
     let mut roots = rustls::RootCertStore::empty();
     for ca in rustls_pemfile::certs(&mut pki.ca_cert_pem.as_bytes()) {
         roots.add(ca?)?;
     }
     // Client certificates are asked for and verified against the cluster CA, but not required:
     // token and anonymous requests are authenticated later in the pipeline.
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .allow_unauthenticated()
-        .build()?;
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .allow_unauthenticated()
+    .build()?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)

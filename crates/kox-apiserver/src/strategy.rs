@@ -58,13 +58,15 @@ pub fn str_at<'a>(v: &'a Value, path: &str) -> Option<&'a str> {
 }
 
 use k8s_openapi::api::{
-    apps::v1 as apps, autoscaling::v2 as autoscaling, batch::v1 as batch, coordination::v1 as coordination,
-    core::v1 as core, discovery::v1 as discovery, events::v1 as events, networking::v1 as networking,
-    policy::v1 as policy, rbac::v1 as rbac, scheduling::v1 as scheduling, storage::v1 as storage,
+    apps::v1 as apps, autoscaling::v2 as autoscaling, batch::v1 as batch,
+    coordination::v1 as coordination, core::v1 as core, discovery::v1 as discovery,
+    events::v1 as events, networking::v1 as networking, policy::v1 as policy, rbac::v1 as rbac,
+    scheduling::v1 as scheduling, storage::v1 as storage,
 };
 
 pub static BINDING: Strategy = strategy_of::<core::Binding>(&table::DEFAULT);
-pub static COMPONENT_STATUS: Strategy = strategy_of::<core::ComponentStatus>(&table::COMPONENT_STATUS);
+pub static COMPONENT_STATUS: Strategy =
+    strategy_of::<core::ComponentStatus>(&table::COMPONENT_STATUS);
 pub static CONFIG_MAP: Strategy = strategy_of::<core::ConfigMap>(&table::CONFIG_MAP);
 pub static ENDPOINTS: Strategy = strategy_of::<core::Endpoints>(&table::ENDPOINTS);
 pub static LIMIT_RANGE: Strategy = strategy_of::<core::LimitRange>(&table::DEFAULT);
@@ -76,24 +78,73 @@ pub static ENDPOINT_SLICE: Strategy = strategy_of::<discovery::EndpointSlice>(&t
 pub static EVENTS_V1: Strategy = strategy_of::<events::Event>(&table::DEFAULT);
 pub static INGRESS_CLASS: Strategy = strategy_of::<networking::IngressClass>(&table::DEFAULT);
 pub static NETWORK_POLICY: Strategy = strategy_of::<networking::NetworkPolicy>(&table::DEFAULT);
-pub static CLUSTER_ROLE_BINDING: Strategy = strategy_of::<rbac::ClusterRoleBinding>(&table::DEFAULT);
+pub static CLUSTER_ROLE_BINDING: Strategy =
+    strategy_of::<rbac::ClusterRoleBinding>(&table::DEFAULT);
 pub static CLUSTER_ROLE: Strategy = strategy_of::<rbac::ClusterRole>(&table::DEFAULT);
 pub static ROLE_BINDING: Strategy = strategy_of::<rbac::RoleBinding>(&table::DEFAULT);
 pub static ROLE: Strategy = strategy_of::<rbac::Role>(&table::DEFAULT);
 pub static PRIORITY_CLASS: Strategy = strategy_of::<scheduling::PriorityClass>(&table::DEFAULT);
 pub static STORAGE_CLASS: Strategy = strategy_of::<storage::StorageClass>(&table::DEFAULT);
-pub static PVC: Strategy = Strategy { has_status: true, tracks_generation: true, ..strategy_of::<core::PersistentVolumeClaim>(&table::DEFAULT) };
-pub static PV: Strategy = Strategy { has_status: true, tracks_generation: true, ..strategy_of::<core::PersistentVolume>(&table::DEFAULT) };
-pub static REPLICATION_CONTROLLER: Strategy = Strategy { has_status: true, tracks_generation: true, ..strategy_of::<core::ReplicationController>(&table::DEFAULT) };
-pub static RESOURCE_QUOTA: Strategy = Strategy { has_status: true, tracks_generation: true, ..strategy_of::<core::ResourceQuota>(&table::DEFAULT) };
-pub static DAEMON_SET: Strategy = Strategy { has_status: true, tracks_generation: true, ..strategy_of::<apps::DaemonSet>(&table::DEFAULT) };
-pub static REPLICA_SET: Strategy = Strategy { has_status: true, tracks_generation: true, ..strategy_of::<apps::ReplicaSet>(&table::REPLICA_SET) };
-pub static STATEFUL_SET: Strategy = Strategy { has_status: true, tracks_generation: true, ..strategy_of::<apps::StatefulSet>(&table::DEFAULT) };
-pub static HPA: Strategy = Strategy { has_status: true, tracks_generation: true, ..strategy_of::<autoscaling::HorizontalPodAutoscaler>(&table::DEFAULT) };
-pub static CRON_JOB: Strategy = Strategy { has_status: true, tracks_generation: true, ..strategy_of::<batch::CronJob>(&table::DEFAULT) };
-pub static JOB: Strategy = Strategy { has_status: true, tracks_generation: true, ..strategy_of::<batch::Job>(&table::DEFAULT) };
-pub static INGRESS: Strategy = Strategy { has_status: true, tracks_generation: true, ..strategy_of::<networking::Ingress>(&table::DEFAULT) };
-pub static PDB: Strategy = Strategy { has_status: true, tracks_generation: true, ..strategy_of::<policy::PodDisruptionBudget>(&table::DEFAULT) };
+pub static PVC: Strategy = Strategy {
+    has_status: true,
+    tracks_generation: true,
+    ..strategy_of::<core::PersistentVolumeClaim>(&table::DEFAULT)
+};
+pub static PV: Strategy = Strategy {
+    has_status: true,
+    tracks_generation: true,
+    ..strategy_of::<core::PersistentVolume>(&table::DEFAULT)
+};
+pub static REPLICATION_CONTROLLER: Strategy = Strategy {
+    has_status: true,
+    tracks_generation: true,
+    ..strategy_of::<core::ReplicationController>(&table::DEFAULT)
+};
+pub static RESOURCE_QUOTA: Strategy = Strategy {
+    has_status: true,
+    tracks_generation: true,
+    ..strategy_of::<core::ResourceQuota>(&table::DEFAULT)
+};
+pub static DAEMON_SET: Strategy = Strategy {
+    has_status: true,
+    tracks_generation: true,
+    ..strategy_of::<apps::DaemonSet>(&table::DEFAULT)
+};
+pub static REPLICA_SET: Strategy = Strategy {
+    has_status: true,
+    tracks_generation: true,
+    ..strategy_of::<apps::ReplicaSet>(&table::REPLICA_SET)
+};
+pub static STATEFUL_SET: Strategy = Strategy {
+    has_status: true,
+    tracks_generation: true,
+    ..strategy_of::<apps::StatefulSet>(&table::DEFAULT)
+};
+pub static HPA: Strategy = Strategy {
+    has_status: true,
+    tracks_generation: true,
+    ..strategy_of::<autoscaling::HorizontalPodAutoscaler>(&table::DEFAULT)
+};
+pub static CRON_JOB: Strategy = Strategy {
+    has_status: true,
+    tracks_generation: true,
+    ..strategy_of::<batch::CronJob>(&table::DEFAULT)
+};
+pub static JOB: Strategy = Strategy {
+    has_status: true,
+    tracks_generation: true,
+    ..strategy_of::<batch::Job>(&table::DEFAULT)
+};
+pub static INGRESS: Strategy = Strategy {
+    has_status: true,
+    tracks_generation: true,
+    ..strategy_of::<networking::Ingress>(&table::DEFAULT)
+};
+pub static PDB: Strategy = Strategy {
+    has_status: true,
+    tracks_generation: true,
+    ..strategy_of::<policy::PodDisruptionBudget>(&table::DEFAULT)
+};
 
 pub static SECRET: Strategy = Strategy {
     defaults: validation::secret_defaults,
@@ -172,7 +223,9 @@ pub static EVENT: Strategy = Strategy {
 };
 
 /// A plain strategy for `T`, to be refined with struct-update syntax.
-const fn strategy_of<T: Serialize + DeserializeOwned + schemars::JsonSchema>(table: &'static TableDef) -> Strategy {
+const fn strategy_of<T: Serialize + DeserializeOwned + schemars::JsonSchema>(
+    table: &'static TableDef,
+) -> Strategy {
     Strategy {
         normalize: roundtrip::<T>,
         has_status: false,
@@ -187,22 +240,32 @@ const fn strategy_of<T: Serialize + DeserializeOwned + schemars::JsonSchema>(tab
     }
 }
 
-fn schema_of<T: schemars::JsonSchema>(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+fn schema_of<T: schemars::JsonSchema>(
+    generator: &mut schemars::SchemaGenerator,
+) -> schemars::Schema {
     generator.subschema_for::<T>()
 }
 
 fn pod_field(v: &Value, field: &str) -> Option<String> {
     match field {
-        "spec.hostNetwork" => Some(v.pointer("/spec/hostNetwork").and_then(Value::as_bool).unwrap_or(false).to_string()),
+        "spec.hostNetwork" => Some(
+            v.pointer("/spec/hostNetwork")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+                .to_string(),
+        ),
         _ => Some(str_at(v, field).unwrap_or("").to_string()),
     }
 }
 
 fn node_field(v: &Value, field: &str) -> Option<String> {
     match field {
-        "spec.unschedulable" => {
-            Some(v.pointer("/spec/unschedulable").and_then(Value::as_bool).unwrap_or(false).to_string())
-        }
+        "spec.unschedulable" => Some(
+            v.pointer("/spec/unschedulable")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+                .to_string(),
+        ),
         _ => None,
     }
 }

@@ -17,7 +17,10 @@ use crate::server::App;
 
 fn json_response(code: StatusCode, v: &Value) -> Response {
     let mut r = (code, serde_json::to_vec(v).unwrap_or_default()).into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
     r
 }
 
@@ -26,23 +29,54 @@ fn success(code: u16) -> Value {
 }
 
 /// `POST pods/<name>/binding` (or `POST bindings`): sets the pod's node once.
-pub async fn bind(app: &Arc<App>, req: &Request, namespace: &str, pod: Option<&str>) -> ApiResult<Response> {
+pub async fn bind(
+    app: &Arc<App>,
+    req: &Request,
+    namespace: &str,
+    pod: Option<&str>,
+) -> ApiResult<Response> {
     let body = crate::handlers::decode_body(
-        req.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json"),
+        req.headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/json"),
         &req.body,
     )?;
     let name = pod
         .map(str::to_string)
-        .or_else(|| body.pointer("/metadata/name").and_then(Value::as_str).map(str::to_string))
+        .or_else(|| {
+            body.pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
         .unwrap_or_default();
-    let node = body.pointer("/target/name").and_then(Value::as_str).unwrap_or("").to_string();
+    let node = body
+        .pointer("/target/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     if node.is_empty() {
-        return Err(ApiError::invalid("Binding", "", &name, &[kox_api::field::FieldError::required(&crate::validation::p("target.name"), "")]));
+        return Err(ApiError::invalid(
+            "Binding",
+            "",
+            &name,
+            &[kox_api::field::FieldError::required(
+                &crate::validation::p("target.name"),
+                "",
+            )],
+        ));
     }
     let def = resources::find("", "v1", "pods").expect("pods are served");
-    let r = ObjectRef { def, namespace: Some(namespace), name: &name };
+    let r = ObjectRef {
+        def,
+        namespace: Some(namespace),
+        name: &name,
+    };
     let dry_run = req.query.get("dryRun") == Some("All");
-    let opts = crate::registry::WriteOptions { dry_run, field_validation: crate::registry::FieldValidation::Ignore };
+    let opts = crate::registry::WriteOptions {
+        dry_run,
+        field_validation: crate::registry::FieldValidation::Ignore,
+    };
     app.registry
         .update_with(r, Some("binding"), opts, |current| {
             if current.pointer("/metadata/deletionTimestamp").is_some() {
@@ -69,11 +103,21 @@ pub async fn bind(app: &Arc<App>, req: &Request, namespace: &str, pod: Option<&s
 /// `POST pods/<name>/eviction`: deletes the pod gracefully. (Disruption budgets are checked
 /// once the disruption controller exists.)
 pub async fn evict(app: &Arc<App>, req: &Request, r: ObjectRef<'_>) -> ApiResult<Response> {
-    let body = if req.body.is_empty() { json!({}) } else {
-        crate::handlers::decode_body(req.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json"), &req.body)?
+    let body = if req.body.is_empty() {
+        json!({})
+    } else {
+        crate::handlers::decode_body(
+            req.headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("application/json"),
+            &req.body,
+        )?
     };
     let options = body.get("deleteOptions").cloned().unwrap_or(json!({}));
-    app.registry.delete(r, &options, req.query.get("dryRun") == Some("All")).await?;
+    app.registry
+        .delete(r, &options, req.query.get("dryRun") == Some("All"))
+        .await?;
     Ok(json_response(StatusCode::CREATED, &success(201)))
 }
 
@@ -81,11 +125,16 @@ pub async fn evict(app: &Arc<App>, req: &Request, r: ObjectRef<'_>) -> ApiResult
 pub async fn scale(app: &Arc<App>, req: &Request, r: ObjectRef<'_>) -> ApiResult<Response> {
     let to_scale = |obj: &Value| -> Value {
         let selector = match obj.pointer("/spec/selector") {
-            Some(sel) if sel.get("matchLabels").is_some() || sel.get("matchExpressions").is_some() => {
+            Some(sel)
+                if sel.get("matchLabels").is_some() || sel.get("matchExpressions").is_some() =>
+            {
                 selector_string(sel)
             }
             Some(Value::Object(m)) => {
-                let mut parts: Vec<String> = m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect();
+                let mut parts: Vec<String> = m
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                    .collect();
                 parts.sort();
                 parts.join(",")
             }
@@ -113,13 +162,21 @@ pub async fn scale(app: &Arc<App>, req: &Request, r: ObjectRef<'_>) -> ApiResult
         dry_run: req.query.get("dryRun") == Some("All"),
         field_validation: crate::registry::FieldValidation::Ignore,
     };
-    let ct = req.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json").to_string();
+    let ct = req
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .to_string();
     let body: Value = if req.method == Method::PUT {
         crate::handlers::decode_body(&ct, &req.body)?
     } else if req.method == Method::PATCH {
-        serde_json::from_slice(&req.body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
+        serde_json::from_slice(&req.body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
     } else {
-        return Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource"));
+        return Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        ));
     };
     let scale_def = resources::find("", "v1", "pods").expect("pods are served");
     let w = app
@@ -130,20 +187,42 @@ pub async fn scale(app: &Arc<App>, req: &Request, r: ObjectRef<'_>) -> ApiResult
                 body.clone()
             } else {
                 let ty = PatchType::from_content_type(&ct)?;
-                apply_patch(scale_def, if ty == PatchType::Strategic { PatchType::Merge } else { ty }, &scale, &body)?
+                apply_patch(
+                    scale_def,
+                    if ty == PatchType::Strategic {
+                        PatchType::Merge
+                    } else {
+                        ty
+                    },
+                    &scale,
+                    &body,
+                )?
             };
-            if let Some(rv) = new_scale.pointer("/metadata/resourceVersion").and_then(Value::as_str)
-                && Some(rv) != current.pointer("/metadata/resourceVersion").and_then(Value::as_str)
+            if let Some(rv) = new_scale
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                && Some(rv)
+                    != current
+                        .pointer("/metadata/resourceVersion")
+                        .and_then(Value::as_str)
             {
                 return Err(r.with_target(ApiError::stale));
             }
-            let replicas = new_scale.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0);
+            let replicas = new_scale
+                .pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
             if replicas < 0 {
-                return Err(ApiError::invalid("Scale", "autoscaling", r.name, &[kox_api::field::FieldError::invalid(
-                    &crate::validation::p("spec.replicas"),
-                    replicas,
-                    "must be greater than or equal to 0",
-                )]));
+                return Err(ApiError::invalid(
+                    "Scale",
+                    "autoscaling",
+                    r.name,
+                    &[kox_api::field::FieldError::invalid(
+                        &crate::validation::p("spec.replicas"),
+                        replicas,
+                        "must be greater than or equal to 0",
+                    )],
+                ));
             }
             let mut new = current.clone();
             new["spec"]["replicas"] = json!(replicas);
@@ -159,14 +238,27 @@ pub async fn scale(app: &Arc<App>, req: &Request, r: ObjectRef<'_>) -> ApiResult
 fn selector_string(sel: &Value) -> String {
     let mut parts = Vec::new();
     if let Some(m) = sel.get("matchLabels").and_then(Value::as_object) {
-        let mut ls: Vec<String> = m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect();
+        let mut ls: Vec<String> = m
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+            .collect();
         ls.sort();
         parts.extend(ls);
     }
-    for e in sel.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
+    for e in sel
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let key = e.get("key").and_then(Value::as_str).unwrap_or("");
-        let values: Vec<&str> =
-            e.get("values").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+        let values: Vec<&str> = e
+            .get("values")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
         match e.get("operator").and_then(Value::as_str).unwrap_or("") {
             "In" => parts.push(format!("{key} in ({})", values.join(","))),
             "NotIn" => parts.push(format!("{key} notin ({})", values.join(","))),
@@ -182,20 +274,38 @@ fn selector_string(sel: &Value) -> String {
 const COMPONENTS: &[(&str, u16)] = &[("controller-manager", 10257), ("scheduler", 10259)];
 
 /// `GET componentstatuses[/<name>]`: probes each component now.
-pub async fn component_statuses(app: &Arc<App>, req: &Request, name: Option<&str>) -> ApiResult<Response> {
+pub async fn component_statuses(
+    app: &Arc<App>,
+    req: &Request,
+    name: Option<&str>,
+) -> ApiResult<Response> {
     if req.method != Method::GET {
-        return Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource"));
+        return Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        ));
     }
     let mut items = Vec::new();
-    let names: Vec<&str> = COMPONENTS.iter().map(|(n, _)| *n).chain(["etcd-0"]).collect();
+    let names: Vec<&str> = COMPONENTS
+        .iter()
+        .map(|(n, _)| *n)
+        .chain(["etcd-0"])
+        .collect();
     for n in names.iter().filter(|n| name.is_none_or(|want| want == **n)) {
         let (healthy, message, error) = match *n {
             "etcd-0" => match app.registry.store.status().await {
-                Ok(_) => (true, "{\"health\":\"true\",\"reason\":\"\"}".to_string(), String::new()),
+                Ok(_) => (
+                    true,
+                    "{\"health\":\"true\",\"reason\":\"\"}".to_string(),
+                    String::new(),
+                ),
                 Err(e) => (false, String::new(), e.to_string()),
             },
             comp => {
-                let port = COMPONENTS.iter().find(|(c, _)| *c == comp).map(|(_, p)| *p).unwrap_or(0);
+                let port = COMPONENTS
+                    .iter()
+                    .find(|(c, _)| *c == comp)
+                    .map(|(_, p)| *p)
+                    .unwrap_or(0);
                 crate::health::probe_component(port).await
             }
         };
@@ -212,13 +322,21 @@ pub async fn component_statuses(app: &Arc<App>, req: &Request, name: Option<&str
     }
     let def = resources::find("", "v1", "componentstatuses").expect("componentstatuses are served");
     let render = crate::render::Render::negotiate(
-        req.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or(""),
+        req.headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(""),
         req.query.get("includeObject"),
     );
     let body = match (name, render) {
         (Some(n), _) => {
             let obj = items.pop().ok_or_else(|| {
-                ApiError::not_found(crate::error::Target { qualified_resource: "componentstatuses", group: "", resource: "componentstatuses", name: n })
+                ApiError::not_found(crate::error::Target {
+                    qualified_resource: "componentstatuses",
+                    group: "",
+                    resource: "componentstatuses",
+                    name: n,
+                })
             })?;
             render.event_object(def, obj)
         }

@@ -34,7 +34,13 @@ impl TableDef {
 }
 
 const fn col(name: &'static str, kind: &'static str, priority: u8) -> Column {
-    Column { name, kind, format: "", description: "", priority }
+    Column {
+        name,
+        kind,
+        format: "",
+        description: "",
+        priority,
+    }
 }
 
 const NAME: Column = Column {
@@ -70,7 +76,11 @@ pub fn human_duration(seconds: i64) -> String {
     let minutes = seconds / 60;
     if minutes < 10 {
         let s = seconds % 60;
-        return if s == 0 { format!("{minutes}m") } else { format!("{minutes}m{s}s") };
+        return if s == 0 {
+            format!("{minutes}m")
+        } else {
+            format!("{minutes}m{s}s")
+        };
     }
     if minutes < 180 {
         return format!("{minutes}m");
@@ -78,21 +88,33 @@ pub fn human_duration(seconds: i64) -> String {
     let hours = seconds / 3600;
     if hours < 8 {
         let m = minutes % 60;
-        return if m == 0 { format!("{hours}h") } else { format!("{hours}h{m}m") };
+        return if m == 0 {
+            format!("{hours}h")
+        } else {
+            format!("{hours}h{m}m")
+        };
     }
     if hours < 48 {
         return format!("{hours}h");
     }
     if hours < 24 * 8 {
         let h = hours % 24;
-        return if h == 0 { format!("{}d", hours / 24) } else { format!("{}d{h}h", hours / 24) };
+        return if h == 0 {
+            format!("{}d", hours / 24)
+        } else {
+            format!("{}d{h}h", hours / 24)
+        };
     }
     if hours < 24 * 365 * 2 {
         return format!("{}d", hours / 24);
     }
     if hours < 24 * 365 * 8 {
         let dy = (hours / 24) % 365;
-        return if dy == 0 { format!("{}y", hours / 24 / 365) } else { format!("{}y{dy}d", hours / 24 / 365) };
+        return if dy == 0 {
+            format!("{}y", hours / 24 / 365)
+        } else {
+            format!("{}y{dy}d", hours / 24 / 365)
+        };
     }
     format!("{}y", hours / 24 / 365)
 }
@@ -122,11 +144,20 @@ fn i64_at(v: &Value, pointer: &str) -> i64 {
 }
 
 /// NAME and AGE, for kinds with nothing else worth a column.
-pub static DEFAULT: TableDef = TableDef { columns: &[NAME, AGE], row: |v, now| vec![name(v), age(v, now)] };
+pub static DEFAULT: TableDef = TableDef {
+    columns: &[NAME, AGE],
+    row: |v, now| vec![name(v), age(v, now)],
+};
 
 pub static NAMESPACE: TableDef = TableDef {
     columns: &[NAME, col("Status", "string", 0), AGE],
-    row: |v, now| vec![name(v), json!(str_at(v, "status.phase").unwrap_or("")), age(v, now)],
+    row: |v, now| {
+        vec![
+            name(v),
+            json!(str_at(v, "status.phase").unwrap_or("")),
+            age(v, now),
+        ]
+    },
 };
 
 pub static CONFIG_MAP: TableDef = TableDef {
@@ -138,9 +169,19 @@ pub static CONFIG_MAP: TableDef = TableDef {
 };
 
 pub static SECRET: TableDef = TableDef {
-    columns: &[NAME, col("Type", "string", 0), col("Data", "string", 0), AGE],
+    columns: &[
+        NAME,
+        col("Type", "string", 0),
+        col("Data", "string", 0),
+        AGE,
+    ],
     row: |v, now| {
-        vec![name(v), json!(str_at(v, "type").unwrap_or("")), json!(len_of(v.get("data"))), age(v, now)]
+        vec![
+            name(v),
+            json!(str_at(v, "type").unwrap_or("")),
+            json!(len_of(v.get("data"))),
+            age(v, now),
+        ]
     },
 };
 
@@ -150,12 +191,22 @@ pub static SERVICE_ACCOUNT: TableDef = TableDef {
 };
 
 pub static COMPONENT_STATUS: TableDef = TableDef {
-    columns: &[NAME, col("Status", "string", 0), col("Message", "string", 0), col("Error", "string", 0)],
+    columns: &[
+        NAME,
+        col("Status", "string", 0),
+        col("Message", "string", 0),
+        col("Error", "string", 0),
+    ],
     row: |v, _| {
         let mut status = "Unknown";
         let mut message = "";
         let mut error = "";
-        for c in v.get("conditions").and_then(Value::as_array).into_iter().flatten() {
+        for c in v
+            .get("conditions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if c.get("type").and_then(Value::as_str) == Some("Healthy") {
                 status = match c.get("status").and_then(Value::as_str) {
                     Some("True") => "Healthy",
@@ -174,7 +225,12 @@ pub static ENDPOINTS: TableDef = TableDef {
     columns: &[NAME, col("Endpoints", "string", 0), AGE],
     row: |v, now| {
         let mut eps = Vec::new();
-        for subset in v.get("subsets").and_then(Value::as_array).into_iter().flatten() {
+        for subset in v
+            .get("subsets")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let ports: Vec<i64> = subset
                 .get("ports")
                 .and_then(Value::as_array)
@@ -182,7 +238,12 @@ pub static ENDPOINTS: TableDef = TableDef {
                 .flatten()
                 .filter_map(|p| p.get("port").and_then(Value::as_i64))
                 .collect();
-            for addr in subset.get("addresses").and_then(Value::as_array).into_iter().flatten() {
+            for addr in subset
+                .get("addresses")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 let ip = addr.get("ip").and_then(Value::as_str).unwrap_or("");
                 if ports.is_empty() {
                     eps.push(ip.to_string());
@@ -226,27 +287,53 @@ fn pod_row(v: &Value, now: jiff::Timestamp) -> Vec<Value> {
     }
     let mut ready = 0;
     let mut restarts = 0;
-    for cs in v.pointer("/status/containerStatuses").and_then(Value::as_array).into_iter().flatten() {
+    for cs in v
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         restarts += cs.get("restartCount").and_then(Value::as_i64).unwrap_or(0);
-        if let Some(r) = cs.pointer("/state/waiting/reason").and_then(Value::as_str).filter(|r| !r.is_empty()) {
+        if let Some(r) = cs
+            .pointer("/state/waiting/reason")
+            .and_then(Value::as_str)
+            .filter(|r| !r.is_empty())
+        {
             reason = r.to_string();
         } else if let Some(t) = cs.pointer("/state/terminated") {
-            reason = match t.get("reason").and_then(Value::as_str).filter(|r| !r.is_empty()) {
+            reason = match t
+                .get("reason")
+                .and_then(Value::as_str)
+                .filter(|r| !r.is_empty())
+            {
                 Some(r) => r.to_string(),
                 None => match t.get("signal").and_then(Value::as_i64).filter(|s| *s != 0) {
                     Some(s) => format!("Signal:{s}"),
-                    None => format!("ExitCode:{}", t.get("exitCode").and_then(Value::as_i64).unwrap_or(0)),
+                    None => format!(
+                        "ExitCode:{}",
+                        t.get("exitCode").and_then(Value::as_i64).unwrap_or(0)
+                    ),
                 },
             };
-        } else if cs.get("ready").and_then(Value::as_bool) == Some(true) && cs.pointer("/state/running").is_some() {
+        } else if cs.get("ready").and_then(Value::as_bool) == Some(true)
+            && cs.pointer("/state/running").is_some()
+        {
             ready += 1;
         }
     }
     if v.pointer("/metadata/deletionTimestamp").is_some() {
-        reason = if str_at(v, "status.reason") == Some("NodeLost") { "Unknown".into() } else { "Terminating".into() };
+        reason = if str_at(v, "status.reason") == Some("NodeLost") {
+            "Unknown".into()
+        } else {
+            "Terminating".into()
+        };
     }
     let none = |s: Option<&str>| json!(s.filter(|s| !s.is_empty()).unwrap_or("<none>"));
-    let gates = v.pointer("/spec/readinessGates").and_then(Value::as_array).map(|g| g.len()).unwrap_or(0);
+    let gates = v
+        .pointer("/spec/readinessGates")
+        .and_then(Value::as_array)
+        .map(|g| g.len())
+        .unwrap_or(0);
     vec![
         name(v),
         json!(format!("{ready}/{containers}")),
@@ -256,7 +343,11 @@ fn pod_row(v: &Value, now: jiff::Timestamp) -> Vec<Value> {
         none(str_at(v, "status.podIP")),
         none(str_at(v, "spec.nodeName")),
         none(str_at(v, "status.nominatedNodeName")),
-        json!(if gates == 0 { "<none>".to_string() } else { format!("0/{gates}") }),
+        json!(if gates == 0 {
+            "<none>".to_string()
+        } else {
+            format!("0/{gates}")
+        }),
     ]
 }
 
@@ -275,9 +366,19 @@ pub static NODE: TableDef = TableDef {
     ],
     row: |v, now| {
         let mut status = "Unknown".to_string();
-        for c in v.pointer("/status/conditions").and_then(Value::as_array).into_iter().flatten() {
+        for c in v
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if c.get("type").and_then(Value::as_str) == Some("Ready") {
-                status = if c.get("status").and_then(Value::as_str) == Some("True") { "Ready" } else { "NotReady" }.into();
+                status = if c.get("status").and_then(Value::as_str) == Some("True") {
+                    "Ready"
+                } else {
+                    "NotReady"
+                }
+                .into();
             }
         }
         if v.pointer("/spec/unschedulable").and_then(Value::as_bool) == Some(true) {
@@ -288,7 +389,10 @@ pub static NODE: TableDef = TableDef {
             .and_then(Value::as_object)
             .into_iter()
             .flatten()
-            .filter_map(|(k, _)| k.strip_prefix("node-role.kubernetes.io/").map(str::to_string))
+            .filter_map(|(k, _)| {
+                k.strip_prefix("node-role.kubernetes.io/")
+                    .map(str::to_string)
+            })
             .collect();
         roles.sort();
         let addr = |t: &str| {
@@ -301,11 +405,21 @@ pub static NODE: TableDef = TableDef {
                 .unwrap_or("<none>")
                 .to_string()
         };
-        let info = |k: &str| json!(v.pointer(&format!("/status/nodeInfo/{k}")).and_then(Value::as_str).unwrap_or(""));
+        let info = |k: &str| {
+            json!(
+                v.pointer(&format!("/status/nodeInfo/{k}"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+            )
+        };
         vec![
             name(v),
             json!(status),
-            json!(if roles.is_empty() { "<none>".into() } else { roles.join(",") }),
+            json!(if roles.is_empty() {
+                "<none>".into()
+            } else {
+                roles.join(",")
+            }),
             age(v, now),
             info("kubeletVersion"),
             json!(addr("InternalIP")),
@@ -329,7 +443,9 @@ pub static SERVICE: TableDef = TableDef {
     ],
     row: |v, now| {
         let ty = str_at(v, "spec.type").unwrap_or("ClusterIP");
-        let cluster_ip = str_at(v, "spec.clusterIP").filter(|s| !s.is_empty()).unwrap_or("<none>");
+        let cluster_ip = str_at(v, "spec.clusterIP")
+            .filter(|s| !s.is_empty())
+            .unwrap_or("<none>");
         let mut external: Vec<String> = v
             .pointer("/spec/externalIPs")
             .and_then(Value::as_array)
@@ -338,8 +454,17 @@ pub static SERVICE: TableDef = TableDef {
             .filter_map(|s| s.as_str().map(str::to_string))
             .collect();
         if ty == "LoadBalancer" {
-            for ing in v.pointer("/status/loadBalancer/ingress").and_then(Value::as_array).into_iter().flatten() {
-                if let Some(ip) = ing.get("ip").or(ing.get("hostname")).and_then(Value::as_str) {
+            for ing in v
+                .pointer("/status/loadBalancer/ingress")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(ip) = ing
+                    .get("ip")
+                    .or(ing.get("hostname"))
+                    .and_then(Value::as_str)
+                {
                     external.push(ip.into());
                 }
             }
@@ -370,7 +495,11 @@ pub static SERVICE: TableDef = TableDef {
             json!(ty),
             json!(cluster_ip),
             json!(external),
-            json!(if ports.is_empty() { "<none>".into() } else { ports.join(",") }),
+            json!(if ports.is_empty() {
+                "<none>".into()
+            } else {
+                ports.join(",")
+            }),
             age(v, now),
             json!(selector),
         ]
@@ -380,8 +509,10 @@ pub static SERVICE: TableDef = TableDef {
 fn selector_text(sel: Option<&Value>) -> String {
     match sel.and_then(Value::as_object) {
         Some(m) if !m.is_empty() => {
-            let mut parts: Vec<String> =
-                m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect();
+            let mut parts: Vec<String> = m
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect();
             parts.sort();
             parts.join(",")
         }
@@ -391,15 +522,31 @@ fn selector_text(sel: Option<&Value>) -> String {
 
 fn label_selector_text(sel: Option<&Value>) -> String {
     let mut parts = Vec::new();
-    if let Some(m) = sel.and_then(|s| s.get("matchLabels")).and_then(Value::as_object) {
-        let mut ls: Vec<String> = m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect();
+    if let Some(m) = sel
+        .and_then(|s| s.get("matchLabels"))
+        .and_then(Value::as_object)
+    {
+        let mut ls: Vec<String> = m
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+            .collect();
         ls.sort();
         parts.extend(ls);
     }
-    for e in sel.and_then(|s| s.get("matchExpressions")).and_then(Value::as_array).into_iter().flatten() {
+    for e in sel
+        .and_then(|s| s.get("matchExpressions"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let key = e.get("key").and_then(Value::as_str).unwrap_or("");
-        let values: Vec<&str> =
-            e.get("values").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+        let values: Vec<&str> = e
+            .get("values")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
         match e.get("operator").and_then(Value::as_str).unwrap_or("") {
             "In" => parts.push(format!("{key} in ({})", values.join(","))),
             "NotIn" => parts.push(format!("{key} notin ({})", values.join(","))),
@@ -408,13 +555,27 @@ fn label_selector_text(sel: Option<&Value>) -> String {
             _ => {}
         }
     }
-    if parts.is_empty() { "<none>".into() } else { parts.join(",") }
+    if parts.is_empty() {
+        "<none>".into()
+    } else {
+        parts.join(",")
+    }
 }
 
 fn containers_and_images(v: &Value) -> (String, String) {
-    let cs = v.pointer("/spec/template/spec/containers").and_then(Value::as_array);
-    let names: Vec<&str> = cs.into_iter().flatten().filter_map(|c| c.get("name").and_then(Value::as_str)).collect();
-    let images: Vec<&str> = cs.into_iter().flatten().filter_map(|c| c.get("image").and_then(Value::as_str)).collect();
+    let cs = v
+        .pointer("/spec/template/spec/containers")
+        .and_then(Value::as_array);
+    let names: Vec<&str> = cs
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.get("name").and_then(Value::as_str))
+        .collect();
+    let images: Vec<&str> = cs
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.get("image").and_then(Value::as_str))
+        .collect();
     (names.join(","), images.join(","))
 }
 
@@ -433,7 +594,11 @@ pub static DEPLOYMENT: TableDef = TableDef {
         let (c, i) = containers_and_images(v);
         vec![
             name(v),
-            json!(format!("{}/{}", i64_at(v, "/status/readyReplicas"), i64_at(v, "/spec/replicas"))),
+            json!(format!(
+                "{}/{}",
+                i64_at(v, "/status/readyReplicas"),
+                i64_at(v, "/spec/replicas")
+            )),
             json!(i64_at(v, "/status/updatedReplicas")),
             json!(i64_at(v, "/status/availableReplicas")),
             age(v, now),
@@ -491,7 +656,9 @@ pub static EVENT: TableDef = TableDef {
         };
         let object = format!(
             "{}/{}",
-            str_at(v, "involvedObject.kind").unwrap_or("").to_lowercase(),
+            str_at(v, "involvedObject.kind")
+                .unwrap_or("")
+                .to_lowercase(),
             str_at(v, "involvedObject.name").unwrap_or("")
         );
         vec![
@@ -503,7 +670,12 @@ pub static EVENT: TableDef = TableDef {
             json!(str_at(v, "source.component").unwrap_or("")),
             json!(str_at(v, "message").unwrap_or("")),
             json!(since(v, "firstTimestamp", now)),
-            json!(v.get("count").and_then(Value::as_i64).unwrap_or(1).to_string()),
+            json!(
+                v.get("count")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(1)
+                    .to_string()
+            ),
             name(v),
         ]
     },

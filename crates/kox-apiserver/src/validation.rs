@@ -19,7 +19,10 @@ pub fn p(path: &str) -> Path {
 pub fn object_name(v: &Value, check: fn(&str) -> Vec<String>) -> FieldErrors {
     let mut errs = FieldErrors::default();
     match str_at(v, "metadata.name") {
-        None | Some("") => errs.push(FieldError::required(&p("metadata.name"), "name or generateName is required")),
+        None | Some("") => errs.push(FieldError::required(
+            &p("metadata.name"),
+            "name or generateName is required",
+        )),
         Some(name) => {
             for msg in check(name) {
                 errs.push(FieldError::invalid(&p("metadata.name"), name, &msg));
@@ -33,7 +36,9 @@ pub fn object_name(v: &Value, check: fn(&str) -> Vec<String>) -> FieldErrors {
 
 /// Upstream's pod spec defaults (SetDefaults_PodSpec, SetDefaults_Container).
 pub fn pod_spec_defaults(spec: &mut Value) {
-    let Some(m) = spec.as_object_mut() else { return };
+    let Some(m) = spec.as_object_mut() else {
+        return;
+    };
     set_default(m, "restartPolicy", json!("Always"));
     set_default(m, "dnsPolicy", json!("ClusterFirst"));
     set_default(m, "schedulerName", json!("default-scheduler"));
@@ -42,8 +47,16 @@ pub fn pod_spec_defaults(spec: &mut Value) {
     for list in ["containers", "initContainers"] {
         if let Some(cs) = m.get_mut(list).and_then(Value::as_array_mut) {
             for c in cs.iter_mut().filter_map(Value::as_object_mut) {
-                let image = c.get("image").and_then(Value::as_str).unwrap_or("").to_string();
-                let policy = if image_tag_is_latest(&image) { "Always" } else { "IfNotPresent" };
+                let image = c
+                    .get("image")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                let policy = if image_tag_is_latest(&image) {
+                    "Always"
+                } else {
+                    "IfNotPresent"
+                };
                 set_default(c, "imagePullPolicy", json!(policy));
                 set_default(c, "terminationMessagePath", json!("/dev/termination-log"));
                 set_default(c, "terminationMessagePolicy", json!("File"));
@@ -94,36 +107,61 @@ pub fn pod_defaults(v: &mut Value) {
 
 /// Validates a pod spec at `path` (also used for templates).
 pub fn pod_spec(spec: Option<&Value>, path: &str, errs: &mut FieldErrors) {
-    let containers = spec.and_then(|s| s.get("containers")).and_then(Value::as_array);
+    let containers = spec
+        .and_then(|s| s.get("containers"))
+        .and_then(Value::as_array);
     match containers {
         None => errs.push(FieldError::required(&p(&format!("{path}.containers")), "")),
-        Some(cs) if cs.is_empty() => errs.push(FieldError::required(&p(&format!("{path}.containers")), "")),
+        Some(cs) if cs.is_empty() => {
+            errs.push(FieldError::required(&p(&format!("{path}.containers")), ""))
+        }
         Some(_) => {}
     }
     let mut seen = std::collections::BTreeSet::new();
     for list in ["initContainers", "containers"] {
-        for (i, c) in spec.and_then(|s| s.get(list)).and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for (i, c) in spec
+            .and_then(|s| s.get(list))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let cpath = format!("{path}.{list}[{i}]");
             match c.get("name").and_then(Value::as_str) {
-                None | Some("") => errs.push(FieldError::required(&p(&format!("{cpath}.name")), "")),
+                None | Some("") => {
+                    errs.push(FieldError::required(&p(&format!("{cpath}.name")), ""))
+                }
                 Some(name) => {
                     for msg in kox_api::validation::is_dns1123_label(name) {
-                        errs.push(FieldError::invalid(&p(&format!("{cpath}.name")), name, &msg));
+                        errs.push(FieldError::invalid(
+                            &p(&format!("{cpath}.name")),
+                            name,
+                            &msg,
+                        ));
                     }
                     if !seen.insert(name.to_string()) {
                         errs.push(FieldError::duplicate(&p(&format!("{cpath}.name")), name));
                     }
                 }
             }
-            if c.get("image").and_then(Value::as_str).is_none_or(|s| s.trim().is_empty()) {
+            if c.get("image")
+                .and_then(Value::as_str)
+                .is_none_or(|s| s.trim().is_empty())
+            {
                 errs.push(FieldError::required(&p(&format!("{cpath}.image")), ""));
             }
         }
     }
-    if let Some(policy) = spec.and_then(|s| s.get("restartPolicy")).and_then(Value::as_str)
+    if let Some(policy) = spec
+        .and_then(|s| s.get("restartPolicy"))
+        .and_then(Value::as_str)
         && !["Always", "OnFailure", "Never"].contains(&policy)
     {
-        errs.push(FieldError::not_supported(&p(&format!("{path}.restartPolicy")), policy, &["Always", "OnFailure", "Never"]));
+        errs.push(FieldError::not_supported(
+            &p(&format!("{path}.restartPolicy")),
+            policy,
+            &["Always", "OnFailure", "Never"],
+        ));
     }
 }
 
@@ -146,7 +184,13 @@ pub fn pod_update(new: &Value, old: &Value) -> FieldErrors {
             }
         }
         if let Some(m) = spec.as_object_mut() {
-            for k in ["activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds", "nodeName", "schedulingGates"] {
+            for k in [
+                "activeDeadlineSeconds",
+                "tolerations",
+                "terminationGracePeriodSeconds",
+                "nodeName",
+                "schedulingGates",
+            ] {
                 m.remove(k);
             }
         }
@@ -159,7 +203,10 @@ pub fn pod_update(new: &Value, old: &Value) -> FieldErrors {
     }
     let old_node = str_at(old, "spec.nodeName").unwrap_or("");
     if !old_node.is_empty() && str_at(new, "spec.nodeName").unwrap_or("") != old_node {
-        errs.push(FieldError::forbidden(&p("spec.nodeName"), "field is immutable once set"));
+        errs.push(FieldError::forbidden(
+            &p("spec.nodeName"),
+            "field is immutable once set",
+        ));
     }
     errs
 }
@@ -167,10 +214,16 @@ pub fn pod_update(new: &Value, old: &Value) -> FieldErrors {
 // ---- services -----------------------------------------------------------------------------------
 
 pub fn service_defaults(v: &mut Value) {
-    let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut) else { return };
+    let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
     set_default(spec, "type", json!("ClusterIP"));
     set_default(spec, "sessionAffinity", json!("None"));
-    let ty = spec.get("type").and_then(Value::as_str).unwrap_or("ClusterIP").to_string();
+    let ty = spec
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP")
+        .to_string();
     if ty != "ExternalName" {
         set_default(spec, "internalTrafficPolicy", json!("Cluster"));
     }
@@ -204,13 +257,23 @@ pub fn service(v: &Value) -> FieldErrors {
     for (i, port_spec) in ports.into_iter().flatten().enumerate() {
         let port = port_spec.get("port").and_then(Value::as_i64).unwrap_or(0);
         if !(1..=65535).contains(&port) {
-            errs.push(FieldError::invalid(&p(&format!("spec.ports[{i}].port")), port, "must be between 1 and 65535, inclusive"));
+            errs.push(FieldError::invalid(
+                &p(&format!("spec.ports[{i}].port")),
+                port,
+                "must be between 1 and 65535, inclusive",
+            ));
         }
         let name = port_spec.get("name").and_then(Value::as_str).unwrap_or("");
         if many && name.is_empty() {
-            errs.push(FieldError::required(&p(&format!("spec.ports[{i}].name")), ""));
+            errs.push(FieldError::required(
+                &p(&format!("spec.ports[{i}].name")),
+                "",
+            ));
         } else if !name.is_empty() && !names.insert(name.to_string()) {
-            errs.push(FieldError::duplicate(&p(&format!("spec.ports[{i}].name")), name));
+            errs.push(FieldError::duplicate(
+                &p(&format!("spec.ports[{i}].name")),
+                name,
+            ));
         }
     }
     if ty == "ExternalName" && str_at(v, "spec.externalName").is_none_or(str::is_empty) {
@@ -224,7 +287,11 @@ pub fn service_update(new: &Value, old: &Value) -> FieldErrors {
     let old_ip = str_at(old, "spec.clusterIP").unwrap_or("");
     let new_ip = str_at(new, "spec.clusterIP").unwrap_or("");
     if !old_ip.is_empty() && !new_ip.is_empty() && old_ip != new_ip {
-        errs.push(FieldError::invalid(&p("spec.clusterIPs[0]"), new_ip, "may not change once set"));
+        errs.push(FieldError::invalid(
+            &p("spec.clusterIPs[0]"),
+            new_ip,
+            "may not change once set",
+        ));
     }
     errs
 }
@@ -232,7 +299,9 @@ pub fn service_update(new: &Value, old: &Value) -> FieldErrors {
 // ---- deployments ---------------------------------------------------------------------------------
 
 pub fn deployment_defaults(v: &mut Value) {
-    let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut) else { return };
+    let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
     set_default(spec, "replicas", json!(1));
     set_default(spec, "revisionHistoryLimit", json!(10));
     set_default(spec, "progressDeadlineSeconds", json!(600));
@@ -257,32 +326,59 @@ pub fn deployment(v: &Value) -> FieldErrors {
     match v.pointer("/spec/selector") {
         None => errs.push(FieldError::required(&p("spec.selector"), "")),
         Some(sel) => {
-            let labels = v.pointer("/spec/template/metadata/labels").cloned().unwrap_or(json!({}));
+            let labels = v
+                .pointer("/spec/template/metadata/labels")
+                .cloned()
+                .unwrap_or(json!({}));
             if !selector_matches(sel, &labels) {
-                errs.push(FieldError::invalid(&p("spec.template.metadata.labels"),
+                errs.push(FieldError::invalid(
+                    &p("spec.template.metadata.labels"),
                     labels_text(&labels),
                     "`selector` does not match template `labels`",
                 ));
             }
-            if sel.get("matchLabels").is_none_or(|m| m.as_object().is_none_or(Map::is_empty))
-                && sel.get("matchExpressions").is_none_or(|m| m.as_array().is_none_or(Vec::is_empty))
+            if sel
+                .get("matchLabels")
+                .is_none_or(|m| m.as_object().is_none_or(Map::is_empty))
+                && sel
+                    .get("matchExpressions")
+                    .is_none_or(|m| m.as_array().is_none_or(Vec::is_empty))
             {
-                errs.push(FieldError::invalid(&p("spec.selector"), "{}", "empty selector is invalid for deployment"));
+                errs.push(FieldError::invalid(
+                    &p("spec.selector"),
+                    "{}",
+                    "empty selector is invalid for deployment",
+                ));
             }
         }
     }
-    if let Some(r) = v.pointer("/spec/replicas").and_then(Value::as_i64).filter(|r| *r < 0) {
-        errs.push(FieldError::invalid(&p("spec.replicas"), r, "must be greater than or equal to 0"));
+    if let Some(r) = v
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .filter(|r| *r < 0)
+    {
+        errs.push(FieldError::invalid(
+            &p("spec.replicas"),
+            r,
+            "must be greater than or equal to 0",
+        ));
     }
-    pod_spec(v.pointer("/spec/template/spec"), "spec.template.spec", &mut errs);
+    pod_spec(
+        v.pointer("/spec/template/spec"),
+        "spec.template.spec",
+        &mut errs,
+    );
     errs
 }
 
 pub fn deployment_update(new: &Value, old: &Value) -> FieldErrors {
     let mut errs = deployment(new);
     if new.pointer("/spec/selector") != old.pointer("/spec/selector") {
-        errs.push(FieldError::invalid(&p("spec.selector"),
-            new.pointer("/spec/selector").map(Value::to_string).unwrap_or_default(),
+        errs.push(FieldError::invalid(
+            &p("spec.selector"),
+            new.pointer("/spec/selector")
+                .map(Value::to_string)
+                .unwrap_or_default(),
             "field is immutable",
         ));
     }
@@ -303,15 +399,30 @@ fn labels_text(labels: &Value) -> String {
 /// Whether a `LabelSelector` (JSON) selects `labels` (JSON map).
 pub fn selector_matches(selector: &Value, labels: &Value) -> bool {
     let get = |k: &str| labels.get(k).and_then(Value::as_str);
-    for (k, want) in selector.get("matchLabels").and_then(Value::as_object).into_iter().flatten() {
+    for (k, want) in selector
+        .get("matchLabels")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
         if get(k) != want.as_str() {
             return false;
         }
     }
-    for e in selector.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
+    for e in selector
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let key = e.get("key").and_then(Value::as_str).unwrap_or("");
-        let values: Vec<&str> =
-            e.get("values").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+        let values: Vec<&str> = e
+            .get("values")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
         let ok = match e.get("operator").and_then(Value::as_str).unwrap_or("") {
             "In" => get(key).is_some_and(|v| values.contains(&v)),
             "NotIn" => get(key).is_none_or(|v| !values.contains(&v)),

@@ -17,7 +17,8 @@ use crate::resources::ResourceDef;
 const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
 
 fn event_line(kind: &str, object: Value) -> Bytes {
-    let mut line = serde_json::to_vec(&json!({ "type": kind, "object": object })).unwrap_or_default();
+    let mut line =
+        serde_json::to_vec(&json!({ "type": kind, "object": object })).unwrap_or_default();
     line.push(b'\n');
     Bytes::from(line)
 }
@@ -40,7 +41,9 @@ impl Registry {
         let range = KeyRange::between(prefix.as_bytes().to_vec(), prefix_end(prefix.as_bytes()));
         let requested = match q.resource_version.as_deref() {
             Some(rv) if !rv.is_empty() && rv != "0" => {
-                Some(rv.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv}")))?)
+                Some(rv.parse::<i64>().map_err(|_| {
+                    ApiError::bad_request(format!("invalid resource version: {rv}"))
+                })?)
             }
             _ => None,
         };
@@ -49,7 +52,12 @@ impl Registry {
         let (initial, start) = match requested {
             Some(rv) if !send_initial => (Vec::new(), rv + 1),
             _ => {
-                let mut lq = ListQuery { resource_version: None, continue_token: None, limit: None, ..q.clone() };
+                let mut lq = ListQuery {
+                    resource_version: None,
+                    continue_token: None,
+                    limit: None,
+                    ..q.clone()
+                };
                 if let Some(rv) = requested {
                     lq.resource_version = Some(rv.to_string());
                 }
@@ -57,9 +65,15 @@ impl Registry {
                 (listed.items, listed.resource_version + 1)
             }
         };
-        let timeout = q.timeout_seconds.map(Duration::from_secs).unwrap_or(DEFAULT_WATCH_TIMEOUT);
+        let timeout = q
+            .timeout_seconds
+            .map(Duration::from_secs)
+            .unwrap_or(DEFAULT_WATCH_TIMEOUT);
         let bookmarks = q.allow_watch_bookmarks;
-        let mut head: Vec<Bytes> = initial.into_iter().map(|o| event_line("ADDED", render.event_object(def, o))).collect();
+        let mut head: Vec<Bytes> = initial
+            .into_iter()
+            .map(|o| event_line("ADDED", render.event_object(def, o)))
+            .collect();
         if send_initial && bookmarks && q.send_initial_events == Some(true) {
             // The end of the initial events, as upstream marks it for streaming lists.
             let mut bm = bookmark(def, start - 1);
@@ -72,8 +86,13 @@ impl Registry {
                     .scan((), move |_, item| {
                         let out = match item {
                             Ok(ev) => Some(translate(def, &filter, ev, bookmarks, render)),
-                            Err(kox_store::Error::Compacted { requested, compacted }) => {
-                                let e = ApiError::gone(format!("too old resource version: {requested} ({compacted})"));
+                            Err(kox_store::Error::Compacted {
+                                requested,
+                                compacted,
+                            }) => {
+                                let e = ApiError::gone(format!(
+                                    "too old resource version: {requested} ({compacted})"
+                                ));
                                 return futures::future::ready(Some(vec![expired_line(&e)]));
                             }
                             // A lagging watcher is ended; the client lists again.
@@ -84,8 +103,14 @@ impl Registry {
                     .flat_map(futures::stream::iter);
                 events.boxed()
             }
-            Err(kox_store::Error::Compacted { requested, compacted }) => {
-                let e = ApiError::gone(format!("too old resource version: {} ({compacted})", requested - 1));
+            Err(kox_store::Error::Compacted {
+                requested,
+                compacted,
+            }) => {
+                let e = ApiError::gone(format!(
+                    "too old resource version: {} ({compacted})",
+                    requested - 1
+                ));
                 futures::stream::iter(vec![expired_line(&e)]).boxed()
             }
             Err(e) => return Err(e.into()),
@@ -101,15 +126,30 @@ fn bookmark(def: &ResourceDef, rv: i64) -> Value {
 
 /// One store event as zero or one watch lines, applying the selectors as upstream does: an
 /// object that stops matching is reported DELETED, one that starts matching ADDED.
-fn translate(def: &ResourceDef, filter: &Filter, ev: WatchEvent, bookmarks: bool, render: Render) -> Vec<Bytes> {
+fn translate(
+    def: &ResourceDef,
+    filter: &Filter,
+    ev: WatchEvent,
+    bookmarks: bool,
+    render: Render,
+) -> Vec<Bytes> {
     let parse = |kv: &kox_store::KeyValue| decode(kv).ok();
     match ev {
         WatchEvent::Progress { revision } => {
-            if bookmarks { vec![event_line("BOOKMARK", bookmark(def, revision))] } else { Vec::new() }
+            if bookmarks {
+                vec![event_line("BOOKMARK", bookmark(def, revision))]
+            } else {
+                Vec::new()
+            }
         }
         WatchEvent::Put { kv, prev } => {
-            let Some(new) = parse(&kv) else { return Vec::new() };
-            let old_matched = prev.as_ref().and_then(parse).is_some_and(|o| filter.matches(&o));
+            let Some(new) = parse(&kv) else {
+                return Vec::new();
+            };
+            let old_matched = prev
+                .as_ref()
+                .and_then(parse)
+                .is_some_and(|o| filter.matches(&o));
             let new_matches = filter.matches(&new);
             let kind = match (prev.is_some() && old_matched, new_matches) {
                 (true, true) => "MODIFIED",
@@ -120,7 +160,9 @@ fn translate(def: &ResourceDef, filter: &Filter, ev: WatchEvent, bookmarks: bool
             vec![event_line(kind, render.event_object(def, new))]
         }
         WatchEvent::Delete { prev, revision } => {
-            let Some(mut old) = parse(&prev) else { return Vec::new() };
+            let Some(mut old) = parse(&prev) else {
+                return Vec::new();
+            };
             if !filter.matches(&old) {
                 return Vec::new();
             }

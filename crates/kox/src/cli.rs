@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use kox_apiserver::KUBERNETES_VERSION;
 
 #[derive(Parser)]
-#[command(name = "kox", version, about = "A Kubernetes-compatible container orchestrator in one binary")]
+#[command(
+    name = "kox",
+    version,
+    about = "A Kubernetes-compatible container orchestrator in one binary"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -55,5 +59,8 @@ fn run_async(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> Exit
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("KOX_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

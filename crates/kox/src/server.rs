@@ -34,7 +34,11 @@ pub struct ServerArgs {
 fn default_data_dir() -> PathBuf {
     let is_root = std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
         .unwrap_or(false);
     if is_root {
         return PathBuf::from("/var/lib/kox");
@@ -42,14 +46,17 @@ fn default_data_dir() -> PathBuf {
     if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
         return PathBuf::from(xdg).join("kox");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".local/share/kox")
 }
 
 /// Runs the server until SIGTERM or SIGINT.
 pub async fn run(args: ServerArgs) -> Result<()> {
     let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
-    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
     let db = data_dir.join("db");
     let store = EmbeddedStore::open(&db, EmbeddedOptions::default())
         .with_context(|| format!("opening the store in {}", db.display()))?;

@@ -24,7 +24,12 @@ impl Cluster {
     /// Starts a server and waits until `/readyz` answers.
     pub fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut c = Cluster { child: None, dir, port: free_port(), cache: tempfile::tempdir().expect("temp dir") };
+        let mut c = Cluster {
+            child: None,
+            dir,
+            port: free_port(),
+            cache: tempfile::tempdir().expect("temp dir"),
+        };
         c.spawn();
         c
     }
@@ -32,7 +37,14 @@ impl Cluster {
     fn spawn(&mut self) {
         let log = std::fs::File::create(self.dir.path().join("server.log")).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_kox"))
-            .args(["server", "--bind-address", "127.0.0.1", "--secure-port", &self.port.to_string(), "--data-dir"])
+            .args([
+                "server",
+                "--bind-address",
+                "127.0.0.1",
+                "--secure-port",
+                &self.port.to_string(),
+                "--data-dir",
+            ])
             .arg(self.dir.path())
             .stdout(Stdio::null())
             .stderr(log)
@@ -47,7 +59,11 @@ impl Cluster {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "kox server did not become ready: {}", self.server_log());
+            assert!(
+                Instant::now() < deadline,
+                "kox server did not become ready: {}",
+                self.server_log()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -69,7 +85,10 @@ impl Cluster {
             if let Some(status) = child.try_wait().expect("wait for server") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "server did not stop after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "server did not stop after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -84,12 +103,17 @@ impl Cluster {
 
     pub fn kubectl_cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("kubectl");
-        cmd.env("KUBECONFIG", self.kubeconfig()).arg("--cache-dir").arg(self.cache.path()).args(args);
+        cmd.env("KUBECONFIG", self.kubeconfig())
+            .arg("--cache-dir")
+            .arg(self.cache.path())
+            .args(args);
         cmd
     }
 
     pub fn kubectl(&self, args: &[&str]) -> Output {
-        self.kubectl_cmd(args).output().expect("run kubectl (is it installed?)")
+        self.kubectl_cmd(args)
+            .output()
+            .expect("run kubectl (is it installed?)")
     }
 
     /// Runs kubectl with `stdin` as input.
@@ -101,27 +125,44 @@ impl Cluster {
             .stderr(Stdio::piped())
             .spawn()
             .expect("run kubectl");
-        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write stdin");
         child.wait_with_output().expect("kubectl output")
     }
 
     /// Runs kubectl and returns stdout, failing the test with stderr if it fails.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.kubectl(args);
-        assert!(out.status.success(), "kubectl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     pub fn ok_stdin(&self, args: &[&str], stdin: &str) -> String {
         let out = self.kubectl_stdin(args, stdin);
-        assert!(out.status.success(), "kubectl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Runs kubectl expecting failure; returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.kubectl(args);
-        assert!(!out.status.success(), "kubectl {args:?} should have failed: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            !out.status.success(),
+            "kubectl {args:?} should have failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
@@ -131,7 +172,9 @@ impl Cluster {
 }
 
 fn sigterm(pid: u32) {
-    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
 }
 
 impl Drop for Cluster {
@@ -145,5 +188,8 @@ impl Drop for Cluster {
 
 /// Column values of a kubectl table: rows of whitespace-separated cells, header included.
 pub fn table(out: &str) -> Vec<Vec<String>> {
-    out.lines().filter(|l| !l.trim().is_empty()).map(|l| l.split_whitespace().map(str::to_string).collect()).collect()
+    out.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect()
 }
