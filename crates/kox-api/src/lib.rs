@@ -6,6 +6,7 @@
 pub mod field;
 pub mod field_selector;
 pub mod label_selector;
+pub mod quantity;
 pub mod status;
 pub mod strategic_merge;
 pub mod validation;
