@@ -436,3 +436,100 @@ fn merged_objects_keep_their_key_order() {
     .unwrap();
     assert_eq!(merged.to_string(), r#"{"b":{"x":5,"y":2},"c":3,"d":4}"#);
 }
+
+/// The `mergingList`/`mergingIntList` fields of upstream's test struct.
+static MERGE_ITEM: TypeSchema = TypeSchema {
+    name: "mergeItem",
+    fields: &[
+        FieldPatch {
+            name: "mergingList",
+            strategy: Strategy::Merge,
+            merge_key: Some("name"),
+            retain_keys: false,
+            schema: None,
+        },
+        FieldPatch {
+            name: "mergeItemPtr",
+            strategy: Strategy::Merge,
+            merge_key: Some("name"),
+            retain_keys: false,
+            schema: None,
+        },
+        FieldPatch {
+            name: "mergingIntList",
+            strategy: Strategy::Merge,
+            merge_key: None,
+            retain_keys: false,
+            schema: None,
+        },
+    ],
+};
+
+/// Upstream `patch_test.go` three-way cases: (current, patch, result).
+#[test]
+fn upstream_order_preserving_cases() {
+    let named = |items: &[(i64, &str)]| -> Value {
+        Value::Array(
+            items
+                .iter()
+                .map(|(n, extra)| {
+                    let mut m = json!({ "name": n });
+                    if !extra.is_empty() {
+                        m["value"] = json!(extra);
+                    }
+                    m
+                })
+                .collect(),
+        )
+    };
+    let order = |names: &[i64]| -> Value { names.iter().map(|n| json!({ "name": n })).collect() };
+    let cases = [
+        // add an item in a list and preserve order
+        (
+            json!({"mergingList": named(&[(1, ""), (2, "2")])}),
+            json!({"$setElementOrder/mergingList": order(&[3, 1, 2]), "mergingList": named(&[(3, "3")])}),
+            json!({"mergingList": named(&[(3, "3"), (1, ""), (2, "2")])}),
+        ),
+        // set elements order in a list with server-only items (1, 2, 3)
+        (
+            json!({"mergingList": named(&[(1, ""), (3, "3"), (4, "4"), (2, "2"), (9, "")])}),
+            json!({"$setElementOrder/mergingList": order(&[4, 2, 3, 1])}),
+            json!({"mergingList": named(&[(4, "4"), (2, "2"), (3, "3"), (1, ""), (9, "")])}),
+        ),
+        (
+            json!({"mergingList": named(&[(1, ""), (2, "2"), (9, ""), (3, "3"), (4, "4")])}),
+            json!({"$setElementOrder/mergingList": order(&[2, 1, 4, 3])}),
+            json!({"mergingList": named(&[(2, "2"), (1, ""), (9, ""), (4, "4"), (3, "3")])}),
+        ),
+        (
+            json!({"mergingList": named(&[(1, ""), (2, "2"), (7, ""), (9, ""), (8, ""), (3, "3"), (4, "4")])}),
+            json!({"$setElementOrder/mergingList": order(&[2, 1, 4, 3])}),
+            json!({"mergingList": named(&[(2, "2"), (1, ""), (7, ""), (9, ""), (8, ""), (4, "4"), (3, "3")])}),
+        ),
+        // duplicates keep their relative order
+        (
+            json!({"mergingList": named(&[(1, ""), (2, "dup1"), (3, ""), (2, "dup2"), (4, "")])}),
+            json!({"$setElementOrder/mergingList": order(&[2, 1, 4, 3, 2])}),
+            json!({"mergingList": named(&[(2, "dup1"), (2, "dup2"), (1, ""), (4, ""), (3, "")])}),
+        ),
+        (
+            json!({"mergingIntList": [1, 2, 3, 2, 4]}),
+            json!({"$setElementOrder/mergingIntList": [2, 1, 4, 3, 2]}),
+            json!({"mergingIntList": [2, 2, 1, 4, 3]}),
+        ),
+        // delete and reorder in one list, reorder in another
+        (
+            json!({"mergingList": [{"name": "a", "value": "a"}, {"name": "b", "value": "b"}],
+                   "mergeItemPtr": [{"name": "c", "value": "c"}, {"name": "d", "value": "d"}]}),
+            json!({"$setElementOrder/mergingList": [{"name": "b"}],
+                   "$setElementOrder/mergeItemPtr": [{"name": "d"}, {"name": "c"}],
+                   "mergingList": [{"$patch": "delete", "name": "a"}]}),
+            json!({"mergingList": [{"name": "b", "value": "b"}],
+                   "mergeItemPtr": [{"name": "d", "value": "d"}, {"name": "c", "value": "c"}]}),
+        ),
+    ];
+    for (current, patch, result) in cases {
+        let got = strategic_merge_patch(&current, &patch, &MERGE_ITEM).unwrap();
+        assert_eq!(got, result, "patch: {patch}");
+    }
+}
