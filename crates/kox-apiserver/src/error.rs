@@ -10,7 +10,8 @@ pub struct ApiError {
     pub code: u16,
     pub reason: &'static str,
     pub message: String,
-    pub details: Option<Value>,
+    /// Boxed: keeps `Result<_, ApiError>` small on every handler path.
+    pub details: Option<Box<Value>>,
     pub retry_after_seconds: Option<u32>,
 }
 
@@ -50,7 +51,7 @@ impl ApiError {
     }
 
     fn with_details(mut self, details: Value) -> Self {
-        self.details = Some(details);
+        self.details = Some(Box::new(details));
         self
     }
 
@@ -188,7 +189,7 @@ impl ApiError {
             "code": self.code,
         });
         if let Some(d) = &self.details {
-            s["details"] = d.clone();
+            s["details"] = (**d).clone();
         }
         if self.reason.is_empty() {
             s.as_object_mut().map(|m| m.remove("reason"));

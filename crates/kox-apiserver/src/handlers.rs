@@ -208,9 +208,9 @@ async fn route(app: &Arc<App>, req: &Request) -> ApiResult<Response> {
         .collect();
     let get_only = || {
         if req.method != Method::GET && req.method != Method::HEAD {
-            Err(ApiError::method_not_allowed(format!(
-                "the server does not allow this method on the requested resource"
-            )))
+            Err(ApiError::method_not_allowed(
+                "the server does not allow this method on the requested resource".to_string(),
+            ))
         } else {
             Ok(())
         }
@@ -392,7 +392,7 @@ async fn resource(
         (&Method::GET | &Method::HEAD, None, None) => {
             let q = req.query.list_query()?;
             if req.query.flag("watch") {
-                return watch(app, req, def, target.namespace, &q, render).await;
+                return watch(app, def, target.namespace, &q, render).await;
             }
             let listed = reg.list(def, target.namespace, &q).await?;
             let body = match render {
@@ -510,13 +510,12 @@ async fn resource(
                     let mut patched_checked = patched;
                     // A patch cannot pin another resourceVersion than the one it was applied to
                     // unless the patch names one itself.
-                    if patch.pointer("/metadata/resourceVersion").is_none() {
-                        if let Some(m) = patched_checked
+                    if patch.pointer("/metadata/resourceVersion").is_none()
+                        && let Some(m) = patched_checked
                             .get_mut("metadata")
                             .and_then(Value::as_object_mut)
-                        {
-                            m.remove("resourceVersion");
-                        }
+                    {
+                        m.remove("resourceVersion");
                     }
                     reg.admit_body(def, patched_checked, opts)
                 })
@@ -575,9 +574,9 @@ async fn resource(
             let body = json!({ "kind": format!("{}List", def.kind), "apiVersion": def.api_version(), "metadata": {}, "items": deleted });
             Ok(respond(req, StatusCode::OK, &body, &[]))
         }
-        _ => Err(ApiError::method_not_allowed(format!(
-            "the server does not allow this method on the requested resource"
-        ))),
+        _ => Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource".to_string(),
+        )),
     }
 }
 
@@ -613,7 +612,6 @@ fn delete_options(req: &Request) -> ApiResult<Value> {
 
 async fn watch(
     app: &Arc<App>,
-    req: &Request,
     def: &'static ResourceDef,
     namespace: Option<&str>,
     q: &ListQuery,
@@ -628,15 +626,11 @@ async fn watch(
             let _ = &guard;
             Ok::<_, std::convert::Infallible>(b)
         });
-    let ct = if matches!(render, Render::Table(_)) {
-        "application/json"
-    } else {
-        "application/json"
-    };
-    let _ = req;
     let mut resp = Response::new(Body::from_stream(stream));
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     resp.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("no-cache, private"),

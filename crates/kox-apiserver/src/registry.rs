@@ -343,10 +343,10 @@ impl Registry {
                 .pointer("/metadata/resourceVersion")
                 .and_then(Value::as_str)
                 .map(str::to_string);
-            if let Some(rv) = pinned.as_deref().filter(|s| !s.is_empty()) {
-                if meta::parse_resource_version(rv) != Some(kv.mod_revision) {
-                    return Err(r.with_target(ApiError::stale));
-                }
+            if let Some(rv) = pinned.as_deref().filter(|s| !s.is_empty())
+                && meta::parse_resource_version(rv) != Some(kv.mod_revision)
+            {
+                return Err(r.with_target(ApiError::stale));
             }
             self.prepare_update(def, subresource, &mut new, &current)?;
             let errs = (def.strategy.validate_update)(&new, &current);

@@ -447,6 +447,7 @@ fn watch_sees_added_modified_deleted_live() {
         }
     }
     let _ = watcher.kill();
+    let _ = watcher.wait();
     let kinds: Vec<&str> = seen
         .iter()
         .filter_map(|l| l.split_whitespace().next())
