@@ -18,5 +18,6 @@ fi
 command -v kubectl >/dev/null || { echo "kubectl (1.32) is needed by the end-to-end tests; install it and run again" >&2; exit 1; }
 
 cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace --all-targets
 cargo test --workspace -- --test-threads=2
