@@ -28,6 +28,7 @@ pub mod subresources;
 pub mod table;
 pub mod validation;
 pub mod watch;
+pub mod watch_cache;
 
 pub use server::{Server, ServerConfig};
 

@@ -151,6 +151,25 @@ impl Registry {
     ) -> ApiResult<Listed> {
         let filter = Filter::new(def, q)?;
         let prefix = list_prefix(def, namespace);
+        // resourceVersion=0 means "any version": served from the watch cache, limit ignored,
+        // as upstream's cacher does.
+        if q.resource_version.as_deref() == Some("0")
+            && q.continue_token.as_deref().is_none_or(str::is_empty)
+            && q.resource_version_match.as_deref() != Some("Exact")
+        {
+            let (objects, revision) = self.caches.get(def).snapshot(prefix.as_bytes()).await;
+            let items = objects
+                .into_iter()
+                .filter(|o| filter.matches(o))
+                .map(|o| (*o).clone())
+                .collect();
+            return Ok(Listed {
+                items,
+                resource_version: revision,
+                continue_token: None,
+                remaining: None,
+            });
+        }
         let end = prefix_end(prefix.as_bytes());
         let (revision, mut start) = match q.continue_token.as_deref().filter(|s| !s.is_empty()) {
             Some(token) => {

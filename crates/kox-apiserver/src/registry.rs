@@ -42,6 +42,8 @@ pub struct Written {
 pub struct Registry {
     pub store: Arc<dyn Store>,
     pub allocators: Arc<Allocators>,
+    /// One watch cache per resource, fed by one store watch each.
+    pub caches: Arc<crate::watch_cache::WatchCaches>,
 }
 
 /// One object addressed by a request.

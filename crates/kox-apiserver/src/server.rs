@@ -146,9 +146,11 @@ impl Server {
         )?;
 
         let tls = tls_acceptor(&pki)?;
+        let caches = Arc::new(crate::watch_cache::WatchCaches::new(store.clone()));
         let registry = Registry {
             store,
             allocators: Arc::new(allocators),
+            caches,
         };
         let app = Arc::new(App {
             registry,

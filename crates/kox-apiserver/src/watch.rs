@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use kox_store::{KeyRange, WatchEvent, prefix_end};
 use serde_json::{Value, json};
 
@@ -12,6 +12,7 @@ use crate::list::{Filter, ListQuery, list_prefix};
 use crate::registry::{Registry, decode};
 use crate::render::Render;
 use crate::resources::ResourceDef;
+use crate::watch_cache::{CachedEvent, Delivery, EventType, Start, Subscription};
 
 /// How long a watch without `timeoutSeconds` stays open (upstream: 30–60 minutes).
 const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
@@ -35,7 +36,7 @@ impl Registry {
         namespace: Option<&str>,
         q: &ListQuery,
         render: Render,
-    ) -> ApiResult<impl Stream<Item = Bytes> + Send + use<>> {
+    ) -> ApiResult<futures::stream::BoxStream<'static, Bytes>> {
         let filter = Filter::new(def, q)?;
         let prefix = list_prefix(def, namespace);
         let range = KeyRange::between(prefix.as_bytes().to_vec(), prefix_end(prefix.as_bytes()));
@@ -48,6 +49,21 @@ impl Registry {
             _ => None,
         };
         let send_initial = q.send_initial_events.unwrap_or(requested.is_none());
+        let timeout = q
+            .timeout_seconds
+            .map(Duration::from_secs)
+            .unwrap_or(DEFAULT_WATCH_TIMEOUT);
+        let start = if send_initial {
+            Start::Now
+        } else {
+            Start::After(requested.unwrap_or_default())
+        };
+        let cache = self.caches.get(def);
+        if let Some(sub) = cache.subscribe(prefix.as_bytes(), start).await {
+            return Ok(cached_stream(def, filter, sub, q, render)
+                .take_until(tokio::time::sleep(timeout))
+                .boxed());
+        }
         // Initial state as synthetic ADDED events, then changes from the snapshot on.
         let (initial, start) = match requested {
             Some(rv) if !send_initial => (Vec::new(), rv + 1),
@@ -116,7 +132,10 @@ impl Registry {
             Err(e) => return Err(e.into()),
         };
         let deadline = tokio::time::sleep(timeout);
-        Ok(futures::stream::iter(head).chain(body).take_until(deadline))
+        Ok(futures::stream::iter(head)
+            .chain(body)
+            .take_until(deadline)
+            .boxed())
     }
 }
 
@@ -170,4 +189,74 @@ fn translate(
             vec![event_line("DELETED", render.event_object(def, old))]
         }
     }
+}
+
+/// A watch served from the resource's watch cache.
+fn cached_stream(
+    def: &'static ResourceDef,
+    filter: Filter,
+    sub: Subscription,
+    q: &ListQuery,
+    render: Render,
+) -> impl futures::Stream<Item = Bytes> + Send + 'static {
+    let bookmarks = q.allow_watch_bookmarks;
+    let initial_end = q.send_initial_events == Some(true) && bookmarks;
+    let mut head: Vec<Bytes> = sub
+        .initial
+        .iter()
+        .filter(|o| filter.matches(o))
+        .map(|o| render_line(def, render, "ADDED", o))
+        .collect();
+    if initial_end {
+        let mut bm = bookmark(def, sub.revision);
+        bm["metadata"]["annotations"] = json!({ "k8s.io/initial-events-end": "true" });
+        head.push(event_line("BOOKMARK", bm));
+    }
+    let filter = std::sync::Arc::new(filter);
+    let f = filter.clone();
+    head.extend(
+        sub.replay
+            .iter()
+            .filter_map(|e| translate_cached(def, &f, e, render)),
+    );
+    let live = tokio_stream::wrappers::ReceiverStream::new(sub.rx).filter_map(move |d| {
+        let out = match d {
+            Delivery::Event(e) => translate_cached(def, &filter, &e, render),
+            Delivery::Bookmark(rv) if bookmarks => Some(event_line("BOOKMARK", bookmark(def, rv))),
+            Delivery::Bookmark(_) => None,
+        };
+        futures::future::ready(out)
+    });
+    futures::stream::iter(head).chain(live)
+}
+
+fn render_line(def: &ResourceDef, render: Render, kind: &str, obj: &Value) -> Bytes {
+    event_line(kind, render.event_object(def, obj.clone()))
+}
+
+/// A cached event as this watcher sees it, applying its selectors as upstream does.
+fn translate_cached(
+    def: &ResourceDef,
+    filter: &Filter,
+    e: &CachedEvent,
+    render: Render,
+) -> Option<Bytes> {
+    let ty = if e.deleted {
+        if !filter.matches(&e.object) {
+            return None;
+        }
+        EventType::Deleted
+    } else {
+        let old_matched = e.prev.as_ref().is_some_and(|p| filter.matches(p));
+        match (old_matched, filter.matches(&e.object)) {
+            (true, true) => EventType::Modified,
+            (false, true) => EventType::Added,
+            (true, false) => EventType::Deleted,
+            (false, false) => return None,
+        }
+    };
+    Some(match render {
+        Render::Object => e.line(ty),
+        _ => render_line(def, render, ty.name(), &e.object),
+    })
 }
