@@ -128,7 +128,7 @@ impl Request {
     }
 }
 
-/// Decodes a JSON or YAML body.
+/// Decodes a JSON, YAML or Kubernetes protobuf body.
 pub fn decode_body(content_type: &str, body: &[u8]) -> ApiResult<Value> {
     if body.is_empty() {
         return Err(ApiError::bad_request(
@@ -136,6 +136,15 @@ pub fn decode_body(content_type: &str, body: &[u8]) -> ApiResult<Value> {
         ));
     }
     let ct = content_type.split(';').next().unwrap_or("").trim();
+    if kox_proto::is_protobuf(ct) {
+        return kox_proto::decode_object(body).map_err(|e| {
+            if e.is_unsupported() {
+                ApiError::new(415, "UnsupportedMediaType", e.to_string())
+            } else {
+                ApiError::bad_request(e.to_string())
+            }
+        });
+    }
     if ct.ends_with("yaml") {
         let text = std::str::from_utf8(body)
             .map_err(|_| ApiError::bad_request("the YAML body is not valid UTF-8"))?;
