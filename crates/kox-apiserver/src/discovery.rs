@@ -105,3 +105,124 @@ pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
         json!({ "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources }),
     )
 }
+
+/// The media type of aggregated discovery (`apidiscovery.k8s.io/v2`).
+pub const AGGREGATED_V2: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// Whether an `Accept` header asks for aggregated discovery v2 (kubectl's first preference).
+pub fn wants_aggregated(accept: &str) -> bool {
+    accept.split(',').any(|part| {
+        let p = part.replace(' ', "");
+        p.contains("g=apidiscovery.k8s.io")
+            && p.contains("v=v2")
+            && !p.contains("v=v2beta1")
+            && p.contains("as=APIGroupDiscoveryList")
+    })
+}
+
+fn aggregated_resource(r: &ResourceDef) -> Value {
+    let mut e = json!({
+        "resource": r.plural,
+        "responseKind": { "group": r.group, "version": r.version, "kind": r.kind },
+        "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
+        "singularResource": r.singular,
+        "verbs": if r.kind == "Binding" { json!(["create"]) } else { json!(r.verbs()) },
+    });
+    if !r.short_names.is_empty() {
+        e["shortNames"] = json!(r.short_names);
+    }
+    if !r.categories.is_empty() {
+        e["categories"] = json!(r.categories);
+    }
+    // Subresources as the legacy list describes them.
+    let subs: Vec<Value> = resource_entries(r)
+        .into_iter()
+        .skip(1)
+        .map(|s| {
+            let name = s["name"]
+                .as_str()
+                .unwrap_or("")
+                .split('/')
+                .nth(1)
+                .unwrap_or("")
+                .to_string();
+            let group = s.get("group").cloned().unwrap_or(json!(r.group));
+            let version = s.get("version").cloned().unwrap_or(json!(r.version));
+            json!({
+                "subresource": name,
+                "responseKind": { "group": group, "version": version, "kind": s["kind"] },
+                "verbs": s["verbs"],
+            })
+        })
+        .collect();
+    if !subs.is_empty() {
+        e["subresources"] = json!(subs);
+    }
+    e
+}
+
+fn aggregated_group(group: &str, version: &str) -> Value {
+    let resources: Vec<Value> = RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+        .map(aggregated_resource)
+        .collect();
+    json!({
+        "metadata": { "name": group },
+        "versions": [{ "version": version, "resources": resources, "freshness": "Current" }],
+    })
+}
+
+/// Aggregated discovery for `/api` (`legacy`) or `/apis`.
+pub fn aggregated(legacy: bool) -> Value {
+    let items: Vec<Value> = if legacy {
+        vec![aggregated_group("", "v1")]
+    } else {
+        resources::groups()
+            .into_iter()
+            .map(|(g, v)| aggregated_group(g, v))
+            .collect()
+    };
+    json!({ "kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubectl_accept_header_selects_aggregated_discovery() {
+        let kubectl = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+        assert!(wants_aggregated(kubectl));
+        assert!(!wants_aggregated("application/json"));
+    }
+
+    #[test]
+    fn aggregated_discovery_lists_scale_as_an_autoscaling_subresource() {
+        let doc = aggregated(false);
+        let apps = doc["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|g| g["metadata"]["name"] == "apps")
+            .expect("apps");
+        let deploy = apps["versions"][0]["resources"]
+            .as_array()
+            .expect("resources")
+            .iter()
+            .find(|r| r["resource"] == "deployments")
+            .expect("deployments");
+        let scale = deploy["subresources"]
+            .as_array()
+            .expect("subresources")
+            .iter()
+            .find(|s| s["subresource"] == "scale")
+            .expect("scale");
+        assert_eq!(
+            scale["responseKind"],
+            json!({"group": "autoscaling", "version": "v1", "kind": "Scale"})
+        );
+        assert_eq!(deploy["scope"], "Namespaced");
+    }
+}

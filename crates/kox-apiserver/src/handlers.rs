@@ -243,6 +243,16 @@ async fn route(app: &Arc<App>, req: &Request) -> ApiResult<Response> {
             get_only()?;
             Ok(app.metrics.render())
         }
+        ["api"] | ["apis"] if discovery::wants_aggregated(req.accept()) => {
+            get_only()?;
+            let doc = discovery::aggregated(segs[0] == "api");
+            let mut resp = respond(req, StatusCode::OK, &doc, &[]);
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(discovery::AGGREGATED_V2),
+            );
+            Ok(resp)
+        }
         ["api"] => {
             get_only()?;
             Ok(respond(
