@@ -70,45 +70,49 @@ pub static COMPONENT_STATUS: Strategy =
 pub static CONFIG_MAP: Strategy = strategy_of::<core::ConfigMap>(&table::CONFIG_MAP);
 pub static ENDPOINTS: Strategy = strategy_of::<core::Endpoints>(&table::ENDPOINTS);
 pub static LIMIT_RANGE: Strategy = strategy_of::<core::LimitRange>(&table::DEFAULT);
-pub static POD_TEMPLATE: Strategy = strategy_of::<core::PodTemplate>(&table::DEFAULT);
+pub static POD_TEMPLATE: Strategy = strategy_of::<core::PodTemplate>(&table::POD_TEMPLATE);
 pub static SERVICE_ACCOUNT: Strategy = strategy_of::<core::ServiceAccount>(&table::SERVICE_ACCOUNT);
-pub static CONTROLLER_REVISION: Strategy = strategy_of::<apps::ControllerRevision>(&table::DEFAULT);
-pub static LEASE: Strategy = strategy_of::<coordination::Lease>(&table::DEFAULT);
-pub static ENDPOINT_SLICE: Strategy = strategy_of::<discovery::EndpointSlice>(&table::DEFAULT);
-pub static EVENTS_V1: Strategy = strategy_of::<events::Event>(&table::DEFAULT);
-pub static INGRESS_CLASS: Strategy = strategy_of::<networking::IngressClass>(&table::DEFAULT);
-pub static NETWORK_POLICY: Strategy = strategy_of::<networking::NetworkPolicy>(&table::DEFAULT);
+pub static CONTROLLER_REVISION: Strategy =
+    strategy_of::<apps::ControllerRevision>(&table::CONTROLLER_REVISION);
+pub static LEASE: Strategy = strategy_of::<coordination::Lease>(&table::LEASE);
+pub static ENDPOINT_SLICE: Strategy =
+    strategy_of::<discovery::EndpointSlice>(&table::ENDPOINT_SLICE);
+pub static EVENTS_V1: Strategy = strategy_of::<events::Event>(&table::EVENTS_V1);
+pub static INGRESS_CLASS: Strategy = strategy_of::<networking::IngressClass>(&table::INGRESS_CLASS);
+pub static NETWORK_POLICY: Strategy =
+    strategy_of::<networking::NetworkPolicy>(&table::NETWORK_POLICY);
 pub static CLUSTER_ROLE_BINDING: Strategy =
-    strategy_of::<rbac::ClusterRoleBinding>(&table::DEFAULT);
+    strategy_of::<rbac::ClusterRoleBinding>(&table::CLUSTER_ROLE_BINDING);
 pub static CLUSTER_ROLE: Strategy = strategy_of::<rbac::ClusterRole>(&table::DEFAULT);
-pub static ROLE_BINDING: Strategy = strategy_of::<rbac::RoleBinding>(&table::DEFAULT);
+pub static ROLE_BINDING: Strategy = strategy_of::<rbac::RoleBinding>(&table::ROLE_BINDING);
 pub static ROLE: Strategy = strategy_of::<rbac::Role>(&table::DEFAULT);
-pub static PRIORITY_CLASS: Strategy = strategy_of::<scheduling::PriorityClass>(&table::DEFAULT);
-pub static STORAGE_CLASS: Strategy = strategy_of::<storage::StorageClass>(&table::DEFAULT);
+pub static PRIORITY_CLASS: Strategy =
+    strategy_of::<scheduling::PriorityClass>(&table::PRIORITY_CLASS);
+pub static STORAGE_CLASS: Strategy = strategy_of::<storage::StorageClass>(&table::STORAGE_CLASS);
 pub static PVC: Strategy = Strategy {
     has_status: true,
     tracks_generation: true,
-    ..strategy_of::<core::PersistentVolumeClaim>(&table::DEFAULT)
+    ..strategy_of::<core::PersistentVolumeClaim>(&table::PVC)
 };
 pub static PV: Strategy = Strategy {
     has_status: true,
     tracks_generation: true,
-    ..strategy_of::<core::PersistentVolume>(&table::DEFAULT)
+    ..strategy_of::<core::PersistentVolume>(&table::PV)
 };
 pub static REPLICATION_CONTROLLER: Strategy = Strategy {
     has_status: true,
     tracks_generation: true,
-    ..strategy_of::<core::ReplicationController>(&table::DEFAULT)
+    ..strategy_of::<core::ReplicationController>(&table::REPLICATION_CONTROLLER)
 };
 pub static RESOURCE_QUOTA: Strategy = Strategy {
     has_status: true,
     tracks_generation: true,
-    ..strategy_of::<core::ResourceQuota>(&table::DEFAULT)
+    ..strategy_of::<core::ResourceQuota>(&table::RESOURCE_QUOTA)
 };
 pub static DAEMON_SET: Strategy = Strategy {
     has_status: true,
     tracks_generation: true,
-    ..strategy_of::<apps::DaemonSet>(&table::DEFAULT)
+    ..strategy_of::<apps::DaemonSet>(&table::DAEMON_SET)
 };
 pub static REPLICA_SET: Strategy = Strategy {
     has_status: true,
@@ -118,32 +122,32 @@ pub static REPLICA_SET: Strategy = Strategy {
 pub static STATEFUL_SET: Strategy = Strategy {
     has_status: true,
     tracks_generation: true,
-    ..strategy_of::<apps::StatefulSet>(&table::DEFAULT)
+    ..strategy_of::<apps::StatefulSet>(&table::STATEFUL_SET)
 };
 pub static HPA: Strategy = Strategy {
     has_status: true,
     tracks_generation: true,
-    ..strategy_of::<autoscaling::HorizontalPodAutoscaler>(&table::DEFAULT)
+    ..strategy_of::<autoscaling::HorizontalPodAutoscaler>(&table::HPA)
 };
 pub static CRON_JOB: Strategy = Strategy {
     has_status: true,
     tracks_generation: true,
-    ..strategy_of::<batch::CronJob>(&table::DEFAULT)
+    ..strategy_of::<batch::CronJob>(&table::CRON_JOB)
 };
 pub static JOB: Strategy = Strategy {
     has_status: true,
     tracks_generation: true,
-    ..strategy_of::<batch::Job>(&table::DEFAULT)
+    ..strategy_of::<batch::Job>(&table::JOB)
 };
 pub static INGRESS: Strategy = Strategy {
     has_status: true,
     tracks_generation: true,
-    ..strategy_of::<networking::Ingress>(&table::DEFAULT)
+    ..strategy_of::<networking::Ingress>(&table::INGRESS)
 };
 pub static PDB: Strategy = Strategy {
     has_status: true,
     tracks_generation: true,
-    ..strategy_of::<policy::PodDisruptionBudget>(&table::DEFAULT)
+    ..strategy_of::<policy::PodDisruptionBudget>(&table::PDB)
 };
 
 pub static SECRET: Strategy = Strategy {
