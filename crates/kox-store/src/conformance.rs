@@ -174,10 +174,12 @@ fn kv(key: &str, value: &str, create: Revision, modified: Revision, version: i64
     }
 }
 
-/// The next non-progress event, failing the case after [`EVENT_WAIT`].
+/// The next non-progress event, failing the case after [`EVENT_WAIT`] (progress events do not
+/// extend the wait).
 async fn next_change(stream: &mut WatchStream) -> WatchEvent {
+    let deadline = tokio::time::Instant::now() + EVENT_WAIT;
     loop {
-        let item = tokio::time::timeout(EVENT_WAIT, stream.next())
+        let item = tokio::time::timeout_at(deadline, stream.next())
             .await
             .expect("timed out waiting for a watch event")
             .expect("watch stream ended")
