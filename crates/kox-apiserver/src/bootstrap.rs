@@ -57,7 +57,7 @@ pub async fn ensure(
 fn ignore_exists<T>(r: ApiResult<T>) -> ApiResult<()> {
     match r {
         Ok(_) => Ok(()),
-        Err(e) if e.code == 409 => Ok(()),
+        Err(e) if e.code() == 409 => Ok(()),
         Err(e) => Err(e),
     }
 }

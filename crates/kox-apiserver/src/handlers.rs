@@ -586,7 +586,7 @@ async fn resource(
                     .await
                 {
                     Ok(o) => deleted.push(o),
-                    Err(e) if e.code == 404 => {}
+                    Err(e) if e.code() == 404 => {}
                     Err(e) => return Err(e),
                 }
             }

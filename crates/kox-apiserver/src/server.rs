@@ -164,7 +164,7 @@ impl Server {
         let service_ip = app.registry.allocators.first_ip().to_string();
         crate::bootstrap::ensure(&app.registry, &service_ip, local_addr.port(), &host)
             .await
-            .map_err(|e| anyhow::anyhow!("creating the bootstrap objects: {}", e.message))?;
+            .map_err(|e| anyhow::anyhow!("creating the bootstrap objects: {}", e.message()))?;
         app.bootstrapped.store(true, Ordering::Relaxed);
         Ok(Self {
             app,
