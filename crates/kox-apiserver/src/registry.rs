@@ -494,7 +494,12 @@ impl Registry {
             }
             _ => (def.strategy.defaults)(new),
         }
-        if def.strategy.tracks_generation && spec_of(new) != spec_of(old) {
+        // Deployments also count annotation changes, as upstream's deployment strategy does:
+        // their annotations are copied to the ReplicaSets they roll out.
+        let annotations_tracked =
+            subresource.is_none() && def.group == "apps" && def.kind == "Deployment";
+        let annotations_changed = annotations_tracked && annotations(new) != annotations(old);
+        if def.strategy.tracks_generation && (spec_of(new) != spec_of(old) || annotations_changed) {
             let g = old
                 .pointer("/metadata/generation")
                 .and_then(Value::as_i64)
@@ -669,6 +674,13 @@ fn strip_rv(v: &Value) -> Value {
         m.remove("resourceVersion");
     }
     v
+}
+
+/// The annotations, with none and empty alike (as upstream's semantic equality has them).
+fn annotations(v: &Value) -> Option<&serde_json::Map<String, Value>> {
+    v.pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+        .filter(|m| !m.is_empty())
 }
 
 /// Everything but metadata and status: what `generation` tracks.
