@@ -533,25 +533,37 @@ impl Registry {
                 return Err(r.not_found());
             };
             let mut obj = decode(&kv)?;
+            let current_uid = obj
+                .pointer("/metadata/uid")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             if let Some(uid) = pre_uid
-                && obj.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid)
+                && current_uid != uid
             {
-                return Err(r.with_target(|t| {
-                    ApiError::conflict(t, &format!(
-                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                        obj.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("")
-                    ))
-                }));
+                return Err(precondition_failed(
+                    r,
+                    format!(
+                        "the UID in the precondition ({uid}) does not match the UID in record ({current_uid}). The object might have been deleted and then recreated"
+                    ),
+                    format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {current_uid}"
+                    ),
+                ));
             }
             if let Some(rv) = pre_rv
                 && meta::parse_resource_version(rv) != Some(kv.mod_revision)
             {
-                return Err(r.with_target(|t| {
-                    ApiError::conflict(t, &format!(
-                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                        kv.mod_revision
-                    ))
-                }));
+                let current = kv.mod_revision;
+                return Err(precondition_failed(
+                    r,
+                    format!(
+                        "the ResourceVersion in the precondition ({rv}) does not match the ResourceVersion in record ({current}). The object might have been modified"
+                    ),
+                    format!(
+                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {current}"
+                    ),
+                ));
             }
             let mut fins = finalizers(&obj);
             if orphan && !fins.iter().any(|f| f == "orphan") {
@@ -648,6 +660,29 @@ impl Registry {
         }
         Err(r.with_target(|t| ApiError::conflict(t, "too many concurrent updates; try again")))
     }
+}
+
+/// A delete precondition that does not hold. Upstream's `rest.BeforeDelete` names the kind (not
+/// the resource) in this conflict; namespaces have their own delete, which names the resource and
+/// words it as the storage layer does.
+fn precondition_failed(r: ObjectRef<'_>, generic: String, namespace: String) -> ApiError {
+    if r.def.group.is_empty() && r.def.kind == "Namespace" {
+        return r.with_target(|t| ApiError::conflict(t, &namespace));
+    }
+    let qualified = if r.def.group.is_empty() {
+        r.def.kind.to_string()
+    } else {
+        format!("{}.{}", r.def.kind, r.def.group)
+    };
+    ApiError::conflict(
+        Target {
+            qualified_resource: &qualified,
+            group: r.def.group,
+            resource: r.def.kind,
+            name: r.name,
+        },
+        &generic,
+    )
 }
 
 fn finalizers(v: &Value) -> Vec<String> {
