@@ -1,6 +1,10 @@
 //! Object metadata the server owns: uid, timestamps, names from `generateName`, resource
 //! versions, and detection of fields the kind does not know.
 
+use std::collections::BTreeSet;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kox_api::field::{ErrorList as FieldErrors, FieldError, Path};
 use rand::Rng;
 use serde_json::{Value, json};
 
@@ -48,6 +52,68 @@ pub fn parse_resource_version(rv: &str) -> Option<i64> {
     rv.parse::<i64>().ok().filter(|v| *v >= 0)
 }
 
+/// Upstream's `path.ValidatePathSegmentName`: the name rule every kind's metadata must pass,
+/// whatever stricter rule the kind adds, since names become URL path segments.
+pub fn path_segment_name(name: &str, prefix: bool) -> Vec<String> {
+    if !prefix && let Some(bad) = [".", ".."].into_iter().find(|b| name == *b) {
+        return vec![format!("may not be '{bad}'")];
+    }
+    ["/", "%"]
+        .into_iter()
+        .filter(|c| name.contains(c))
+        .map(|c| format!("may not contain '{c}'"))
+        .collect()
+}
+
+/// The metadata checks `rest.BeforeCreate` and `BeforeUpdate` run for every kind
+/// (`ValidateObjectMetaAccessor` with path-segment names): name, namespace, labels,
+/// annotations, owner references, finalizers.
+pub fn validate_common(obj: &Value, namespaced: bool) -> FieldErrors {
+    let meta: ObjectMeta = obj
+        .get("metadata")
+        .cloned()
+        .and_then(|m| serde_json::from_value(m).ok())
+        .unwrap_or_default();
+    kox_api::validation::validate_object_meta(
+        &meta,
+        namespaced,
+        path_segment_name,
+        &Path::new("metadata"),
+    )
+}
+
+/// [`validate_common`] plus what `ValidateObjectMetaAccessorUpdate` adds that the registry does
+/// not already restore from the stored object: no finalizer may be added once the object is
+/// being deleted.
+pub fn validate_common_update(new: &Value, old: &Value, namespaced: bool) -> FieldErrors {
+    let mut errs = validate_common(new, namespaced);
+    if old.pointer("/metadata/deletionTimestamp").is_some() {
+        let finalizers = |v: &Value| -> BTreeSet<String> {
+            v.pointer("/metadata/finalizers")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f.as_str().map(str::to_string))
+                .collect()
+        };
+        let added: Vec<String> = finalizers(new)
+            .difference(&finalizers(old))
+            .cloned()
+            .collect();
+        if !added.is_empty() {
+            let list: Vec<String> = added.iter().map(|f| format!("{f:?}")).collect();
+            errs.push(FieldError::forbidden(
+                &Path::new("metadata.finalizers"),
+                format!(
+                    "no new finalizers can be added if the object is being deleted, found new finalizers []string{{{}}}",
+                    list.join(", ")
+                ),
+            ));
+        }
+    }
+    errs
+}
+
 /// Fields present (non-null) in `input` but absent from its typed round trip `normalized`:
 /// the unknown fields, as upstream's strict decoding names them (`spec.foo`, `a.b[0].c`).
 pub fn unknown_fields(input: &Value, normalized: &Value) -> Vec<String> {
@@ -93,6 +159,31 @@ mod tests {
             unknown_fields(&input, &normalized),
             vec!["spec.containers[0].bogus", "spec.extra"]
         );
+    }
+
+    #[test]
+    fn path_segment_names_refuse_dots_slashes_and_percents() {
+        assert!(path_segment_name("web-1", false).is_empty());
+        assert_eq!(path_segment_name("..", false), vec!["may not be '..'"]);
+        assert!(path_segment_name("..", true).is_empty());
+        assert_eq!(
+            path_segment_name("a/b%c", false),
+            vec!["may not contain '/'", "may not contain '%'"]
+        );
+    }
+
+    #[test]
+    fn finalizers_cannot_be_added_to_an_object_being_deleted() {
+        let old = json!({"metadata": {"name": "x", "deletionTimestamp": "2026-01-01T00:00:00Z", "finalizers": ["a.io/x"]}});
+        let new = json!({"metadata": {"name": "x", "deletionTimestamp": "2026-01-01T00:00:00Z", "finalizers": ["a.io/x", "b.io/y"]}});
+        let errs = validate_common_update(&new, &old, false);
+        assert_eq!(
+            errs.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+            vec![
+                "metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{\"b.io/y\"}"
+            ]
+        );
+        assert!(validate_common_update(&old, &new, false).is_empty());
     }
 
     #[test]

@@ -242,6 +242,11 @@ impl Registry {
         if !errs.is_empty() {
             return Err(ApiError::invalid(def.kind, def.group, &name, &errs.0));
         }
+        // The kind's own checks first, then the metadata checks every kind gets (BeforeCreate).
+        let errs = meta::validate_common(&obj, def.namespaced);
+        if !errs.is_empty() {
+            return Err(ApiError::invalid(def.kind, def.group, &name, &errs.0));
+        }
         if let Some(ns) = namespace.filter(|_| def.namespaced) {
             self.check_namespace_open(ns).await?;
         }
@@ -351,7 +356,9 @@ impl Registry {
                 return Err(r.with_target(ApiError::stale));
             }
             self.prepare_update(def, subresource, &mut new, &current)?;
-            let errs = (def.strategy.validate_update)(&new, &current);
+            // Metadata checks for every kind first, then the kind's own (BeforeUpdate).
+            let mut errs = meta::validate_common_update(&new, &current, def.namespaced);
+            errs.extend((def.strategy.validate_update)(&new, &current));
             if !errs.is_empty() {
                 return Err(ApiError::invalid(def.kind, def.group, r.name, &errs.0));
             }
