@@ -346,6 +346,27 @@ impl Registry {
             };
             let current = decode(&kv)?;
             let (mut new, warnings) = mutate(&current)?;
+            // A uid in the body is a precondition (upstream's DefaultUpdatedObjectInfo), checked
+            // by the storage layer before anything else.
+            let current_uid = current
+                .pointer("/metadata/uid")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if let Some(uid) = new
+                .pointer("/metadata/uid")
+                .and_then(Value::as_str)
+                .filter(|u| !u.is_empty() && *u != current_uid)
+            {
+                let key = r.key();
+                return Err(r.with_target(|t| {
+                    ApiError::conflict(
+                        t,
+                        &format!(
+                            "StorageError: invalid object, Code: 4, Key: {key}, ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: UID in precondition: {uid}, UID in object meta: {current_uid}"
+                        ),
+                    )
+                }));
+            }
             let pinned = new
                 .pointer("/metadata/resourceVersion")
                 .and_then(Value::as_str)
