@@ -457,9 +457,11 @@ async fn resource(
                 return subresources::bind(app, req, target.namespace.unwrap_or(""), None).await;
             }
             let opts = req.query.write_options()?;
-            let w = reg
+            let duplicates = duplicate_field_warnings(req, def, opts)?;
+            let mut w = reg
                 .create(def, target.namespace, req.json_body()?, opts)
                 .await?;
+            w.warnings.extend(duplicates);
             Ok(written(req, w, render, def))
         }
         (&Method::POST, Some(name), Some("binding")) => {
@@ -496,8 +498,9 @@ async fn resource(
                 namespace: target.namespace,
                 name,
             };
-            let (body, warnings) = reg.admit_body(def, req.json_body()?, opts)?;
-            let sub = sub.map(|s| if s == "finalize" { "finalize" } else { s });
+            let duplicates = duplicate_field_warnings(req, def, opts)?;
+            let (body, mut warnings) = reg.admit_body(def, req.json_body()?, opts)?;
+            warnings.extend(duplicates);
             let mut w = reg
                 .update_with(r, sub, opts, |_current| Ok((body.clone(), Vec::new())))
                 .await?;
@@ -597,6 +600,34 @@ async fn resource(
             "the server does not allow this method on the requested resource".to_string(),
         )),
     }
+}
+
+/// Duplicate keys in a JSON body, as upstream's strict decoding treats them: refused under
+/// `fieldValidation=Strict`, returned as warnings under `Warn`.
+fn duplicate_field_warnings(
+    req: &Request,
+    def: &ResourceDef,
+    opts: WriteOptions,
+) -> ApiResult<Vec<String>> {
+    if opts.field_validation == FieldValidation::Ignore
+        || !req.content_type().starts_with("application/json")
+    {
+        return Ok(Vec::new());
+    }
+    let found: Vec<String> = crate::duplicate_fields::duplicate_fields(&req.body)
+        .into_iter()
+        .map(|f| format!("duplicate field \"{f}\""))
+        .collect();
+    if found.is_empty() || opts.field_validation == FieldValidation::Warn {
+        return Ok(found);
+    }
+    Err(ApiError::bad_request(format!(
+        "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
+        def.kind,
+        def.version,
+        def.kind,
+        found.join(", ")
+    )))
 }
 
 /// DeleteOptions from the body (if any) and query parameters.

@@ -10,6 +10,7 @@
 pub mod allocator;
 pub mod bootstrap;
 pub mod discovery;
+pub mod duplicate_fields;
 pub mod error;
 pub mod handlers;
 pub mod health;
@@ -23,6 +24,7 @@ pub mod registry;
 pub mod render;
 pub mod resources;
 pub mod server;
+pub mod store_metrics;
 pub mod strategy;
 pub mod subresources;
 pub mod table;

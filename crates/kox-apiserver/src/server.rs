@@ -62,7 +62,7 @@ impl Default for ServerConfig {
 /// Shared state of a running server.
 pub struct App {
     pub registry: Registry,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     /// Cancelled when the server stops: ends watches.
     pub shutdown: CancellationToken,
     /// `host:port` clients are told to use.
@@ -108,6 +108,11 @@ pub struct Server {
 impl Server {
     /// Prepares certificates, binds the port and creates the bootstrap objects.
     pub async fn bind(config: ServerConfig, store: Arc<dyn Store>) -> Result<Self> {
+        let metrics = Arc::new(Metrics::default());
+        let store: Arc<dyn Store> = Arc::new(crate::store_metrics::InstrumentedStore::new(
+            store,
+            metrics.clone(),
+        ));
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
         let mut sans = vec![
@@ -154,7 +159,7 @@ impl Server {
         };
         let app = Arc::new(App {
             registry,
-            metrics: Metrics::default(),
+            metrics,
             shutdown: CancellationToken::new(),
             advertise: advertise.clone(),
             bootstrapped: AtomicBool::new(false),
