@@ -248,7 +248,7 @@ impl Registry {
             return Err(ApiError::invalid(def.kind, def.group, &name, &errs.0));
         }
         if let Some(ns) = namespace.filter(|_| def.namespaced) {
-            self.check_namespace_open(ns).await?;
+            self.check_namespace_open(ns, def, &name).await?;
         }
         let r = ObjectRef {
             def,
@@ -295,8 +295,10 @@ impl Registry {
         }
     }
 
-    /// Refuses new objects in a missing or terminating namespace.
-    async fn check_namespace_open(&self, ns: &str) -> ApiResult<()> {
+    /// Refuses new objects in a missing or terminating namespace, as upstream's
+    /// NamespaceLifecycle admission does: the namespace's NotFound, or a Forbidden on the new
+    /// object with a `NamespaceTerminating` cause.
+    async fn check_namespace_open(&self, ns: &str, def: &ResourceDef, name: &str) -> ApiResult<()> {
         let nsdef = crate::resources::find("", "v1", "namespaces").expect("namespaces are served");
         let r = ObjectRef {
             def: nsdef,
@@ -310,13 +312,22 @@ impl Registry {
                 if v.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
                     || v.pointer("/metadata/deletionTimestamp").is_some()
                 {
-                    Err(ApiError::new(
-                        403,
-                        "Forbidden",
-                        format!(
+                    use kox_api::status::{GroupResource, StatusCause, forbidden};
+                    let mut status = forbidden(
+                        &GroupResource::new(def.group, def.plural),
+                        name,
+                        &format!(
                             "unable to create new content in namespace {ns} because it is being terminated"
                         ),
-                    ))
+                    );
+                    if let Some(d) = status.details.as_mut() {
+                        d.causes.push(StatusCause {
+                            cause_type: "NamespaceTerminating".to_string(),
+                            message: format!("namespace {ns} is being terminated"),
+                            field: "metadata.namespace".to_string(),
+                        });
+                    }
+                    Err(status.into())
                 } else {
                     Ok(())
                 }
