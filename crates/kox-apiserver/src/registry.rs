@@ -562,6 +562,13 @@ impl Registry {
         let pre_rv = options
             .pointer("/preconditions/resourceVersion")
             .and_then(Value::as_str);
+        // DeleteOptions may ask for a dry run in the body (`"dryRun": ["All"]`, as client
+        // libraries send it) as well as in the query.
+        let dry_run = dry_run
+            || options
+                .get("dryRun")
+                .and_then(Value::as_array)
+                .is_some_and(|v| v.iter().any(|d| d.as_str() == Some("All")));
         let grace = options.get("gracePeriodSeconds").and_then(Value::as_i64);
         let orphan = options.get("propagationPolicy").and_then(Value::as_str) == Some("Orphan")
             || options.get("orphanDependents").and_then(Value::as_bool) == Some(true);
