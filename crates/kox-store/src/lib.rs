@@ -10,6 +10,7 @@
 mod error;
 mod types;
 
+pub mod bench;
 pub mod conformance;
 pub mod embedded;
 
