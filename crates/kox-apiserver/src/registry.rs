@@ -519,7 +519,21 @@ impl Registry {
                     }
                 }
                 kept["metadata"] = new["metadata"].clone();
-                // Status writes keep the stored metadata but for labels/annotations changes they carry.
+                // Metadata a kind's status strategy keeps from the stored object: deployments
+                // their labels, pods their owner references (upstream's
+                // deploymentStatusStrategy / podStatusStrategy PrepareForUpdate).
+                let kept_meta: &[&str] = match (def.group, def.kind) {
+                    ("apps", "Deployment") => &["labels"],
+                    ("", "Pod") => &["ownerReferences"],
+                    _ => &[],
+                };
+                for k in kept_meta {
+                    let m = meta::metadata_mut(&mut kept);
+                    match old.pointer(&format!("/metadata/{k}")) {
+                        Some(v) => m.insert((*k).into(), v.clone()),
+                        None => m.remove(*k),
+                    };
+                }
                 *new = kept;
             }
             _ if def.strategy.has_status => {
