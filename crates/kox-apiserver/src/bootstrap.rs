@@ -15,7 +15,7 @@ pub async fn ensure(
     registry: &Registry,
     service_ip: &str,
     secure_port: u16,
-    advertise_ip: &str,
+    advertise_ip: Option<std::net::IpAddr>,
 ) -> ApiResult<()> {
     let opts = WriteOptions {
         dry_run: false,
@@ -43,6 +43,14 @@ pub async fn ensure(
         },
     });
     ignore_exists(registry.create(svc_def, Some("default"), svc, opts).await)?;
+    // Endpoints may not point at loopback (as upstream validates): without a routable address
+    // the `kubernetes` service has no endpoints until one is advertised.
+    let Some(advertise_ip) = advertise_ip.filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
+    else {
+        tracing::info!("no routable advertise address: the kubernetes service gets no endpoints");
+        return Ok(());
+    };
+    let advertise_ip = advertise_ip.to_string();
     let ep_def = resources::find("", "v1", "endpoints").expect("endpoints are served");
     let ep = json!({
         "apiVersion": "v1",

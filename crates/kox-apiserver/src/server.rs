@@ -43,6 +43,9 @@ pub struct ServerConfig {
     pub max_in_flight: usize,
     /// Deadline of a non-watch request (default 60 s).
     pub request_timeout: Duration,
+    /// The address other cluster members reach this server at, published as the `kubernetes`
+    /// service's endpoint (default: none, so the service has no endpoints).
+    pub advertise_address: Option<IpAddr>,
 }
 
 impl Default for ServerConfig {
@@ -55,6 +58,7 @@ impl Default for ServerConfig {
             service_cidr: "10.43.0.0/16".into(),
             max_in_flight: 400,
             request_timeout: Duration::from_secs(60),
+            advertise_address: None,
         }
     }
 }
@@ -167,9 +171,14 @@ impl Server {
             request_timeout: config.request_timeout,
         });
         let service_ip = app.registry.allocators.first_ip().to_string();
-        crate::bootstrap::ensure(&app.registry, &service_ip, local_addr.port(), &host)
-            .await
-            .map_err(|e| anyhow::anyhow!("creating the bootstrap objects: {}", e.message()))?;
+        crate::bootstrap::ensure(
+            &app.registry,
+            &service_ip,
+            local_addr.port(),
+            config.advertise_address,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the bootstrap objects: {}", e.message()))?;
         app.bootstrapped.store(true, Ordering::Relaxed);
         Ok(Self {
             app,

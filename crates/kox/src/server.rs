@@ -26,6 +26,10 @@ pub struct ServerArgs {
     /// Extra names or addresses for the serving certificate (repeatable).
     #[arg(long = "tls-san")]
     pub tls_san: Vec<String>,
+    /// The address cluster members reach this server at [default: the bind address if routable,
+    /// else the host's first non-loopback IPv4 address].
+    #[arg(long)]
+    pub advertise_address: Option<IpAddr>,
     /// The range Services' ClusterIPs come from.
     #[arg(long, default_value = "10.43.0.0/16")]
     pub service_cidr: String,
@@ -67,6 +71,12 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         secure_port: args.secure_port,
         tls_sans: args.tls_san,
         service_cidr: args.service_cidr,
+        advertise_address: args
+            .advertise_address
+            .or_else(|| {
+                Some(args.bind_address).filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
+            })
+            .or_else(host_address),
         ..ServerConfig::default()
     };
     let server = Server::bind(config, store).await?;
@@ -83,6 +93,19 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         signals.cancel();
     });
     server.serve(stop).await
+}
+
+/// The host's first non-loopback IPv4 address, from the kernel's local routing table.
+fn host_address() -> Option<IpAddr> {
+    let trie = std::fs::read_to_string("/proc/net/fib_trie").ok()?;
+    let lines: Vec<&str> = trie.lines().collect();
+    lines.windows(2).find_map(|w| {
+        let addr = w[0].trim().strip_prefix("|-- ")?;
+        if !w[1].contains("/32 host LOCAL") {
+            return None;
+        }
+        addr.parse::<IpAddr>().ok().filter(|ip| !ip.is_loopback())
+    })
 }
 
 async fn wait_for_signal() {

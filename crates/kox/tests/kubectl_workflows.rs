@@ -158,3 +158,51 @@ fn old_resource_versions_replay_history_and_future_ones_are_refused() {
     ]);
     assert!(err.contains("Too large resource version"), "{err}");
 }
+
+#[test]
+fn strict_field_validation_refuses_duplicate_fields() {
+    let c = Cluster::start();
+    let body = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"dup","name":"dup2"},"data":{"a":"1"}}"#;
+    let out = c.kubectl_stdin(
+        &[
+            "create",
+            "--raw",
+            "/api/v1/namespaces/default/configmaps?fieldValidation=Strict",
+            "-f",
+            "-",
+        ],
+        body,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(r#"strict decoding error: duplicate field \"metadata.name\""#)
+            || err.contains(r#"duplicate field "metadata.name""#),
+        "{err}"
+    );
+    assert!(
+        c.fails(&["get", "cm", "dup2"]).contains("NotFound"),
+        "nothing was written"
+    );
+    // Under Warn the object is created (last value wins) and kubectl shows the warning.
+    let out = c.kubectl_stdin(
+        &[
+            "create",
+            "--raw",
+            "/api/v1/namespaces/default/configmaps?fieldValidation=Warn",
+            "-f",
+            "-",
+        ],
+        body,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("duplicate field"),
+        "warning shown"
+    );
+    c.ok(&["get", "cm", "dup2"]);
+}
