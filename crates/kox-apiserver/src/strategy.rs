@@ -67,91 +67,198 @@ use k8s_openapi::api::{
 pub static BINDING: Strategy = strategy_of::<core::Binding>(&table::DEFAULT);
 pub static COMPONENT_STATUS: Strategy =
     strategy_of::<core::ComponentStatus>(&table::COMPONENT_STATUS);
-pub static CONFIG_MAP: Strategy = strategy_of::<core::ConfigMap>(&table::CONFIG_MAP);
-pub static ENDPOINTS: Strategy = strategy_of::<core::Endpoints>(&table::ENDPOINTS);
-pub static LIMIT_RANGE: Strategy = strategy_of::<core::LimitRange>(&table::DEFAULT);
-pub static POD_TEMPLATE: Strategy = strategy_of::<core::PodTemplate>(&table::POD_TEMPLATE);
-pub static SERVICE_ACCOUNT: Strategy = strategy_of::<core::ServiceAccount>(&table::SERVICE_ACCOUNT);
-pub static CONTROLLER_REVISION: Strategy =
-    strategy_of::<apps::ControllerRevision>(&table::CONTROLLER_REVISION);
-pub static LEASE: Strategy = strategy_of::<coordination::Lease>(&table::LEASE);
-pub static ENDPOINT_SLICE: Strategy =
-    strategy_of::<discovery::EndpointSlice>(&table::ENDPOINT_SLICE);
-pub static EVENTS_V1: Strategy = strategy_of::<events::Event>(&table::EVENTS_V1);
-pub static INGRESS_CLASS: Strategy = strategy_of::<networking::IngressClass>(&table::INGRESS_CLASS);
-pub static NETWORK_POLICY: Strategy =
-    strategy_of::<networking::NetworkPolicy>(&table::NETWORK_POLICY);
-pub static CLUSTER_ROLE_BINDING: Strategy =
-    strategy_of::<rbac::ClusterRoleBinding>(&table::CLUSTER_ROLE_BINDING);
-pub static CLUSTER_ROLE: Strategy = strategy_of::<rbac::ClusterRole>(&table::DEFAULT);
-pub static ROLE_BINDING: Strategy = strategy_of::<rbac::RoleBinding>(&table::ROLE_BINDING);
-pub static ROLE: Strategy = strategy_of::<rbac::Role>(&table::DEFAULT);
-pub static PRIORITY_CLASS: Strategy =
-    strategy_of::<scheduling::PriorityClass>(&table::PRIORITY_CLASS);
-pub static STORAGE_CLASS: Strategy = strategy_of::<storage::StorageClass>(&table::STORAGE_CLASS);
+pub static CONFIG_MAP: Strategy = Strategy {
+    validate: validation::config_map,
+    validate_update: validation::config_map_update,
+    ..strategy_of::<core::ConfigMap>(&table::CONFIG_MAP)
+};
+pub static ENDPOINTS: Strategy = Strategy {
+    defaults: validation::endpoints_defaults,
+    validate: validation::endpoints,
+    validate_update: validation::endpoints_update,
+    ..strategy_of::<core::Endpoints>(&table::ENDPOINTS)
+};
+pub static LIMIT_RANGE: Strategy = Strategy {
+    defaults: validation::limit_range_defaults,
+    validate: validation::limit_range,
+    validate_update: validation::limit_range_update,
+    ..strategy_of::<core::LimitRange>(&table::DEFAULT)
+};
+pub static POD_TEMPLATE: Strategy = Strategy {
+    defaults: validation::pod_template_defaults,
+    validate: validation::pod_template_object,
+    validate_update: validation::pod_template_object_update,
+    ..strategy_of::<core::PodTemplate>(&table::POD_TEMPLATE)
+};
+pub static SERVICE_ACCOUNT: Strategy = Strategy {
+    validate: validation::service_account,
+    validate_update: validation::service_account_update,
+    ..strategy_of::<core::ServiceAccount>(&table::SERVICE_ACCOUNT)
+};
+pub static CONTROLLER_REVISION: Strategy = Strategy {
+    validate: validation::controller_revision,
+    validate_update: validation::controller_revision_update,
+    ..strategy_of::<apps::ControllerRevision>(&table::CONTROLLER_REVISION)
+};
+pub static LEASE: Strategy = Strategy {
+    validate: validation::lease,
+    validate_update: validation::lease_update,
+    ..strategy_of::<coordination::Lease>(&table::LEASE)
+};
+pub static ENDPOINT_SLICE: Strategy = Strategy {
+    defaults: validation::endpoint_slice_defaults,
+    validate: validation::endpoint_slice,
+    validate_update: validation::endpoint_slice_update,
+    ..strategy_of::<discovery::EndpointSlice>(&table::ENDPOINT_SLICE)
+};
+pub static EVENTS_V1: Strategy = Strategy {
+    validate: validation::events_v1,
+    validate_update: validation::events_v1_update,
+    ..strategy_of::<events::Event>(&table::EVENTS_V1)
+};
+pub static INGRESS_CLASS: Strategy = Strategy {
+    validate: validation::ingress_class,
+    validate_update: validation::ingress_class_update,
+    ..strategy_of::<networking::IngressClass>(&table::INGRESS_CLASS)
+};
+pub static NETWORK_POLICY: Strategy = Strategy {
+    defaults: validation::network_policy_defaults,
+    validate: validation::network_policy,
+    validate_update: validation::network_policy_update,
+    ..strategy_of::<networking::NetworkPolicy>(&table::NETWORK_POLICY)
+};
+pub static CLUSTER_ROLE_BINDING: Strategy = Strategy {
+    defaults: validation::binding_defaults,
+    validate: validation::cluster_role_binding,
+    validate_update: validation::cluster_role_binding_update,
+    ..strategy_of::<rbac::ClusterRoleBinding>(&table::CLUSTER_ROLE_BINDING)
+};
+pub static CLUSTER_ROLE: Strategy = Strategy {
+    validate: validation::cluster_role,
+    validate_update: validation::cluster_role_update,
+    ..strategy_of::<rbac::ClusterRole>(&table::DEFAULT)
+};
+pub static ROLE_BINDING: Strategy = Strategy {
+    defaults: validation::binding_defaults,
+    validate: validation::role_binding,
+    validate_update: validation::role_binding_update,
+    ..strategy_of::<rbac::RoleBinding>(&table::ROLE_BINDING)
+};
+pub static ROLE: Strategy = Strategy {
+    validate: validation::role,
+    validate_update: validation::role_update,
+    ..strategy_of::<rbac::Role>(&table::DEFAULT)
+};
+pub static PRIORITY_CLASS: Strategy = Strategy {
+    defaults: validation::priority_class_defaults,
+    validate: validation::priority_class,
+    validate_update: validation::priority_class_update,
+    ..strategy_of::<scheduling::PriorityClass>(&table::PRIORITY_CLASS)
+};
+pub static STORAGE_CLASS: Strategy = Strategy {
+    defaults: validation::storage_class_defaults,
+    validate: validation::storage_class,
+    validate_update: validation::storage_class_update,
+    ..strategy_of::<storage::StorageClass>(&table::STORAGE_CLASS)
+};
 pub static PVC: Strategy = Strategy {
     has_status: true,
     tracks_generation: true,
+    defaults: validation::pvc_defaults,
+    validate: validation::pvc,
+    validate_update: validation::pvc_update,
     ..strategy_of::<core::PersistentVolumeClaim>(&table::PVC)
 };
 pub static PV: Strategy = Strategy {
     has_status: true,
     tracks_generation: true,
+    defaults: validation::pv_defaults,
+    validate: validation::pv,
+    validate_update: validation::pv_update,
     ..strategy_of::<core::PersistentVolume>(&table::PV)
 };
 pub static REPLICATION_CONTROLLER: Strategy = Strategy {
     has_status: true,
     tracks_generation: true,
+    defaults: validation::replication_controller_defaults,
+    validate: validation::replication_controller,
+    validate_update: validation::replication_controller_update,
     ..strategy_of::<core::ReplicationController>(&table::REPLICATION_CONTROLLER)
 };
 pub static RESOURCE_QUOTA: Strategy = Strategy {
     has_status: true,
     tracks_generation: true,
+    validate: validation::resource_quota,
+    validate_update: validation::resource_quota_update,
     ..strategy_of::<core::ResourceQuota>(&table::RESOURCE_QUOTA)
 };
 pub static DAEMON_SET: Strategy = Strategy {
     has_status: true,
     tracks_generation: true,
+    defaults: validation::daemon_set_defaults,
+    validate: validation::daemon_set,
+    validate_update: validation::daemon_set_update,
     ..strategy_of::<apps::DaemonSet>(&table::DAEMON_SET)
 };
 pub static REPLICA_SET: Strategy = Strategy {
     has_status: true,
     tracks_generation: true,
+    defaults: validation::replica_set_defaults,
+    validate: validation::replica_set,
+    validate_update: validation::replica_set_update,
     ..strategy_of::<apps::ReplicaSet>(&table::REPLICA_SET)
 };
 pub static STATEFUL_SET: Strategy = Strategy {
     has_status: true,
     tracks_generation: true,
+    defaults: validation::stateful_set_defaults,
+    validate: validation::stateful_set,
+    validate_update: validation::stateful_set_update,
     ..strategy_of::<apps::StatefulSet>(&table::STATEFUL_SET)
 };
 pub static HPA: Strategy = Strategy {
     has_status: true,
     tracks_generation: true,
+    defaults: validation::hpa_defaults,
+    validate: validation::hpa,
+    validate_update: validation::hpa_update,
     ..strategy_of::<autoscaling::HorizontalPodAutoscaler>(&table::HPA)
 };
 pub static CRON_JOB: Strategy = Strategy {
     has_status: true,
     tracks_generation: true,
+    defaults: validation::cron_job_defaults,
+    validate: validation::cron_job,
+    validate_update: validation::cron_job_update,
     ..strategy_of::<batch::CronJob>(&table::CRON_JOB)
 };
 pub static JOB: Strategy = Strategy {
     has_status: true,
     tracks_generation: true,
+    defaults: validation::job_defaults,
+    validate: validation::job,
+    validate_update: validation::job_update,
     ..strategy_of::<batch::Job>(&table::JOB)
 };
 pub static INGRESS: Strategy = Strategy {
     has_status: true,
     tracks_generation: true,
+    validate: validation::ingress,
+    validate_update: validation::ingress_update,
     ..strategy_of::<networking::Ingress>(&table::INGRESS)
 };
 pub static PDB: Strategy = Strategy {
     has_status: true,
     tracks_generation: true,
+    validate: validation::pdb,
+    validate_update: validation::pdb_update,
     ..strategy_of::<policy::PodDisruptionBudget>(&table::PDB)
 };
 
 pub static SECRET: Strategy = Strategy {
     defaults: validation::secret_defaults,
+    validate: validation::secret,
+    validate_update: validation::secret_update,
     ..strategy_of::<core::Secret>(&table::SECRET)
 };
 
@@ -159,6 +266,7 @@ pub static NAMESPACE: Strategy = Strategy {
     has_status: true,
     defaults: validation::namespace_defaults,
     validate: validation::namespace,
+    validate_update: validation::namespace_update,
     field: namespace_field,
     field_names: &["status.phase"],
     ..strategy_of::<core::Namespace>(&table::NAMESPACE)
@@ -166,6 +274,9 @@ pub static NAMESPACE: Strategy = Strategy {
 
 pub static NODE: Strategy = Strategy {
     has_status: true,
+    defaults: validation::node_defaults,
+    validate: validation::node,
+    validate_update: validation::node_update,
     field: node_field,
     field_names: &["spec.unschedulable"],
     ..strategy_of::<core::Node>(&table::NODE)
@@ -209,6 +320,8 @@ pub static DEPLOYMENT: Strategy = Strategy {
 };
 
 pub static EVENT: Strategy = Strategy {
+    validate: validation::event,
+    validate_update: validation::event_update,
     field: event_field,
     field_names: &[
         "involvedObject.kind",
