@@ -673,3 +673,395 @@ fn services_get_unique_cluster_ips_and_node_ports() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("may not change once set"));
 }
+
+/// The tables of a `kubectl get` output, one per resource type (blank lines between), each
+/// row cut at its header's column offsets so that empty cells and cells with spaces survive.
+fn aligned_tables(out: &str) -> Vec<Vec<Vec<String>>> {
+    let mut tables = Vec::new();
+    for block in out.split("\n\n").filter(|b| !b.trim().is_empty()) {
+        let lines: Vec<&str> = block.lines().filter(|l| !l.trim().is_empty()).collect();
+        let header = lines[0];
+        // Header cells are separated by at least three spaces; a header may contain one.
+        let mut starts = vec![0];
+        let bytes = header.as_bytes();
+        for i in 1..bytes.len() {
+            if bytes[i] != b' ' && i >= 2 && bytes[i - 1] == b' ' && bytes[i - 2] == b' ' {
+                starts.push(i);
+            }
+        }
+        let cut = |line: &str| -> Vec<String> {
+            starts
+                .iter()
+                .enumerate()
+                .map(|(n, &s)| {
+                    let end = starts
+                        .get(n + 1)
+                        .copied()
+                        .unwrap_or(line.len())
+                        .min(line.len());
+                    line.get(s.min(line.len())..end)
+                        .unwrap_or("")
+                        .trim()
+                        .to_string()
+                })
+                .collect()
+        };
+        tables.push(lines.iter().map(|l| cut(l)).collect());
+    }
+    tables
+}
+
+const WORKLOADS: &str = r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: db
+spec:
+  replicas: 2
+  serviceName: db
+  selector:
+    matchLabels: {app: db}
+  template:
+    metadata:
+      labels: {app: db}
+    spec:
+      containers:
+      - name: postgres
+        image: postgres:17
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: agent
+spec:
+  selector:
+    matchLabels: {app: agent}
+  template:
+    metadata:
+      labels: {app: agent}
+    spec:
+      nodeSelector:
+        kubernetes.io/os: linux
+      containers:
+      - name: agent
+        image: busybox:1.36
+---
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: pi
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: pi
+        image: perl:5.40
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: hello
+spec:
+  schedule: "*/5 * * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: OnFailure
+          containers:
+          - name: hello
+            image: busybox:1.36
+"#;
+
+#[test]
+fn workload_tables_print_upstream_columns() {
+    let c = Cluster::start();
+    let out = c.ok_stdin(&["create", "-f", "-"], WORKLOADS);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "statefulset.apps/db created",
+            "daemonset.apps/agent created",
+            "job.batch/pi created",
+            "cronjob.batch/hello created"
+        ]
+    );
+
+    let tables = aligned_tables(&c.ok(&["get", "statefulset,daemonset,job,cronjob"]));
+    assert_eq!(tables.len(), 4, "{tables:?}");
+    let without_age = |row: &[String]| row[..row.len() - 1].to_vec();
+    assert_eq!(tables[0][0], ["NAME", "READY", "AGE"]);
+    assert_eq!(without_age(&tables[0][1]), ["statefulset.apps/db", "0/2"]);
+    assert_eq!(
+        tables[1][0],
+        [
+            "NAME",
+            "DESIRED",
+            "CURRENT",
+            "READY",
+            "UP-TO-DATE",
+            "AVAILABLE",
+            "NODE SELECTOR",
+            "AGE"
+        ]
+    );
+    assert_eq!(
+        without_age(&tables[1][1]),
+        [
+            "daemonset.apps/agent",
+            "0",
+            "0",
+            "0",
+            "0",
+            "0",
+            "kubernetes.io/os=linux"
+        ]
+    );
+    assert_eq!(
+        tables[2][0],
+        ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
+    );
+    assert_eq!(
+        without_age(&tables[2][1]),
+        ["job.batch/pi", "Running", "0/1", ""]
+    );
+    assert_eq!(
+        tables[3][0],
+        [
+            "NAME",
+            "SCHEDULE",
+            "TIMEZONE",
+            "SUSPEND",
+            "ACTIVE",
+            "LAST SCHEDULE",
+            "AGE"
+        ]
+    );
+    assert_eq!(
+        without_age(&tables[3][1]),
+        [
+            "cronjob.batch/hello",
+            "*/5 * * * *",
+            "<none>",
+            "False",
+            "0",
+            "<none>"
+        ]
+    );
+
+    // Wide: the job's selector is the one the server generated from its uid.
+    let uid = c.ok(&["get", "job", "pi", "-o", "jsonpath={.metadata.uid}"]);
+    let wide = aligned_tables(&c.ok(&["get", "job", "pi", "-o", "wide"]));
+    assert_eq!(
+        wide[0][0],
+        [
+            "NAME",
+            "STATUS",
+            "COMPLETIONS",
+            "DURATION",
+            "AGE",
+            "CONTAINERS",
+            "IMAGES",
+            "SELECTOR"
+        ]
+    );
+    assert_eq!(
+        wide[0][1][5..],
+        [
+            "pi".to_string(),
+            "perl:5.40".to_string(),
+            format!("batch.kubernetes.io/controller-uid={uid}")
+        ]
+    );
+
+    // Upstream's defaults were filled in.
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "job",
+            "pi",
+            "-o",
+            "jsonpath={.spec.backoffLimit} {.spec.completionMode} {.spec.template.metadata.labels.job-name}",
+        ]),
+        "6 NonIndexed pi"
+    );
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "sts",
+            "db",
+            "-o",
+            "jsonpath={.spec.podManagementPolicy} {.spec.updateStrategy.type} {.spec.revisionHistoryLimit}",
+        ]),
+        "OrderedReady RollingUpdate 10"
+    );
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "cj",
+            "hello",
+            "-o",
+            "jsonpath={.spec.concurrencyPolicy} {.spec.successfulJobsHistoryLimit} {.spec.failedJobsHistoryLimit}",
+        ]),
+        "Allow 3 1"
+    );
+}
+
+const CLUSTER_OBJECTS: &str = r#"
+apiVersion: scheduling.k8s.io/v1
+kind: PriorityClass
+metadata:
+  name: high
+value: 1000
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: fast
+  annotations:
+    storageclass.kubernetes.io/is-default-class: "true"
+provisioner: example.com/disk
+volumeBindingMode: WaitForFirstConsumer
+allowVolumeExpansion: true
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: web
+spec:
+  minAvailable: 1
+  selector:
+    matchLabels: {app: web}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: devs
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: edit
+subjects:
+- kind: User
+  name: alice
+- kind: Group
+  name: devs
+- kind: ServiceAccount
+  name: builder
+  namespace: ci
+"#;
+
+#[test]
+fn policy_storage_and_rbac_tables_print_upstream_columns() {
+    let c = Cluster::start();
+    c.ok_stdin(&["create", "-f", "-"], CLUSTER_OBJECTS);
+    let tables = aligned_tables(&c.ok(&["get", "priorityclass,storageclass"]));
+    let pc = tables
+        .iter()
+        .find(|t| t[1][0] == "priorityclass.scheduling.k8s.io/high")
+        .expect("the priority class table");
+    assert_eq!(pc[0], ["NAME", "VALUE", "GLOBAL-DEFAULT", "AGE"]);
+    assert_eq!(pc[1][1..3], ["1000", "false"]);
+    let sc = tables
+        .iter()
+        .find(|t| t[0].contains(&"PROVISIONER".to_string()))
+        .expect("the storage class table");
+    assert_eq!(
+        sc[0],
+        [
+            "NAME",
+            "PROVISIONER",
+            "RECLAIMPOLICY",
+            "VOLUMEBINDINGMODE",
+            "ALLOWVOLUMEEXPANSION",
+            "AGE"
+        ]
+    );
+    assert_eq!(
+        sc[1][..5],
+        [
+            "storageclass.storage.k8s.io/fast (default)",
+            "example.com/disk",
+            "Delete",
+            "WaitForFirstConsumer",
+            "true"
+        ]
+    );
+
+    let pdb = aligned_tables(&c.ok(&["get", "pdb"]));
+    assert_eq!(
+        pdb[0][0],
+        [
+            "NAME",
+            "MIN AVAILABLE",
+            "MAX UNAVAILABLE",
+            "ALLOWED DISRUPTIONS",
+            "AGE"
+        ]
+    );
+    assert_eq!(pdb[0][1][..4], ["web", "1", "N/A", "0"]);
+
+    let rb = aligned_tables(&c.ok(&["get", "rolebinding", "-o", "wide"]));
+    assert_eq!(
+        rb[0][0],
+        ["NAME", "ROLE", "AGE", "USERS", "GROUPS", "SERVICEACCOUNTS"]
+    );
+    assert_eq!(rb[0][1][..2], ["devs", "Role/edit"]);
+    assert_eq!(rb[0][1][3..], ["alice", "devs", "ci/builder"]);
+
+    // Kinds without an upstream printer show when they were created.
+    c.ok_stdin(
+        &["create", "-f", "-"],
+        r#"{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"Role","metadata":{"name":"edit"},
+            "rules":[{"apiGroups":[""],"resources":["pods"],"verbs":["get"]}]}"#,
+    );
+    let roles = aligned_tables(&c.ok(&["get", "roles"]));
+    assert_eq!(roles[0][0], ["NAME", "CREATED AT"]);
+    assert_eq!(roles[0][1][0], "edit");
+    assert!(roles[0][1][1].ends_with('Z'), "{roles:?}");
+}
+
+#[test]
+fn new_kinds_are_validated_with_upstream_messages() {
+    let c = Cluster::start();
+    let bad_cron = r#"{"apiVersion":"batch/v1","kind":"CronJob","metadata":{"name":"bad"},
+        "spec":{"schedule":"61 * * * *","jobTemplate":{"spec":{"template":{"spec":{
+        "restartPolicy":"Always","containers":[{"name":"c","image":"busybox"}]}}}}}}"#;
+    let out = c.kubectl_stdin(&["create", "-f", "-"], bad_cron);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(r#"The CronJob "bad" is invalid: "#), "{err}");
+    assert!(
+        err.contains(r#"spec.schedule: Invalid value: "61 * * * *": end of range (61) above maximum (59): 61"#),
+        "{err}"
+    );
+    assert!(
+        err.contains(r#"spec.jobTemplate.spec.template.spec.restartPolicy: Required value: valid values: "OnFailure", "Never""#),
+        "{err}"
+    );
+
+    let frozen = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"frozen"},
+        "immutable":true,"data":{"a":"1"}}"#;
+    c.ok_stdin(&["create", "-f", "-"], frozen);
+    let err = c.fails(&[
+        "patch",
+        "cm",
+        "frozen",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"a":"2"}}"#,
+    ]);
+    assert!(
+        err.contains(r#"The ConfigMap "frozen" is invalid: data: Forbidden: field is immutable when `immutable` is set"#),
+        "{err}"
+    );
+
+    let tls = r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"cert"},
+        "type":"kubernetes.io/tls","stringData":{"tls.crt":"x"}}"#;
+    let out = c.kubectl_stdin(&["create", "-f", "-"], tls);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(r#"The Secret "cert" is invalid: data[tls.key]: Required value"#),
+        "{err}"
+    );
+}
