@@ -194,10 +194,14 @@ impl Registry {
                 let status = self.store.status().await?;
                 match rv {
                     Some(rv) if rv > status.revision => {
-                        return Err(ApiError::timeout(format!(
-                            "Too large resource version: {rv}, current: {}",
-                            status.revision
-                        )));
+                        // Upstream's NewTooLargeResourceVersionError: a 504 with a
+                        // ResourceVersionTooLarge cause and a one-second Retry-After.
+                        return Err(kox_api::status::too_large_resource_version(
+                            rv as u64,
+                            status.revision.max(0) as u64,
+                            1,
+                        )
+                        .into());
                     }
                     Some(rv) if exact => (Some(rv), prefix.as_bytes().to_vec()),
                     _ => (None, prefix.as_bytes().to_vec()),
