@@ -30,8 +30,8 @@ spec:
         - containerPort: 80
 "#;
 
-/// Creates a ConfigMap from a manifest (`kubectl create configmap` sends protobuf, which the
-/// server does not decode yet).
+/// Creates a ConfigMap from a JSON manifest (the generators are covered in
+/// `kubectl_create_generators.rs`).
 fn configmap(c: &Cluster, ns: &str, name: &str, data: &[(&str, &str)]) -> String {
     let data: serde_json::Map<String, serde_json::Value> = data
         .iter()
