@@ -217,6 +217,12 @@ impl Registry {
         if !has_name && !generate.is_empty() {
             meta.insert("name".into(), json!(meta::generate_name(&generate)));
         }
+        // The storage layer refuses a create that names a version (below, after validation).
+        let names_version = meta
+            .get("resourceVersion")
+            .and_then(Value::as_str)
+            .and_then(|rv| rv.parse::<u64>().ok())
+            .is_some_and(|rv| rv != 0);
         meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
         meta.insert("creationTimestamp".into(), json!(meta::now_rfc3339()));
         for k in [
@@ -264,6 +270,15 @@ impl Registry {
                 warnings,
                 created: true,
             });
+        }
+        // Upstream's storage Create: a plain error (500, no reason), before the key is checked.
+        // A dry run never reaches it.
+        if names_version {
+            return Err(ApiError::new(
+                500,
+                "",
+                "resourceVersion should not be set on objects to be created",
+            ));
         }
         // An existing name is AlreadyExists, not an allocation error for its address.
         if self.get_kv(r).await?.is_some() {
