@@ -186,7 +186,8 @@ fn read_opt(path: &Path) -> Result<Option<String>> {
     }
 }
 
-fn write_secret(path: &Path, contents: &str) -> Result<()> {
+/// Writes a file only its owner can read, synced to disk.
+pub(crate) fn write_secret(path: &Path, contents: &str) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()

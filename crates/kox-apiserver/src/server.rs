@@ -149,7 +149,7 @@ impl Server {
         };
         let advertise = format!("{host}:{}", local_addr.port());
         let kubeconfig = config.data_dir.join("admin.kubeconfig");
-        write_private(
+        crate::pki::write_secret(
             &kubeconfig,
             &pki.admin_kubeconfig(&format!("https://{advertise}")),
         )?;
@@ -340,18 +340,4 @@ fn tls_acceptor(pki: &ClusterPki) -> Result<tokio_rustls::TlsAcceptor> {
 fn hostname() -> Result<String> {
     let h = std::fs::read_to_string("/proc/sys/kernel/hostname")?;
     Ok(h.trim().to_string())
-}
-
-fn write_private(path: &std::path::Path, contents: &str) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(contents.as_bytes())?;
-    Ok(())
 }
