@@ -52,8 +52,10 @@ pub trait Store: Send + Sync + 'static {
     /// Watches `range` from `start_revision` (inclusive).
     ///
     /// History from `start_revision` is replayed first, then live events follow with no gap and
-    /// no duplicate. `start_revision` of 0 means "from the next write". A start older than the
-    /// compaction point fails with [`Error::Compacted`]. While quiet, the stream yields
+    /// no duplicate. `start_revision` of 0 means "from the next write"; a start beyond the
+    /// current revision delivers events from that revision on. A start older than the
+    /// compaction point fails with [`Error::Compacted`] (as the stream's only item when a
+    /// compaction overtakes the replay). While quiet, the stream yields
     /// [`WatchEvent::Progress`] periodically. A watcher that falls behind is ended with
     /// [`Error::WatcherLagged`] as its last item; the caller relists.
     async fn watch(&self, range: KeyRange, start_revision: Revision) -> Result<WatchStream>;

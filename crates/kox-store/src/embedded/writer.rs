@@ -144,6 +144,9 @@ impl Writer {
 
     /// Runs until a shutdown request or until every sender is gone.
     pub(crate) fn run(mut self) {
+        // Should this thread ever unwind, watchers and readers learn that the store is closed
+        // instead of waiting forever.
+        let _closed_on_exit = CloseOnExit(Arc::clone(&self.shared));
         let mut shutdown_reply = None;
         loop {
             let deadline = self.next_progress.min(self.next_auto);
@@ -364,6 +367,16 @@ impl Writer {
         if let Some(reply) = reply {
             let _ = reply.send(());
         }
+    }
+}
+
+/// Marks the store closed when the writer thread ends, however it ends.
+struct CloseOnExit(Arc<Shared>);
+
+impl Drop for CloseOnExit {
+    fn drop(&mut self) {
+        self.0.hub.close();
+        self.0.db.write().take();
     }
 }
 
