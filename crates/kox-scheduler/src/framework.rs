@@ -1,0 +1,330 @@
+//! The plugin framework: what a plugin sees (a pod and one node's state) and what it answers.
+//!
+//! Extension points, as upstream's:
+//! - **filter** — can the pod run on this node? `Success` keeps the node; `Unschedulable` drops
+//!   it for a reason preemption might fix (resources, ports); `UnschedulableAndUnresolvable`
+//!   drops it for a reason no eviction can fix (taints, affinity, node name); `Error` aborts
+//!   the attempt.
+//! - **score** — how good is this feasible node, 0..=100 after the plugin's normalization;
+//!   the framework multiplies by the plugin's weight and sums.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Node, Pod, Taint};
+
+use crate::resources::{self, Resources};
+
+/// The highest score a plugin gives a node.
+pub const MAX_NODE_SCORE: i64 = 100;
+
+/// The outcome class of a filter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Code {
+    /// The node fits.
+    Success,
+    /// The node does not fit, but evicting pods might make it fit.
+    Unschedulable,
+    /// The node does not fit, and evicting pods would not help.
+    UnschedulableAndUnresolvable,
+    /// The plugin failed; the attempt is retried with backoff.
+    Error,
+}
+
+/// A filter's answer: a code and the reasons (each counted in the FailedScheduling message).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    /// Outcome class.
+    pub code: Code,
+    /// Upstream-worded reasons (`Insufficient cpu`).
+    pub reasons: Vec<String>,
+}
+
+impl Status {
+    /// The node fits.
+    pub fn success() -> Self {
+        Status {
+            code: Code::Success,
+            reasons: Vec::new(),
+        }
+    }
+
+    /// The node does not fit for `reasons`; preemption might help.
+    pub fn unschedulable(reasons: Vec<String>) -> Self {
+        Status {
+            code: Code::Unschedulable,
+            reasons,
+        }
+    }
+
+    /// The node does not fit for `reason`; preemption cannot help.
+    pub fn unresolvable(reason: impl Into<String>) -> Self {
+        Status {
+            code: Code::UnschedulableAndUnresolvable,
+            reasons: vec![reason.into()],
+        }
+    }
+
+    /// Whether the node fits.
+    pub fn is_success(&self) -> bool {
+        self.code == Code::Success
+    }
+}
+
+/// A host port a container asks for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HostPort {
+    /// Host IP, `0.0.0.0` when unset.
+    pub ip: String,
+    /// `TCP`, `UDP` or `SCTP`.
+    pub protocol: String,
+    /// The port number.
+    pub port: i32,
+}
+
+/// A pod with what the plugins compute from it once per attempt.
+#[derive(Clone, Debug)]
+pub struct PodInfo {
+    /// The pod.
+    pub pod: Arc<Pod>,
+    /// Its requests (`resource.PodRequests`).
+    pub requests: Resources,
+    /// CPU and memory it counts for when scoring.
+    pub non_zero: (i64, i64),
+    /// Host ports of its containers.
+    pub host_ports: Vec<HostPort>,
+}
+
+impl PodInfo {
+    /// Computes a pod's requests and ports.
+    pub fn new(pod: Arc<Pod>) -> Self {
+        let requests = resources::pod_requests(&pod);
+        let non_zero = resources::pod_non_zero_requests(&pod);
+        let host_ports = pod
+            .spec
+            .iter()
+            .flat_map(|s| s.containers.iter())
+            .flat_map(|c| c.ports.iter().flatten())
+            .filter(|p| p.host_port.unwrap_or(0) > 0)
+            .map(|p| HostPort {
+                ip: p
+                    .host_ip
+                    .clone()
+                    .filter(|ip| !ip.is_empty())
+                    .unwrap_or_else(|| "0.0.0.0".to_string()),
+                protocol: p.protocol.clone().unwrap_or_else(|| "TCP".to_string()),
+                port: p.host_port.unwrap_or(0),
+            })
+            .collect();
+        PodInfo {
+            pod,
+            requests,
+            non_zero,
+            host_ports,
+        }
+    }
+
+    /// The pod's `namespace/name`.
+    pub fn key(&self) -> String {
+        pod_key(&self.pod)
+    }
+}
+
+/// `namespace/name` of a pod.
+pub fn pod_key(pod: &Pod) -> String {
+    format!(
+        "{}/{}",
+        pod.metadata.namespace.as_deref().unwrap_or("default"),
+        pod.metadata.name.as_deref().unwrap_or("")
+    )
+}
+
+/// One node and the pods on it (bound or assumed), aggregated.
+#[derive(Clone, Debug)]
+pub struct NodeInfo {
+    /// The node; `None` while pods name a node the watch has not delivered yet.
+    pub node: Option<Arc<Node>>,
+    /// The node's allocatable resources.
+    pub allocatable: Resources,
+    /// Sum of the requests of the pods on it.
+    pub requested: Resources,
+    /// Sum of the scoring (non-zero) CPU and memory of the pods on it.
+    pub non_zero_requested: (i64, i64),
+    /// The pods on it, by key.
+    pub pods: BTreeMap<String, PodInfo>,
+    /// Host ports in use.
+    pub used_ports: Vec<HostPort>,
+}
+
+impl NodeInfo {
+    /// A node with no pods.
+    pub fn new(node: Option<Arc<Node>>) -> Self {
+        let mut info = NodeInfo {
+            node: None,
+            allocatable: Resources::default(),
+            requested: Resources::default(),
+            non_zero_requested: (0, 0),
+            pods: BTreeMap::new(),
+            used_ports: Vec::new(),
+        };
+        if let Some(n) = node {
+            info.set_node(n);
+        }
+        info
+    }
+
+    /// Replaces the node object, keeping the pods.
+    pub fn set_node(&mut self, node: Arc<Node>) {
+        self.allocatable = Resources::from_list(
+            node.status
+                .as_ref()
+                .and_then(|s| s.allocatable.as_ref().or(s.capacity.as_ref())),
+        );
+        self.node = Some(node);
+    }
+
+    /// The node's name ("" without a node).
+    pub fn name(&self) -> &str {
+        self.node
+            .as_ref()
+            .and_then(|n| n.metadata.name.as_deref())
+            .unwrap_or("")
+    }
+
+    /// The node's labels.
+    pub fn labels(&self) -> Option<&BTreeMap<String, String>> {
+        self.node.as_ref().and_then(|n| n.metadata.labels.as_ref())
+    }
+
+    /// The node's taints.
+    pub fn taints(&self) -> &[Taint] {
+        self.node
+            .as_ref()
+            .and_then(|n| n.spec.as_ref())
+            .and_then(|s| s.taints.as_deref())
+            .unwrap_or(&[])
+    }
+
+    /// Counts a pod on this node.
+    pub fn add_pod(&mut self, pod: PodInfo) {
+        if let Some(old) = self.pods.remove(&pod.key()) {
+            self.uncount(&old);
+        }
+        self.requested.add(&pod.requests);
+        self.non_zero_requested.0 += pod.non_zero.0;
+        self.non_zero_requested.1 += pod.non_zero.1;
+        self.used_ports.extend(pod.host_ports.iter().cloned());
+        self.pods.insert(pod.key(), pod);
+    }
+
+    /// Stops counting a pod; returns whether it was there.
+    pub fn remove_pod(&mut self, key: &str) -> bool {
+        match self.pods.remove(key) {
+            Some(old) => {
+                self.uncount(&old);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn uncount(&mut self, pod: &PodInfo) {
+        self.requested.sub(&pod.requests);
+        self.non_zero_requested.0 -= pod.non_zero.0;
+        self.non_zero_requested.1 -= pod.non_zero.1;
+        for p in &pod.host_ports {
+            if let Some(i) = self.used_ports.iter().position(|u| u == p) {
+                self.used_ports.swap_remove(i);
+            }
+        }
+    }
+}
+
+/// A scheduling plugin. Each extension point has a default that lets every node through
+/// with no opinion, so a plugin implements only the points it cares about.
+pub trait Plugin: Send + Sync {
+    /// The plugin's upstream name (`NodeResourcesFit`).
+    fn name(&self) -> &'static str;
+
+    /// Whether the pod can run on the node.
+    fn filter(&self, _pod: &PodInfo, _node: &NodeInfo) -> Status {
+        Status::success()
+    }
+
+    /// Whether this plugin scores nodes.
+    fn scores(&self) -> bool {
+        false
+    }
+
+    /// A raw score of a feasible node; [`Plugin::normalize`] maps raw scores to 0..=100.
+    fn score(&self, _pod: &PodInfo, _node: &NodeInfo) -> i64 {
+        0
+    }
+
+    /// Maps the raw scores of all feasible nodes to 0..=100 (default: they already are).
+    fn normalize(&self, _scores: &mut [i64]) {}
+}
+
+/// Upstream's `DefaultNormalizeScore`: scales scores so the highest is `MAX_NODE_SCORE`;
+/// `reverse` makes the lowest raw score the best.
+pub fn default_normalize(scores: &mut [i64], reverse: bool) {
+    let max = scores.iter().copied().max().unwrap_or(0);
+    if max == 0 {
+        if reverse {
+            scores.iter_mut().for_each(|s| *s = MAX_NODE_SCORE);
+        }
+        return;
+    }
+    for s in scores.iter_mut() {
+        let v = MAX_NODE_SCORE * *s / max;
+        *s = if reverse { MAX_NODE_SCORE - v } else { v };
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Builders for the plugins' data-driven tests.
+
+    use super::*;
+    use serde_json::{Value, json};
+
+    /// A pod from the JSON of its spec.
+    pub fn pod(spec: Value) -> PodInfo {
+        let pod: Pod = serde_json::from_value(
+            json!({"metadata": {"name": "p", "namespace": "default"}, "spec": spec}),
+        )
+        .expect("pod");
+        PodInfo::new(Arc::new(pod))
+    }
+
+    /// A pod with one container requesting `cpu` and `memory`.
+    pub fn pod_requesting(name: &str, cpu: &str, memory: &str) -> PodInfo {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": cpu, "memory": memory}}}]}
+        }))
+        .expect("pod");
+        PodInfo::new(Arc::new(pod))
+    }
+
+    /// A node from the JSON of its metadata, spec and allocatable.
+    pub fn node(name: &str, labels: Value, spec: Value, allocatable: Value) -> NodeInfo {
+        let node: Node = serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": labels},
+            "spec": spec,
+            "status": {"allocatable": allocatable}
+        }))
+        .expect("node");
+        NodeInfo::new(Some(Arc::new(node)))
+    }
+
+    /// A node named `name` with 4 CPUs, 8Gi and 110 pods, and nothing else.
+    pub fn plain_node(name: &str) -> NodeInfo {
+        node(
+            name,
+            json!({}),
+            json!({}),
+            json!({"cpu": "4", "memory": "8Gi", "pods": "110"}),
+        )
+    }
+}

@@ -1,0 +1,120 @@
+//! The HTTPS health endpoint (`/healthz`, `/livez`, `/readyz`, `/metrics`) on the secure port,
+//! with a self-signed certificate as upstream's default, so the API server's
+//! `componentstatuses` probe reports the scheduler.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use tokio_util::sync::CancellationToken;
+
+/// Counters served at `/metrics`.
+#[derive(Default, Debug)]
+pub struct Metrics {
+    /// Pods bound.
+    pub scheduled: AtomicU64,
+    /// Attempts where no node fitted.
+    pub unschedulable: AtomicU64,
+    /// Attempts that failed on an API error.
+    pub errors: AtomicU64,
+}
+
+impl Metrics {
+    fn render(&self) -> String {
+        let mut out = String::from(
+            "# HELP scheduler_schedule_attempts_total Number of attempts to schedule pods, by the result.\n# TYPE scheduler_schedule_attempts_total counter\n",
+        );
+        for (result, v) in [
+            ("scheduled", &self.scheduled),
+            ("unschedulable", &self.unschedulable),
+            ("error", &self.errors),
+        ] {
+            out += &format!(
+                "scheduler_schedule_attempts_total{{profile=\"default-scheduler\",result=\"{result}\"}} {}\n",
+                v.load(Ordering::Relaxed)
+            );
+        }
+        out
+    }
+}
+
+fn tls_config() -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.cert.der().clone()], key)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Serves until `stop`. If the port is taken (another scheduler on this host), retries every
+/// few seconds rather than failing the scheduler.
+pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, stop: CancellationToken) {
+    let tls = match tls_config() {
+        Ok(t) => tokio_rustls::TlsAcceptor::from(t),
+        Err(e) => {
+            tracing::error!("scheduler health endpoint: cannot build a certificate: {e}");
+            return;
+        }
+    };
+    let listener = loop {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => break l,
+            Err(e) => {
+                tracing::warn!("scheduler health endpoint: cannot listen on {addr}: {e}; retrying");
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(3)) => {}
+                }
+            }
+        }
+    };
+    tracing::info!("scheduler serving /healthz on https://{addr}");
+    loop {
+        let (tcp, _) = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(_) => continue,
+            },
+        };
+        let tls = tls.clone();
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let Ok(Ok(stream)) =
+                tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp)).await
+            else {
+                return;
+            };
+            let svc =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let metrics = metrics.clone();
+                    async move {
+                        let (code, body) = match req.uri().path() {
+                            "/healthz" | "/livez" | "/readyz" => (200, "ok".to_string()),
+                            "/metrics" => (200, metrics.render()),
+                            _ => (404, "404 page not found\n".to_string()),
+                        };
+                        let resp = hyper::Response::builder()
+                            .status(code)
+                            .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+                            .body(Full::new(Bytes::from(body)))
+                            .unwrap_or_default();
+                        Ok::<_, Infallible>(resp)
+                    }
+                });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}

@@ -1,0 +1,28 @@
+//! The kox scheduler: an ordinary API client that watches pods and nodes, picks a node for
+//! each pending pod with upstream's filter and score plugins, and binds it through
+//! `pods/binding`.
+//!
+//! - `cache.rs` — nodes and the pods on them, including *assumed* pods (placed, binding in
+//!   flight), so binding runs asynchronously without double-booking.
+//! - `queue.rs` — active / backoff / unschedulable queues.
+//! - `framework.rs` — what plugins see and answer; `plugins/` — one file per plugin.
+//! - `algorithm.rs` — one attempt (filter, sample, score, pick) and the FailedScheduling text.
+//! - `scheduler.rs` — watches, the scheduling loop, binding, events and pod conditions.
+//! - `leader.rs` — Lease-based leader election; `healthz.rs` — the HTTPS health endpoint.
+//!
+//! **Architecture invariant:** this crate talks to the cluster only through the Kubernetes API
+//! (kube-rs); it does not depend on `kox-store` or `kox-apiserver`.
+#![forbid(unsafe_code)]
+
+pub mod algorithm;
+pub mod cache;
+pub mod framework;
+pub mod healthz;
+pub mod leader;
+pub mod plugins;
+pub mod queue;
+pub mod resources;
+pub mod scheduler;
+
+pub use leader::LeaderElectionConfig;
+pub use scheduler::{SchedulerConfig, run};

@@ -1,0 +1,485 @@
+//! The scheduler's loop: watches feed the cache and the queue; while this process leads, it
+//! pops pods, runs the plugins, assumes the chosen node and binds asynchronously.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Binding, Event, EventSource, Node, ObjectReference, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::watcher;
+use kube::{Api, Client};
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::algorithm::{self, Outcome};
+use crate::cache::Cache;
+use crate::framework::{PodInfo, pod_key};
+use crate::healthz::{self, Metrics};
+use crate::leader::{self, LeaderElectionConfig};
+use crate::plugins::{self, Weighted};
+use crate::queue::SchedulingQueue;
+
+/// How the scheduler runs.
+#[derive(Clone, Debug)]
+pub struct SchedulerConfig {
+    /// The `schedulerName` this scheduler serves (default `default-scheduler`); pods naming
+    /// another scheduler are left alone.
+    pub scheduler_name: String,
+    /// Where `/healthz` is served over HTTPS (default `0.0.0.0:10259`); `None` serves nothing.
+    pub health_address: Option<SocketAddr>,
+    /// Leader election through a Lease (default on); `None` schedules unconditionally.
+    pub leader_election: Option<LeaderElectionConfig>,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            scheduler_name: "default-scheduler".into(),
+            health_address: Some(SocketAddr::from(([0, 0, 0, 0], 10259))),
+            leader_election: Some(LeaderElectionConfig::default()),
+        }
+    }
+}
+
+/// The state the watches write and the scheduling loop reads.
+struct State {
+    cache: Cache,
+    queue: SchedulingQueue,
+    next_start: usize,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    wake: Notify,
+    metrics: Arc<Metrics>,
+    scheduler_name: String,
+    client: Client,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn is_terminal(pod: &Pod) -> bool {
+    matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded") | Some("Failed")
+    )
+}
+
+fn node_name(pod: &Pod) -> Option<&str> {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref())
+        .filter(|n| !n.is_empty())
+}
+
+impl Shared {
+    fn pod_applied(&self, pod: Pod) {
+        let key = pod_key(&pod);
+        let pod = Arc::new(pod);
+        let now = Instant::now();
+        let mut st = self.lock();
+        if is_terminal(&pod) {
+            st.queue.delete(&key);
+            if st.cache.remove_pod(&key) {
+                st.queue.move_all_unschedulable(now);
+            }
+        } else if let Some(node) = node_name(&pod) {
+            st.queue.delete(&key);
+            st.cache.add_pod(pod.clone(), node);
+        } else if st.cache.is_assumed(&key) {
+            // An event from before our binding landed; the binding's own event follows.
+        } else {
+            let ours = pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.scheduler_name.as_deref())
+                .unwrap_or("default-scheduler")
+                == self.scheduler_name;
+            if ours && pod.metadata.deletion_timestamp.is_none() {
+                st.queue.add(pod, now);
+                drop(st);
+                self.wake.notify_one();
+            } else {
+                st.queue.delete(&key);
+            }
+        }
+    }
+
+    fn pod_deleted(&self, key: &str) {
+        let mut st = self.lock();
+        st.queue.delete(key);
+        if st.cache.remove_pod(key) {
+            st.queue.move_all_unschedulable(Instant::now());
+            drop(st);
+            self.wake.notify_one();
+        }
+    }
+
+    fn node_applied(&self, node: Node) {
+        let mut st = self.lock();
+        if st.cache.set_node(node) {
+            st.queue.move_all_unschedulable(Instant::now());
+            drop(st);
+            self.wake.notify_one();
+        }
+    }
+}
+
+/// Keeps the cache and queue in step with the pods.
+async fn watch_pods(shared: Arc<Shared>, stop: CancellationToken) {
+    let api: Api<Pod> = Api::all(shared.client.clone());
+    let mut stream = watcher(api, watcher::Config::default()).boxed();
+    let mut listed: Option<HashSet<String>> = None;
+    let mut known: HashSet<String> = HashSet::new();
+    loop {
+        let ev = tokio::select! {
+            _ = stop.cancelled() => return,
+            ev = stream.next() => ev,
+        };
+        match ev {
+            None => return,
+            Some(Err(e)) => {
+                tracing::warn!("scheduler pod watch: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Some(Ok(watcher::Event::Init)) => listed = Some(HashSet::new()),
+            Some(Ok(watcher::Event::InitApply(pod) | watcher::Event::Apply(pod))) => {
+                let key = pod_key(&pod);
+                if let Some(l) = listed.as_mut() {
+                    l.insert(key.clone());
+                }
+                known.insert(key);
+                shared.pod_applied(pod);
+            }
+            Some(Ok(watcher::Event::InitDone)) => {
+                // Pods gone while the watch was down.
+                if let Some(l) = listed.take() {
+                    for key in known.difference(&l).cloned().collect::<Vec<_>>() {
+                        shared.pod_deleted(&key);
+                    }
+                    known = l;
+                }
+            }
+            Some(Ok(watcher::Event::Delete(pod))) => {
+                let key = pod_key(&pod);
+                known.remove(&key);
+                shared.pod_deleted(&key);
+            }
+        }
+    }
+}
+
+/// Keeps the cache's nodes in step with the nodes.
+async fn watch_nodes(shared: Arc<Shared>, stop: CancellationToken) {
+    let api: Api<Node> = Api::all(shared.client.clone());
+    let mut stream = watcher(api, watcher::Config::default()).boxed();
+    let mut listed: Option<HashSet<String>> = None;
+    loop {
+        let ev = tokio::select! {
+            _ = stop.cancelled() => return,
+            ev = stream.next() => ev,
+        };
+        match ev {
+            None => return,
+            Some(Err(e)) => {
+                tracing::warn!("scheduler node watch: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Some(Ok(watcher::Event::Init)) => listed = Some(HashSet::new()),
+            Some(Ok(watcher::Event::InitApply(node) | watcher::Event::Apply(node))) => {
+                if let Some(l) = listed.as_mut() {
+                    l.insert(node.metadata.name.clone().unwrap_or_default());
+                }
+                shared.node_applied(node);
+            }
+            Some(Ok(watcher::Event::InitDone)) => {
+                if let Some(l) = listed.take() {
+                    let mut st = shared.lock();
+                    for name in st.cache.node_names() {
+                        if !l.contains(&name) {
+                            st.cache.remove_node(&name);
+                        }
+                    }
+                }
+            }
+            Some(Ok(watcher::Event::Delete(node))) => {
+                shared
+                    .lock()
+                    .cache
+                    .remove_node(node.metadata.name.as_deref().unwrap_or(""));
+            }
+        }
+    }
+}
+
+/// Runs the scheduler until `stop` is cancelled.
+pub async fn run(
+    client: Client,
+    config: SchedulerConfig,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::default());
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State {
+            cache: Cache::default(),
+            queue: SchedulingQueue::default(),
+            next_start: 0,
+        }),
+        wake: Notify::new(),
+        metrics: metrics.clone(),
+        scheduler_name: config.scheduler_name.clone(),
+        client: client.clone(),
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some(addr) = config.health_address {
+        tasks.spawn(healthz::serve(addr, metrics, stop.clone()));
+    }
+    tasks.spawn(watch_pods(shared.clone(), stop.clone()));
+    tasks.spawn(watch_nodes(shared.clone(), stop.clone()));
+    let (leading_tx, leading) = watch::channel(config.leader_election.is_none());
+    if let Some(le) = config.leader_election.clone() {
+        let leases: Api<Lease> = Api::namespaced(client.clone(), &le.namespace);
+        tasks.spawn(leader::run(leases, le, leading_tx, stop.clone()));
+    }
+    schedule_loop(shared, plugins::default_plugins(), leading, stop.clone()).await;
+    stop.cancel();
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+async fn schedule_loop(
+    shared: Arc<Shared>,
+    plugins: Vec<Weighted>,
+    mut leading: watch::Receiver<bool>,
+    stop: CancellationToken,
+) {
+    let plugins = Arc::new(plugins);
+    loop {
+        if !*leading.borrow_and_update() {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = leading.changed() => continue,
+            }
+        }
+        let (popped, next_flush) = {
+            let mut st = shared.lock();
+            let next = st.queue.flush(Instant::now());
+            (st.queue.pop(), next)
+        };
+        let Some(queued) = popped else {
+            let sleep = next_flush
+                .map(|t| t.saturating_duration_since(Instant::now()))
+                .unwrap_or(Duration::from_secs(1))
+                .max(Duration::from_millis(10));
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = leading.changed() => {}
+                _ = shared.wake.notified() => {}
+                _ = tokio::time::sleep(sleep) => {}
+            }
+            continue;
+        };
+        schedule_one(&shared, &plugins, queued.pod);
+        // Let the watches and binders run between attempts.
+        tokio::task::yield_now().await;
+    }
+}
+
+fn schedule_one(shared: &Arc<Shared>, plugins: &[Weighted], pod: Arc<Pod>) {
+    let key = pod_key(&pod);
+    let info = PodInfo::new(pod.clone());
+    let outcome = {
+        let mut st = shared.lock();
+        let mut start = st.next_start;
+        let outcome = algorithm::schedule(plugins, &st.cache, &info, &mut start);
+        st.next_start = start;
+        match &outcome {
+            Outcome::Fits(node) => {
+                st.cache.assume(pod.clone(), node);
+                st.queue.done(&key);
+            }
+            Outcome::Unschedulable(_) | Outcome::NoNodes => {
+                st.queue.unschedulable(&key, Instant::now())
+            }
+        }
+        outcome
+    };
+    let shared = shared.clone();
+    match outcome {
+        Outcome::Fits(node) => {
+            tokio::spawn(async move { bind(shared, pod, node).await });
+        }
+        Outcome::Unschedulable(err) => {
+            shared
+                .metrics
+                .unschedulable
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let msg = err.to_string();
+            tokio::spawn(async move { record_failure(&shared, &pod, "Unschedulable", &msg).await });
+        }
+        Outcome::NoNodes => {
+            shared
+                .metrics
+                .errors
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tokio::spawn(async move {
+                record_failure(
+                    &shared,
+                    &pod,
+                    "SchedulerError",
+                    "no nodes available to schedule pods",
+                )
+                .await
+            });
+        }
+    }
+}
+
+/// Binds an assumed pod; on failure forgets the assumption and retries the pod after backoff.
+async fn bind(shared: Arc<Shared>, pod: Arc<Pod>, node: String) {
+    let ns = pod
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let api: Api<Pod> = Api::namespaced(shared.client.clone(), &ns);
+    let binding = Binding {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(ns.clone()),
+            uid: pod.metadata.uid.clone(),
+            ..ObjectMeta::default()
+        },
+        target: ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Node".into()),
+            name: Some(node.clone()),
+            ..ObjectReference::default()
+        },
+    };
+    let res: Result<serde_json::Value, _> = api
+        .create_subresource("binding", &name, &PostParams::default(), &binding)
+        .await;
+    match res {
+        Ok(_) => {
+            shared
+                .metrics
+                .scheduled
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::debug!(pod = %format!("{ns}/{name}"), %node, "bound");
+            let msg = format!("Successfully assigned {ns}/{name} to {node}");
+            emit_event(&shared, &pod, "Normal", "Scheduled", &msg).await;
+        }
+        Err(e) => {
+            shared
+                .metrics
+                .errors
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(pod = %format!("{ns}/{name}"), %node, "binding failed: {e}");
+            let key = pod_key(&pod);
+            let gone = matches!(&e, kube::Error::Api(s) if s.code == 404);
+            let mut st = shared.lock();
+            st.cache.forget(&key);
+            if !gone && pod.metadata.deletion_timestamp.is_none() {
+                st.queue.add_after_error(pod.clone(), Instant::now());
+            }
+        }
+    }
+}
+
+/// Writes `PodScheduled=False` and a `FailedScheduling` event, as upstream's failure handler.
+async fn record_failure(shared: &Shared, pod: &Pod, reason: &str, msg: &str) {
+    let ns = pod
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let current = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "PodScheduled"));
+    let same = current.is_some_and(|c| {
+        c.status == "False"
+            && c.reason.as_deref() == Some(reason)
+            && c.message.as_deref() == Some(msg)
+    });
+    if !same {
+        let api: Api<Pod> = Api::namespaced(shared.client.clone(), &ns);
+        let patch = serde_json::json!({"status": {"conditions": [{
+            "type": "PodScheduled", "status": "False", "reason": reason, "message": msg,
+            "lastProbeTime": null,
+            "lastTransitionTime": k8s_openapi::jiff::Timestamp::now().round(k8s_openapi::jiff::Unit::Second).ok(),
+        }]}});
+        if let Err(e) = api
+            .patch_status(&name, &PatchParams::default(), &Patch::Strategic(patch))
+            .await
+        {
+            tracing::debug!(pod = %format!("{ns}/{name}"), "updating PodScheduled: {e}");
+        }
+    }
+    emit_event(shared, pod, "Warning", "FailedScheduling", msg).await;
+}
+
+/// Creates a core/v1 Event about a pod from `default-scheduler`.
+async fn emit_event(shared: &Shared, pod: &Pod, type_: &str, reason: &str, msg: &str) {
+    let ns = pod
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let event = Event {
+        metadata: ObjectMeta {
+            name: Some(format!("{name}.{:x}", now.as_nanosecond())),
+            namespace: Some(ns.clone()),
+            ..ObjectMeta::default()
+        },
+        involved_object: ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            name: Some(name),
+            namespace: Some(ns.clone()),
+            uid: pod.metadata.uid.clone(),
+            resource_version: pod.metadata.resource_version.clone(),
+            ..ObjectReference::default()
+        },
+        reason: Some(reason.into()),
+        message: Some(msg.into()),
+        type_: Some(type_.into()),
+        source: Some(EventSource {
+            component: Some(shared.scheduler_name.clone()),
+            host: None,
+        }),
+        reporting_component: Some(shared.scheduler_name.clone()),
+        reporting_instance: Some(shared.scheduler_name.clone()),
+        action: Some(
+            if reason == "Scheduled" {
+                "Binding"
+            } else {
+                "Scheduling"
+            }
+            .into(),
+        ),
+        first_timestamp: Some(Time(now)),
+        last_timestamp: Some(Time(now)),
+        count: Some(1),
+        ..Event::default()
+    };
+    let api: Api<Event> = Api::namespaced(shared.client.clone(), &ns);
+    if let Err(e) = api.create(&PostParams::default(), &event).await {
+        tracing::debug!("recording event {reason}: {e}");
+    }
+}
