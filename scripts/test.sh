@@ -5,6 +5,8 @@ cd "$(dirname "$0")/.."
 
 need_pkgs=()
 command -v cc >/dev/null || need_pkgs+=(build-essential)
+command -v protoc >/dev/null || need_pkgs+=(protobuf-compiler) # etcd-client's build
+[ -x /usr/bin/etcd ] || need_pkgs+=(etcd-server)               # the etcd engine's tests
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq

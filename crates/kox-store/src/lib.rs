@@ -4,7 +4,8 @@
 //! Kubernetes objects. The API server maps `resourceVersion` to [`KeyValue::mod_revision`].
 //!
 //! The [`Store`] trait is the contract; every engine implements it and passes the conformance
-//! suite in [`conformance`]. The embedded engine ([`embedded::EmbeddedStore`]) is the default.
+//! suite in [`conformance`]. The embedded engine ([`embedded::EmbeddedStore`]) is the default;
+//! the etcd engine ([`etcd::EtcdStore`]) keeps the state in an etcd cluster.
 #![forbid(unsafe_code)]
 
 mod error;
@@ -13,6 +14,7 @@ mod types;
 pub mod bench;
 pub mod conformance;
 pub mod embedded;
+pub mod etcd;
 
 pub use error::{Error, Result};
 pub use types::*;
