@@ -3,8 +3,9 @@
 //! Each kind's columns and cells follow upstream's `pkg/printers/internalversion/printers.go`.
 //! The server always fills the wide (`priority: 1`) cells too; kubectl hides them unless asked
 //! for `-o wide`. Kinds upstream has no printer for get its default table: NAME and CREATED AT.
-//! One file per API group area: `core` (most of the core group), `pods`, `apps`, `batch` and
-//! `cluster` (networking, RBAC, storage, scheduling, policy, autoscaling, coordination).
+//! One file per area: `core` (most of the core group), `pods`, `events`, `storage` (volumes,
+//! claims, quotas), `apps`, `batch` and `cluster` (networking, RBAC, storage classes,
+//! scheduling, policy, autoscaling, coordination).
 
 use serde_json::{Value, json};
 
@@ -14,7 +15,9 @@ mod apps;
 mod batch;
 mod cluster;
 mod core;
+mod events;
 mod pods;
+mod storage;
 
 pub use apps::{CONTROLLER_REVISION, DAEMON_SET, DEPLOYMENT, REPLICA_SET, STATEFUL_SET};
 pub use batch::{CRON_JOB, JOB};
@@ -23,10 +26,12 @@ pub use cluster::{
     PRIORITY_CLASS, ROLE_BINDING, STORAGE_CLASS,
 };
 pub use core::{
-    COMPONENT_STATUS, CONFIG_MAP, ENDPOINTS, EVENT, EVENTS_V1, NAMESPACE, NODE, POD_TEMPLATE, PV,
-    PVC, REPLICATION_CONTROLLER, RESOURCE_QUOTA, SECRET, SERVICE, SERVICE_ACCOUNT,
+    COMPONENT_STATUS, CONFIG_MAP, ENDPOINTS, NAMESPACE, NODE, POD_TEMPLATE, REPLICATION_CONTROLLER,
+    SECRET, SERVICE, SERVICE_ACCOUNT,
 };
+pub use events::{EVENT, EVENTS_V1};
 pub use pods::POD;
+pub use storage::{PV, PVC, RESOURCE_QUOTA};
 
 /// One column of a table.
 pub struct Column {

@@ -2,8 +2,8 @@
 
 use serde_json::{Value, json};
 
-use super::core::pvc_spec;
 use super::pods::{pod_spec_defaults, pod_template, template_restarts_always};
+use super::storage::pvc_spec;
 use super::{
     FieldError, FieldErrors, annotations_at, child, controller_selector, go_label_selector,
     go_value, immutable, int_or_percent_value, labels_at, namespaced_meta, nonnegative,

@@ -4,8 +4,10 @@
 //! Works on the canonical JSON of an object (after the typed round trip), so every field that
 //! exists has the right type; only values are checked here. Every kind's metadata goes through
 //! kox-api's `validate_object_meta` with the kind's name rule. One file per area: `pods` (pod
-//! specs, shared by every template), `core` (the rest of the core group), `apps`, `batch`
-//! (with `cron`, the schedule parser) and `cluster` (the other groups).
+//! specs, shared by every template, and the kinds that are mostly one), `core` (namespaces,
+//! config maps, secrets, nodes, events), `services` (with endpoints), `storage` (volumes,
+//! claims, limits, quotas), `apps`, `batch` (with `cron`, the schedule parser), `rbac`,
+//! `networking` (with discovery) and `cluster` (the other groups).
 
 use std::collections::BTreeMap;
 
@@ -21,13 +23,21 @@ mod batch;
 mod cluster;
 mod core;
 mod cron;
+mod networking;
 mod pods;
+mod rbac;
+mod services;
+mod storage;
 
 pub use apps::*;
 pub use batch::*;
 pub use cluster::*;
 pub use core::*;
+pub use networking::*;
 pub use pods::*;
+pub use rbac::*;
+pub use services::*;
+pub use storage::*;
 
 /// A field path from its rendered form (`spec.containers[0].name`).
 pub fn p(path: &str) -> Path {
@@ -91,6 +101,19 @@ fn name_is_path_segment(name: &str, prefix: bool) -> Vec<String> {
     } else {
         is_valid_path_segment_name(name)
     }
+}
+
+/// The items of the array at a JSON pointer (none when absent).
+fn items<'a>(v: &'a Value, pointer: &str) -> impl Iterator<Item = &'a Value> + use<'a> {
+    v.pointer(pointer)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+}
+
+/// The string field `k` of an object, or empty.
+fn field_str<'a>(v: &'a Value, k: &str) -> &'a str {
+    v.get(k).and_then(Value::as_str).unwrap_or("")
 }
 
 // ---- small field rules ---------------------------------------------------------------------------

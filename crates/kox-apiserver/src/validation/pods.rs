@@ -1,11 +1,16 @@
-//! Pods and pod specs: the defaults and checks every pod template shares.
+//! Pods and pod specs: the defaults and checks every pod template shares, and the two core
+//! kinds that are little more than a pod template (pod templates, replication controllers).
 
 use std::collections::BTreeSet;
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
-use super::{FieldError, FieldErrors, annotations_at, labels_at, namespaced_meta, p, set_default};
+use super::{
+    FieldError, FieldErrors, annotations_at, go_string_map, labels_at, namespaced_meta,
+    nonnegative, p, set_default, string_map,
+};
 use crate::strategy::str_at;
+use kox_api::field::BadValue;
 
 /// Upstream's pod spec defaults (`SetDefaults_PodSpec`, `_Container`, `_Probe`, `_Volume`).
 pub fn pod_spec_defaults(spec: &mut Value) {
@@ -394,11 +399,109 @@ pub fn pod_update(new: &Value, old: &Value) -> FieldErrors {
     errs
 }
 
+// ---- pod templates and replication controllers ----------------------------------------------------
+
+pub fn pod_template_defaults(v: &mut Value) {
+    if let Some(spec) = v.pointer_mut("/template/spec") {
+        pod_spec_defaults(spec);
+    }
+}
+
+pub fn pod_template_object(v: &Value) -> FieldErrors {
+    let mut errs = namespaced_meta(v);
+    pod_template(v, "/template", "template", &mut errs);
+    errs
+}
+
+pub fn pod_template_object_update(new: &Value, _old: &Value) -> FieldErrors {
+    pod_template_object(new)
+}
+
+/// Upstream's `SetDefaults_ReplicationController`: selector and labels from the template,
+/// one replica.
+pub fn replication_controller_defaults(v: &mut Value) {
+    let labels = v
+        .pointer("/spec/template/metadata/labels")
+        .filter(|l| l.as_object().is_some_and(|m| !m.is_empty()))
+        .cloned();
+    if let Some(labels) = labels {
+        if let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut)
+            && spec
+                .get("selector")
+                .is_none_or(|s| s.as_object().is_none_or(Map::is_empty))
+        {
+            spec.insert("selector".into(), labels.clone());
+        }
+        if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut)
+            && meta
+                .get("labels")
+                .is_none_or(|s| s.as_object().is_none_or(Map::is_empty))
+        {
+            meta.insert("labels".into(), labels);
+        }
+    }
+    if let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut) {
+        set_default(spec, "replicas", json!(1));
+        if let Some(t) = spec.get_mut("template").and_then(|t| t.get_mut("spec")) {
+            pod_spec_defaults(t);
+        }
+    }
+}
+
+/// Upstream's `ValidateReplicationControllerSpec`: a non-empty selector matching a template
+/// that restarts always.
+pub fn replication_controller(v: &Value) -> FieldErrors {
+    let mut errs = namespaced_meta(v);
+    nonnegative(v, "/spec/replicas", "spec.replicas", &mut errs);
+    nonnegative(
+        v,
+        "/spec/minReadySeconds",
+        "spec.minReadySeconds",
+        &mut errs,
+    );
+    let selector = string_map(v.pointer("/spec/selector"));
+    if selector.is_empty() {
+        errs.push(FieldError::required(&p("spec.selector"), ""));
+    } else {
+        errs.extend(kox_api::validation::validate_labels(
+            &selector,
+            &p("spec.selector"),
+        ));
+    }
+    match v.pointer("/spec/template").filter(|t| !t.is_null()) {
+        None => errs.push(FieldError::required(&p("spec.template"), "")),
+        Some(_) => {
+            let labels = string_map(v.pointer("/spec/template/metadata/labels"));
+            if !selector.is_empty() && !selector.iter().all(|(k, val)| labels.get(k) == Some(val)) {
+                errs.push(FieldError::invalid(
+                    &p("spec.template.metadata.labels"),
+                    BadValue::Raw(go_string_map(
+                        v.pointer("/spec/template/metadata/labels")
+                            .unwrap_or(&Value::Null),
+                    )),
+                    "`selector` does not match template `labels`",
+                ));
+            }
+            pod_template(v, "/spec/template", "spec.template", &mut errs);
+            template_restarts_always(v, "spec.template", "ReplicationController", &mut errs);
+        }
+    }
+    errs
+}
+
+pub fn replication_controller_update(new: &Value, _old: &Value) -> FieldErrors {
+    replication_controller(new)
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::{Value, json};
 
     use super::super::tests::{check, with};
+
+    fn meta(name: &str) -> Value {
+        json!({"name": name, "namespace": "default"})
+    }
 
     fn pod() -> Value {
         let mut v = json!({"metadata": {"name": "p", "namespace": "default"},
@@ -487,5 +590,27 @@ mod tests {
             "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File", "resources": {}}]}}),
         );
         check(super::pod_update(&new, &old), &[]);
+    }
+
+    #[test]
+    fn replication_controllers_default_their_selector_from_the_template() {
+        let mut v = json!({"metadata": meta("rc"), "spec": {"template": {"metadata": {"labels": {"app": "a"}},
+            "spec": {"containers": [{"name": "a", "image": "x"}]}}}});
+        super::replication_controller_defaults(&mut v);
+        assert_eq!(v["spec"]["selector"], json!({"app": "a"}));
+        assert_eq!(v["metadata"]["labels"], json!({"app": "a"}));
+        assert_eq!(v["spec"]["replicas"], 1);
+        check(super::replication_controller(&v), &[]);
+        check(
+            super::replication_controller(&with(
+                &v,
+                json!({"spec": {"selector": {"app": "b"},
+                "template": {"spec": {"restartPolicy": "Never"}}}}),
+            )),
+            &[
+                "spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"a\"}: `selector` does not match template `labels`",
+                "spec.template.spec.restartPolicy: Unsupported value: \"Never\": supported values: \"Always\"",
+            ],
+        );
     }
 }
