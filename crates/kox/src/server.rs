@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use kox_apiserver::{Server, ServerConfig};
 use kox_store::embedded::{EmbeddedOptions, EmbeddedStore};
+use kox_store::etcd::{EtcdOptions, EtcdStore};
 use tokio_util::sync::CancellationToken;
 
 /// Flags of `kox server`.
@@ -33,6 +34,30 @@ pub struct ServerArgs {
     /// The range Services' ClusterIPs come from.
     #[arg(long, default_value = "10.43.0.0/16")]
     pub service_cidr: String,
+    /// Do not run the scheduler in this process.
+    #[arg(long)]
+    pub disable_scheduler: bool,
+    /// Where the cluster state lives when it is not the embedded store.
+    #[command(flatten)]
+    pub datastore: Box<DatastoreArgs>,
+}
+
+/// The etcd datastore flags of `kox server` (none given: the embedded store).
+#[derive(Args, Debug)]
+pub struct DatastoreArgs {
+    /// Keep the cluster state in etcd instead of the embedded store: the members' client URLs,
+    /// comma-separated (e.g. `https://10.0.0.1:2379,https://10.0.0.2:2379`).
+    #[arg(long, value_delimiter = ',')]
+    pub datastore_endpoint: Vec<String>,
+    /// CA bundle that signs the etcd members' certificates.
+    #[arg(long)]
+    pub datastore_cafile: Option<PathBuf>,
+    /// Client certificate presented to etcd.
+    #[arg(long)]
+    pub datastore_certfile: Option<PathBuf>,
+    /// Key of `--datastore-certfile`.
+    #[arg(long)]
+    pub datastore_keyfile: Option<PathBuf>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -61,10 +86,28 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
-    let db = data_dir.join("db");
-    let store = EmbeddedStore::open(&db, EmbeddedOptions::default())
-        .with_context(|| format!("opening the store in {}", db.display()))?;
-    let store: Arc<dyn kox_store::Store> = Arc::new(store);
+    let datastore = &args.datastore;
+    let store: Arc<dyn kox_store::Store> = if datastore.datastore_endpoint.is_empty() {
+        let db = data_dir.join("db");
+        let store = EmbeddedStore::open(&db, EmbeddedOptions::default())
+            .with_context(|| format!("opening the store in {}", db.display()))?;
+        Arc::new(store)
+    } else {
+        let options = EtcdOptions {
+            endpoints: datastore.datastore_endpoint.clone(),
+            ca_file: datastore.datastore_cafile.clone(),
+            cert_file: datastore.datastore_certfile.clone(),
+            key_file: datastore.datastore_keyfile.clone(),
+            ..EtcdOptions::default()
+        };
+        let store = EtcdStore::connect(options).await.with_context(|| {
+            format!(
+                "connecting to etcd at {}",
+                datastore.datastore_endpoint.join(",")
+            )
+        })?;
+        Arc::new(store)
+    };
     let config = ServerConfig {
         data_dir: data_dir.clone(),
         bind_address: args.bind_address,
@@ -86,6 +129,9 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         k = server.kubeconfig.display()
     );
     let stop = CancellationToken::new();
+    if !args.disable_scheduler {
+        crate::scheduler_cmd::spawn_in_process(&server.kubeconfig, stop.clone());
+    }
     let signals = stop.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
