@@ -206,3 +206,22 @@ async fn requests_to_a_dead_etcd_time_out_and_watches_end() {
         "unexpected item: {ended:?}"
     );
 }
+
+/// Watches are long-lived: the per-request timeout bounds calls, not watch streams.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_outlives_the_request_timeout() {
+    let Some((_, etcd)) = fresh_store().await else {
+        return;
+    };
+    let options = EtcdOptions {
+        endpoints: vec![etcd.endpoint()],
+        compaction_interval: None,
+        request_timeout: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let store = EtcdStore::connect(options).await.unwrap();
+    let mut watch = store.watch(KeyRange::prefix("k/"), 0).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let r = put(&store, "k/late", "v").await;
+    assert_eq!(next_change(&mut watch).await.revision(), r);
+}
