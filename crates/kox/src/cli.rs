@@ -23,6 +23,24 @@ enum Command {
     Server(crate::server::ServerArgs),
     /// Print the kox and Kubernetes versions.
     Version,
+    /// Run a benchmark and print its results.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// The benchmarks of `kox bench`.
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Concurrent pod creates over HTTPS vs the embedded store's write rate.
+    ApiWrite(crate::bench_api::ApiWriteArgs),
+    /// LIST 10,000 pods: unpaged, paged, label selector, resourceVersion=0.
+    ApiList(crate::bench_api::ApiListArgs),
+    /// 10,000 pod watchers, then pod writes: delivery and memory per watcher.
+    WatchFanout(crate::bench_api::WatchFanoutArgs),
+    /// RSS of kox server idle and with 10,000 pods.
+    Footprint(crate::bench_api::FootprintArgs),
+    /// Process start to /readyz, empty and with 100,000 objects.
+    Startup(crate::bench_api::StartupArgs),
 }
 
 pub fn run() -> ExitCode {
@@ -34,6 +52,13 @@ pub fn run() -> ExitCode {
             println!("Kubernetes version {KUBERNETES_VERSION}");
             ExitCode::SUCCESS
         }
+        Command::Bench(bench) => match bench {
+            BenchCommand::ApiWrite(a) => run_async(crate::bench_api::api_write(a)),
+            BenchCommand::ApiList(a) => run_async(crate::bench_api::api_list(a)),
+            BenchCommand::WatchFanout(a) => run_async(crate::bench_api::watch_fanout(a)),
+            BenchCommand::Footprint(a) => run_async(crate::bench_api::footprint(a)),
+            BenchCommand::Startup(a) => run_async(crate::bench_api::startup(a)),
+        },
     }
 }
 

@@ -1,0 +1,22 @@
+//! The API server benchmarks (`kox bench api-write | api-list | watch-fanout | footprint |
+//! startup`), measured against a real `kox server` started as a child process.
+//!
+//! Each prints a table and, with `--json FILE`, writes its result with the machine it ran on;
+//! the goals are those of the project's performance design, printed met or missed.
+
+mod client;
+mod footprint;
+mod list;
+mod load;
+mod report;
+mod server_proc;
+mod startup;
+mod store_base;
+mod watch;
+mod write;
+
+pub use footprint::{FootprintArgs, run as footprint};
+pub use list::{ApiListArgs, run as api_list};
+pub use startup::{StartupArgs, run as startup};
+pub use watch::{WatchFanoutArgs, run as watch_fanout};
+pub use write::{ApiWriteArgs, run as api_write};

@@ -1,0 +1,186 @@
+//! `kox server` as a child process of a benchmark: started on a free port with its own data
+//! directory, waited for until `/readyz` answers, measured through `/proc`, stopped with SIGTERM.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use http::{Method, StatusCode};
+
+use super::client::{Conn, Credentials, Protocol};
+
+/// How long a server may take to become ready before the benchmark gives up.
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A running `kox server`.
+pub struct ServerProcess {
+    child: Child,
+    creds: Credentials,
+    /// From just before the process was spawned to the first `/readyz` that answered 200.
+    pub ready_after: Duration,
+    log: PathBuf,
+}
+
+/// A port nobody listens on right now.
+fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .context("binding an ephemeral port")?;
+    Ok(l.local_addr()?.port())
+}
+
+impl ServerProcess {
+    /// Starts `kox server` on `data_dir` (created if absent), logging to `log`, and waits until
+    /// `/readyz` answers 200.
+    pub async fn start(data_dir: &Path, log: &Path) -> Result<Self> {
+        let exe = std::env::current_exe().context("locating the kox binary")?;
+        let port = free_port()?;
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("opening {}", log.display()))?;
+        let kubeconfig = data_dir.join("admin.kubeconfig");
+        let started = Instant::now();
+        let mut child = Command::new(exe)
+            .arg("server")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--bind-address", "127.0.0.1", "--secure-port"])
+            .arg(port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .context("starting kox server")?;
+        let creds = loop {
+            if let Some(status) = child.try_wait()? {
+                bail!(
+                    "kox server exited with {status} before it was ready:\n{}",
+                    log_tail(log)
+                );
+            }
+            // Written before the server answers; a half-written file fails to parse: retry.
+            if let Ok(c) = Credentials::from_kubeconfig(&kubeconfig, addr) {
+                break c;
+            }
+            if started.elapsed() > READY_TIMEOUT {
+                let _ = child.kill();
+                bail!("kox server wrote no kubeconfig within {READY_TIMEOUT:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        loop {
+            if is_ready(&creds).await {
+                break;
+            }
+            if let Some(status) = child.try_wait()? {
+                bail!(
+                    "kox server exited with {status} before it was ready:\n{}",
+                    log_tail(log)
+                );
+            }
+            if started.elapsed() > READY_TIMEOUT {
+                let _ = child.kill();
+                bail!(
+                    "kox server was not ready within {READY_TIMEOUT:?}:\n{}",
+                    log_tail(log)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        Ok(Self {
+            ready_after: started.elapsed(),
+            child,
+            creds,
+            log: log.to_path_buf(),
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Opens `n` connections to the server.
+    pub async fn connect(&self, protocol: Protocol, n: usize) -> Result<Vec<Conn>> {
+        self.creds.connect_many(protocol, n).await
+    }
+
+    /// The server's resident set size now (`VmRSS`), in KiB.
+    pub fn rss_kib(&self) -> Result<u64> {
+        proc_status_kib(self.pid(), "VmRSS")
+    }
+
+    /// The server's peak resident set size (`VmHWM`), in KiB.
+    pub fn peak_rss_kib(&self) -> Result<u64> {
+        proc_status_kib(self.pid(), "VmHWM")
+    }
+
+    /// Stops the server with SIGTERM (a clean shutdown, so the next start does not repair the
+    /// database) and waits for it to exit.
+    pub async fn stop(mut self) -> Result<()> {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .context("running kill")?;
+        if !sent.success() {
+            bail!("kill -TERM {pid} failed");
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                if !status.success() {
+                    bail!("kox server exited with {status}:\n{}", log_tail(&self.log));
+                }
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                bail!("kox server did not stop within 60 s of SIGTERM");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Whether `/readyz` answers 200 on a fresh connection.
+async fn is_ready(creds: &Credentials) -> bool {
+    let attempt = async {
+        let conn = creds.connect(Protocol::Http1).await?;
+        let (status, _) = conn.call(Method::GET, "/readyz", None).await?;
+        anyhow::Ok(status == StatusCode::OK)
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), attempt).await,
+        Ok(Ok(true))
+    )
+}
+
+/// A `kB` field of `/proc/<pid>/status`.
+pub fn proc_status_kib(pid: u32, field: &str) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .with_context(|| format!("no {field} in /proc/{pid}/status"))
+}
+
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
