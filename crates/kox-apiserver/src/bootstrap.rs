@@ -45,8 +45,7 @@ pub async fn ensure(
     ignore_exists(registry.create(svc_def, Some("default"), svc, opts).await)?;
     // Endpoints may not point at loopback (as upstream validates): without a routable address
     // the `kubernetes` service has no endpoints until one is advertised.
-    let Some(advertise_ip) = advertise_ip.filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
-    else {
+    let Some(advertise_ip) = advertise_ip.filter(routable) else {
         tracing::info!("no routable advertise address: the kubernetes service gets no endpoints");
         return Ok(());
     };
@@ -60,6 +59,15 @@ pub async fn ensure(
     });
     ignore_exists(registry.create(ep_def, Some("default"), ep, opts).await)?;
     Ok(())
+}
+
+/// Whether an address may be an endpoint (upstream refuses loopback, link-local and multicast).
+fn routable(ip: &std::net::IpAddr) -> bool {
+    let link_local = match ip {
+        std::net::IpAddr::V4(v4) => v4.is_link_local(),
+        std::net::IpAddr::V6(v6) => v6.is_unicast_link_local(),
+    };
+    !(ip.is_loopback() || ip.is_unspecified() || ip.is_multicast() || link_local)
 }
 
 fn ignore_exists<T>(r: ApiResult<T>) -> ApiResult<()> {
