@@ -264,7 +264,7 @@ async fn cluster_role_round_trips_without_a_namespace() {
 }
 
 #[tokio::test]
-async fn create_ignores_client_supplied_uid_and_resource_version() {
+async fn create_ignores_a_client_supplied_uid() {
     let s = start().await;
     let api: Api<ConfigMap> = Api::namespaced(s.client.clone(), "default");
     let mut cm = config_map("mine", "x");
