@@ -261,10 +261,7 @@ async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> Response {
     let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => {
-            return ApiError::too_large(format!(
-                "the request body is larger than the limit of {MAX_BODY_BYTES} bytes"
-            ))
-            .into_response();
+            return ApiError::too_large(format!("limit is {MAX_BODY_BYTES}")).into_response();
         }
     };
     let request = handlers::Request {

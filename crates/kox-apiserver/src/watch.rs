@@ -173,7 +173,14 @@ fn translate(
             let kind = match (prev.is_some() && old_matched, new_matches) {
                 (true, true) => "MODIFIED",
                 (false, true) => "ADDED",
-                (true, false) => "DELETED",
+                (true, false) => {
+                    // It stopped matching: report its last matching state at this revision.
+                    let Some(mut last) = prev.as_ref().and_then(parse) else {
+                        return Vec::new();
+                    };
+                    crate::meta::set_resource_version(&mut last, kv.mod_revision);
+                    return vec![event_line("DELETED", render.event_object(def, last))];
+                }
                 (false, false) => return Vec::new(),
             };
             vec![event_line(kind, render.event_object(def, new))]
@@ -255,6 +262,12 @@ fn translate_cached(
             (false, false) => return None,
         }
     };
+    if let (EventType::Deleted, false, Some(prev)) = (ty, e.deleted, e.prev.as_ref()) {
+        // It stopped matching: upstream reports the last matching state at this revision.
+        let mut last = (**prev).clone();
+        crate::meta::set_resource_version(&mut last, e.revision);
+        return Some(render_line(def, render, ty.name(), &last));
+    }
     Some(match render {
         Render::Object => e.line(ty),
         _ => render_line(def, render, ty.name(), &e.object),

@@ -509,7 +509,6 @@ async fn body_over_three_mebibytes_is_too_large() {
 }
 
 #[tokio::test]
-#[ignore = "kox deviation (server.rs): the message describes the limit in its own words"]
 async fn too_large_body_message_names_the_limit() {
     let s = start().await;
     let body = vec![b' '; 3 * 1024 * 1024 + 1];

@@ -243,7 +243,6 @@ async fn label_selector_watch_reports_object_that_stops_matching_as_deleted() {
 }
 
 #[tokio::test]
-#[ignore = "kox deviation (watch.rs): the DELETED event carries the new, no longer matching object"]
 async fn deleted_event_for_object_that_stops_matching_carries_its_last_matching_state() {
     // cacheWatcher.convertToWatchEvent (and the etcd3 watcher): "return a delete event with the
     // previous object content, but with the event's resource version".
