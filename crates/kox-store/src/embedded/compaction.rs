@@ -2,54 +2,69 @@
 //! that follows it in bounded chunks, plus the auto-compaction policy.
 //!
 //! Moving the compaction point is one small write; reads and watches below it fail from that
-//! commit on. The history it made obsolete is then removed by the writer thread a chunk of log
+//! commit on. The history it made obsolete is then removed by the writer thread a chunk of
 //! revisions at a time — inside write batches while busy, in transactions of its own while idle —
-//! so a large compaction never stalls writers. Progress needs no bookkeeping: the chunk always
-//! starts at the oldest remaining `log` entry, and after a crash the writer resumes there.
-//! Pages freed by these deletes are reused by redb for later writes, so a store with a steady
-//! key set stops growing once compaction keeps up.
+//! so a large compaction never stalls writers. `meta` records how far the cleanup has got, so
+//! after a crash the writer resumes there. For each key met in a chunk, the key index names every
+//! obsolete revision of that key, wherever it lies below the point. Pages freed by these deletes
+//! are reused by redb for later writes, so a store with a steady key set stops growing once
+//! compaction keeps up.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use redb::{ReadableTable, Table};
 
+use super::index::KeyIndex;
 use super::tables::{self, OrBackend};
 use crate::{Result, Revision};
 
-/// Removes up to `max_revisions` `log` entries below `compact_point` and every `history` entry
-/// they made obsolete. Returns whether entries below the point remain.
+/// What one chunk of cleanup did.
+pub(crate) struct Chunk {
+    /// Cleanup is done below this revision.
+    pub progress: Revision,
+    /// Keys whose obsolete revisions were removed: to prune from the index after the commit.
+    pub keys: Vec<Vec<u8>>,
+}
+
+/// Removes the obsolete revisions of the keys written in up to `max_revisions` revisions from
+/// `progress` on, below `compact_point`.
 pub(crate) fn compact_chunk(
-    log: &mut Table<u64, &'static [u8]>,
-    history: &mut Table<(&'static [u8], u64), &'static [u8]>,
+    revs: &mut Table<u64, &'static [u8]>,
+    values: &mut Table<u64, &'static [u8]>,
+    index: &KeyIndex,
     compact_point: Revision,
+    progress: Revision,
     max_revisions: usize,
-) -> Result<bool> {
-    let upper = u64::try_from(compact_point).unwrap_or(0);
-    let mut revisions = Vec::new();
+) -> Result<Chunk> {
     let mut keys = BTreeSet::new();
-    for entry in log.range(..upper).or_backend()?.take(max_revisions) {
-        let (rev, key) = entry.or_backend()?;
-        revisions.push(rev.value());
-        keys.insert(key.value().to_vec());
-    }
-    for rev in &revisions {
-        log.remove(rev).or_backend()?;
+    let mut scanned = 0;
+    let mut next = progress;
+    let window = tables::to_disk(progress)..tables::to_disk(compact_point);
+    for record in revs.range(window).or_backend()?.take(max_revisions) {
+        scanned += 1;
+        let (rev, bytes) = record.or_backend()?;
+        let rev = tables::from_disk(rev.value())?;
+        let (key, _) = tables::decode_rev(rev, bytes.value())?;
+        keys.insert(key.to_vec());
+        next = rev + 1;
     }
     for key in &keys {
-        let mut entries = Vec::new();
-        for entry in history
-            .range((key.as_slice(), 0u64)..(key.as_slice(), upper))
-            .or_backend()?
-        {
-            let (k, v) = entry.or_backend()?;
-            entries.push((k.value().1, tables::is_tombstone(v.value())));
-        }
-        for rev in tables::compaction_victims(&entries) {
-            history.remove((key.as_slice(), rev)).or_backend()?;
+        for victim in index.compaction_victims(key, compact_point) {
+            revs.remove(tables::to_disk(victim)).or_backend()?;
+            values.remove(tables::to_disk(victim)).or_backend()?;
         }
     }
-    Ok(log.range(..upper).or_backend()?.next().is_some())
+    let progress = if scanned < max_revisions {
+        compact_point
+    } else {
+        next
+    };
+    Ok(Chunk {
+        progress,
+        keys: keys.into_iter().collect(),
+    })
 }
 
 /// The auto-compaction policy: keep at least `retention` of time and `min_revisions` revisions.

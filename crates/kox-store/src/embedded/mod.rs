@@ -1,6 +1,8 @@
 //! The embedded engine: a durable store in one redb file, for a single server.
 //!
-//! - `tables.rs`: the on-disk layout and the read paths (current, MVCC, watch replay).
+//! - `tables.rs`: the on-disk layout (tables keyed by revision) and its encodings.
+//! - `index.rs`: the in-memory key index (which revisions belong to which key).
+//! - `reads.rs`: range reads and watch-replay chunks, from the index and one snapshot.
 //! - `writer.rs`: the one writer thread and its group commit; every write is fsync'd before it is
 //!   acknowledged, many writes share one fsync.
 //! - `watch.rs`: the watcher hub (synced watchers fed by the writer, unsynced ones replaying
@@ -13,23 +15,25 @@
 //! transaction: redb commits atomically, and the revision counter is committed with the writes.
 
 mod compaction;
+mod index;
+mod reads;
 mod tables;
 mod watch;
 mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use parking_lot::{Mutex, RwLock};
-use redb::{Database, ReadableDatabase, ReadableTable};
+use redb::{Database, ReadableTable};
 use tokio::sync::oneshot;
 
-use self::tables::{CURRENT, HISTORY, LOG, META, META_COMPACT, META_REVISION, OrBackend};
+use self::index::KeyIndex;
+use self::tables::{META, META_COMPACT, META_COMPACT_PROGRESS, OrBackend, REVS, VALUES};
 use self::watch::Hub;
 use self::writer::{Request, Writer};
 use crate::{
@@ -80,44 +84,14 @@ impl Default for EmbeddedOptions {
 pub(crate) struct Shared {
     /// `None` once closed; readers clone the handle for the length of one transaction.
     db: RwLock<Option<Arc<Database>>>,
-    /// The revision of the last committed write.
-    revision: AtomicI64,
-    compact_revision: AtomicI64,
+    /// Which revisions belong to which key, and the current revision and compaction point.
+    index: RwLock<KeyIndex>,
     hub: Hub,
 }
 
 impl Shared {
     fn db(&self) -> Result<Arc<Database>> {
         self.db.read().clone().ok_or(Error::Closed)
-    }
-
-    fn read_range(&self, req: &RangeRequest) -> Result<RangeResponse> {
-        let db = self.db()?;
-        let txn = db.begin_read().or_backend()?;
-        let meta = txn.open_table(META).or_backend()?;
-        let current = tables::read_meta(&meta, META_REVISION)?.unwrap_or(1);
-        let compacted = tables::read_meta(&meta, META_COMPACT)?.unwrap_or(1);
-        let at = match req.revision {
-            Some(rev) if rev > 0 => rev,
-            _ => current,
-        };
-        if at > current {
-            return Err(Error::FutureRevision {
-                requested: at,
-                current,
-            });
-        }
-        if at < compacted {
-            return Err(Error::Compacted {
-                requested: at,
-                compacted,
-            });
-        }
-        if at == current {
-            tables::range_current(&txn.open_table(CURRENT).or_backend()?, req, at)
-        } else {
-            tables::range_at(&txn.open_table(HISTORY).or_backend()?, req, at)
-        }
     }
 }
 
@@ -129,13 +103,6 @@ pub struct EmbeddedStore {
     writer: Mutex<Option<JoinHandle<()>>>,
     watcher_buffer: usize,
     file: PathBuf,
-}
-
-/// What `open` found on disk.
-struct Recovered {
-    revision: Revision,
-    compact: Revision,
-    compaction_pending: bool,
 }
 
 impl EmbeddedStore {
@@ -159,24 +126,15 @@ impl EmbeddedStore {
             .map_err(|e| {
                 Error::Backend(format!("cannot open store file {}: {e}", file.display()))
             })?;
-        let recovered = recover(&db)?;
+        let (index, compact_progress) = recover(&db)?;
         let db = Arc::new(db);
         let shared = Arc::new(Shared {
             db: RwLock::new(Some(Arc::clone(&db))),
-            revision: AtomicI64::new(recovered.revision),
-            compact_revision: AtomicI64::new(recovered.compact),
-            hub: Hub::new(recovered.revision),
+            hub: Hub::new(index.revision),
+            index: RwLock::new(index),
         });
         let (tx, rx) = mpsc::channel();
-        let writer = Writer::new(
-            db,
-            Arc::clone(&shared),
-            rx,
-            &options,
-            recovered.revision,
-            recovered.compact,
-            recovered.compaction_pending,
-        );
+        let writer = Writer::new(db, Arc::clone(&shared), rx, &options, compact_progress);
         let handle = std::thread::Builder::new()
             .name("kox-store-writer".into())
             .spawn(move || writer.run())
@@ -232,42 +190,26 @@ impl Drop for EmbeddedStore {
     }
 }
 
-/// Creates missing tables and reads the revision bookkeeping, checking it against the log.
-fn recover(db: &Database) -> Result<Recovered> {
+/// Creates missing tables and rebuilds the key index by scanning `revs` (keys and metadata
+/// only, never values). Returns the index and how far compaction's cleanup had got.
+fn recover(db: &Database) -> Result<(KeyIndex, Revision)> {
     let txn = db.begin_write().or_backend()?;
     let recovered = {
-        txn.open_table(CURRENT).or_backend()?;
-        txn.open_table(HISTORY).or_backend()?;
-        let log = txn.open_table(LOG).or_backend()?;
-        let mut meta = txn.open_table(META).or_backend()?;
-        let revision = tables::read_meta(&meta, META_REVISION)?.unwrap_or(1);
+        txn.open_table(VALUES).or_backend()?;
+        let revs = txn.open_table(REVS).or_backend()?;
+        let meta = txn.open_table(META).or_backend()?;
         let compact = tables::read_meta(&meta, META_COMPACT)?.unwrap_or(1);
-        if revision < 1 || compact < 1 || compact > revision {
-            return Err(tables::corrupt("revision bookkeeping out of order"));
+        let progress = tables::read_meta(&meta, META_COMPACT_PROGRESS)?.unwrap_or(1);
+        let mut index = KeyIndex::new(1, compact);
+        for record in revs.iter().or_backend()? {
+            let (rev, bytes) = record.or_backend()?;
+            let (key, entry) = tables::decode_rev(tables::from_disk(rev.value())?, bytes.value())?;
+            index.push(key, entry);
         }
-        let last_logged = log.last().or_backend()?.map(|(rev, _)| rev.value());
-        let expected = if revision > 1 {
-            Some(u64::try_from(revision).unwrap_or(0))
-        } else {
-            None
-        };
-        if last_logged != expected {
-            return Err(tables::corrupt(
-                "the log does not end at the current revision",
-            ));
+        if compact < 1 || compact > index.revision.max(1) || progress > compact {
+            return Err(tables::corrupt("compaction point beyond the last revision"));
         }
-        let first_logged = log.first().or_backend()?.map(|(rev, _)| rev.value());
-        let compaction_pending =
-            first_logged.is_some_and(|first| first < u64::try_from(compact).unwrap_or(0));
-        meta.insert(META_REVISION, u64::try_from(revision).unwrap_or(1))
-            .or_backend()?;
-        meta.insert(META_COMPACT, u64::try_from(compact).unwrap_or(1))
-            .or_backend()?;
-        Recovered {
-            revision,
-            compact,
-            compaction_pending,
-        }
+        (index, progress)
     };
     txn.commit().or_backend()?;
     Ok(recovered)
@@ -283,7 +225,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 impl Store for EmbeddedStore {
     async fn range(&self, req: RangeRequest) -> Result<RangeResponse> {
         let shared = Arc::clone(&self.shared);
-        blocking(move || shared.read_range(&req)).await
+        blocking(move || reads::read_range(&shared, &req)).await
     }
 
     async fn put(
@@ -328,7 +270,7 @@ impl Store for EmbeddedStore {
         if self.shared.db.read().is_none() {
             return Err(Error::Closed);
         }
-        let compacted = self.shared.compact_revision.load(Ordering::Acquire);
+        let compacted = self.shared.index.read().compact;
         if start_revision > 0 && start_revision < compacted {
             return Err(Error::Compacted {
                 requested: start_revision,
@@ -352,9 +294,10 @@ impl Store for EmbeddedStore {
         if self.shared.db.read().is_none() {
             return Err(Error::Closed);
         }
+        let index = self.shared.index.read();
         Ok(StoreStatus {
-            revision: self.shared.revision.load(Ordering::Acquire),
-            compact_revision: self.shared.compact_revision.load(Ordering::Acquire),
+            revision: index.revision,
+            compact_revision: index.compact,
         })
     }
 }
@@ -380,13 +323,20 @@ mod tests {
         }
     }
 
-    fn on_disk(store: &EmbeddedStore) -> (std::collections::BTreeMap<Vec<u8>, Vec<u64>>, Vec<u64>) {
+    /// The revisions present in the `revs` and `values` tables.
+    fn on_disk(store: &EmbeddedStore) -> (Vec<u64>, Vec<u64>) {
+        use redb::ReadableDatabase;
         let db = store.shared.db().unwrap();
         let txn = db.begin_read().unwrap();
-        let history = tables::history_revisions(&txn.open_table(HISTORY).unwrap()).unwrap();
-        let log = txn.open_table(LOG).unwrap();
-        let log = log.iter().unwrap().map(|e| e.unwrap().0.value()).collect();
-        (history, log)
+        let revs = txn.open_table(REVS).unwrap();
+        let values = txn.open_table(VALUES).unwrap();
+        let revs = revs.iter().unwrap().map(|e| e.unwrap().0.value()).collect();
+        let values = values
+            .iter()
+            .unwrap()
+            .map(|e| e.unwrap().0.value())
+            .collect();
+        (revs, values)
     }
 
     #[tokio::test]
@@ -400,13 +350,9 @@ mod tests {
         store.delete("j".into(), Condition::None).await.unwrap(); // 6
         let x = put(&store, "x", "1").await; // 7
         store.compact(x).await.unwrap();
-        let (history, log) = on_disk(&store);
-        let expected: std::collections::BTreeMap<Vec<u8>, Vec<u64>> =
-            [(b"k".to_vec(), vec![4]), (b"x".to_vec(), vec![7])]
-                .into_iter()
-                .collect();
-        assert_eq!(history, expected);
-        assert_eq!(log, vec![7]);
+        // k keeps its newest version below the point; j's put and delete are gone; x is at it.
+        assert_eq!(on_disk(&store), (vec![4, 7], vec![4, 7]));
+        assert_eq!(store.shared.index.read().len(), 2);
         store.close().await;
     }
 

@@ -17,11 +17,9 @@
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use redb::ReadableDatabase;
 use tokio::sync::mpsc;
 
 use super::Shared;
-use super::tables::{self, HISTORY, LOG, META, META_COMPACT, META_REVISION, OrBackend};
 use crate::{Error, KeyRange, Result, Revision, WatchEvent, WatchStream};
 
 /// Revisions of the log scanned per replay chunk.
@@ -263,26 +261,13 @@ async fn replay(shared: Arc<Shared>, range: KeyRange, start: Revision, mut sende
     }
 }
 
-/// One chunk of history from `from`, checked against the compaction point of the same snapshot.
+/// One chunk of history from `from`.
 fn read_chunk(
     shared: &Shared,
     range: &KeyRange,
     from: Revision,
 ) -> Result<(Vec<WatchEvent>, Revision)> {
-    let db = shared.db()?;
-    let txn = db.begin_read().or_backend()?;
-    let meta = txn.open_table(META).or_backend()?;
-    let compacted = tables::read_meta(&meta, META_COMPACT)?.unwrap_or(1);
-    let current = tables::read_meta(&meta, META_REVISION)?.unwrap_or(1);
-    if from < compacted {
-        return Err(Error::Compacted {
-            requested: from,
-            compacted,
-        });
-    }
-    let log = txn.open_table(LOG).or_backend()?;
-    let history = txn.open_table(HISTORY).or_backend()?;
-    tables::read_events(&log, &history, range, from, REPLAY_CHUNK, current)
+    super::reads::read_events(shared, range, from, REPLAY_CHUNK)
 }
 
 #[cfg(test)]

@@ -2,34 +2,37 @@
 //!
 //! All writes go through one channel to this thread. It takes what is pending (up to
 //! `max_batch` requests), applies them in order inside one redb write transaction — each write
-//! gets its own revision and sees the effects of the earlier ones in the batch — commits once
-//! with [`Durability::Immediate`] (one fsync for the whole batch), publishes the events to the
-//! watcher hub and only then answers the callers. While the disk syncs one batch, the next one
-//! accumulates in the channel, so durable throughput grows with the number of concurrent writers
-//! instead of being capped by the disk's fsync rate.
+//! gets its own revision and sees the effects of the earlier ones in the batch through a small
+//! overlay over the key index — commits once with [`Durability::Immediate`] (one fsync for the
+//! whole batch), updates the key index, publishes the events to the watcher hub and only then
+//! answers the callers. While the disk syncs one batch, the next one accumulates in the channel,
+//! so durable throughput grows with the number of concurrent writers instead of being capped by
+//! the disk's fsync rate.
 //!
-//! Publishing before answering means a caller that saw its write acknowledged and then starts a
-//! watch from "the next write" never receives its own write as new.
+//! The index is updated only after a successful commit, so a failed commit leaves nothing to
+//! undo. Publishing before answering means a caller that saw its write acknowledged and then
+//! starts a watch from "the next write" never receives its own write as new.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use redb::{Database, Durability, Table};
+use redb::{Database, Durability, ReadableTable, Table};
 use tokio::sync::oneshot;
 
-use super::compaction::{self, AutoCompactor};
-use super::tables::{self, CURRENT, HISTORY, LOG, META, META_COMPACT, META_REVISION, OrBackend};
+use super::compaction::{self, AutoCompactor, Chunk};
+use super::index::{Entry, KeyIndex};
+use super::tables::{self, META, META_COMPACT, META_COMPACT_PROGRESS, OrBackend, REVS, VALUES};
 use super::{EmbeddedOptions, Shared};
 use crate::{Condition, Error, KeyValue, Result, Revision, WatchEvent, WriteOutcome};
 
 /// Most value bytes taken into one batch, so a burst of large values does not make one huge
 /// transaction.
 const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
-/// Log revisions compacted per batch while writes are flowing.
+/// Revisions of compaction cleanup per batch while writes are flowing.
 const BUSY_COMPACTION_CHUNK: usize = 512;
-/// Log revisions compacted per transaction while idle.
+/// Revisions of compaction cleanup per transaction while idle.
 const IDLE_COMPACTION_CHUNK: usize = 4096;
 
 /// A request to the writer thread.
@@ -69,19 +72,35 @@ enum Outcome {
     Compact(Result<()>),
 }
 
-/// The tables a write transaction works on, opened once per transaction.
-struct Tables<'txn> {
-    current: Table<'txn, &'static [u8], &'static [u8]>,
-    history: Table<'txn, (&'static [u8], u64), &'static [u8]>,
-    log: Table<'txn, u64, &'static [u8]>,
-    meta: Table<'txn, &'static str, u64>,
-}
-
-/// The revision bookkeeping of a transaction in progress.
+/// The revision bookkeeping, committed and in progress.
 #[derive(Clone, Copy)]
 struct Revisions {
     current: Revision,
     compact: Revision,
+    /// Compaction cleanup is done below this revision.
+    progress: Revision,
+}
+
+/// Everything a committed transaction changes outside redb.
+struct Committed {
+    revisions: Revisions,
+    /// New writes, in revision order, for the index.
+    writes: Vec<(Vec<u8>, Entry)>,
+    /// Keys compaction cleaned up, to prune from the index.
+    pruned: Vec<Vec<u8>>,
+    events: Vec<WatchEvent>,
+}
+
+/// The state of a write transaction in progress: tables, revisions and the keys it changed.
+struct Batch<'txn> {
+    revs: Table<'txn, u64, &'static [u8]>,
+    values: Table<'txn, u64, &'static [u8]>,
+    meta: Table<'txn, &'static str, u64>,
+    revisions: Revisions,
+    /// The newest entry of each key written in this transaction (shadows the index).
+    overlay: HashMap<Vec<u8>, Entry>,
+    writes: Vec<(Vec<u8>, Entry)>,
+    events: Vec<WatchEvent>,
 }
 
 pub(crate) struct Writer {
@@ -90,8 +109,6 @@ pub(crate) struct Writer {
     rx: Receiver<Request>,
     max_batch: usize,
     revisions: Revisions,
-    /// History below the compaction point is still to be removed.
-    compaction_pending: bool,
     auto: AutoCompactor,
     progress_interval: Duration,
     auto_interval: Duration,
@@ -113,10 +130,12 @@ impl Writer {
         shared: Arc<Shared>,
         rx: Receiver<Request>,
         options: &EmbeddedOptions,
-        current: Revision,
-        compact: Revision,
-        compaction_pending: bool,
+        compact_progress: Revision,
     ) -> Self {
+        let (current, compact) = {
+            let index = shared.index.read();
+            (index.revision, index.compact)
+        };
         let now = Instant::now();
         let progress_interval = options
             .progress_notify_interval
@@ -129,8 +148,11 @@ impl Writer {
             shared,
             rx,
             max_batch: options.max_batch.max(1),
-            revisions: Revisions { current, compact },
-            compaction_pending,
+            revisions: Revisions {
+                current,
+                compact,
+                progress: compact_progress,
+            },
             auto: AutoCompactor::new(
                 options.auto_compaction_retention,
                 options.auto_compaction_min_revisions,
@@ -142,6 +164,10 @@ impl Writer {
         }
     }
 
+    fn compaction_pending(&self) -> bool {
+        self.revisions.progress < self.revisions.compact
+    }
+
     /// Runs until a shutdown request or until every sender is gone.
     pub(crate) fn run(mut self) {
         // Should this thread ever unwind, watchers and readers learn that the store is closed
@@ -150,7 +176,7 @@ impl Writer {
         let mut shutdown_reply = None;
         loop {
             let deadline = self.next_progress.min(self.next_auto);
-            let wait = if self.compaction_pending {
+            let wait = if self.compaction_pending() {
                 Duration::ZERO
             } else {
                 deadline.saturating_duration_since(Instant::now())
@@ -167,7 +193,7 @@ impl Writer {
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    if self.compaction_pending {
+                    if self.compaction_pending() {
                         self.compact_step(None);
                     }
                 }
@@ -203,9 +229,8 @@ impl Writer {
 
     fn commit_batch(&mut self, batch: Vec<Request>) {
         match self.apply_batch(&batch) {
-            Ok((outcomes, events, revisions)) => {
-                self.committed(revisions);
-                self.shared.hub.publish(&events, revisions.current);
+            Ok((outcomes, committed)) => {
+                self.committed(committed);
                 for (request, outcome) in batch.into_iter().zip(outcomes) {
                     match (request, outcome) {
                         (
@@ -241,18 +266,13 @@ impl Writer {
     }
 
     /// Applies `batch` in one durable transaction.
-    fn apply_batch(
-        &mut self,
-        batch: &[Request],
-    ) -> Result<(Vec<Outcome>, Vec<WatchEvent>, Revisions)> {
+    fn apply_batch(&mut self, batch: &[Request]) -> Result<(Vec<Outcome>, Committed)> {
         let mut txn = self.db.begin_write().or_backend()?;
         txn.set_durability(Durability::Immediate).or_backend()?;
-        let mut revs = self.revisions;
-        let mut pending = self.compaction_pending;
         let mut outcomes = Vec::with_capacity(batch.len());
-        let mut events = Vec::with_capacity(batch.len());
-        {
-            let mut t = open_tables(&txn)?;
+        let (revisions, writes, events, pruned) = {
+            let index = self.shared.index.read();
+            let mut b = Batch::open(&txn, self.revisions, batch.len())?;
             for request in batch {
                 let outcome = match request {
                     Request::Put {
@@ -260,67 +280,58 @@ impl Writer {
                         value,
                         condition,
                         ..
-                    } => Outcome::Write(apply_put(
-                        &mut t,
-                        &mut revs,
-                        key,
-                        value,
-                        *condition,
-                        &mut events,
-                    )?),
-                    Request::Delete { key, condition, .. } => Outcome::Write(apply_delete(
-                        &mut t,
-                        &mut revs,
-                        key,
-                        *condition,
-                        &mut events,
-                    )?),
+                    } => Outcome::Write(b.put(&index, key, value, *condition)?),
+                    Request::Delete { key, condition, .. } => {
+                        Outcome::Write(b.delete(&index, key, *condition)?)
+                    }
                     Request::Compact { revision, .. } => {
-                        Outcome::Compact(set_compaction(&mut revs, *revision))
+                        Outcome::Compact(b.set_compaction(*revision))
                     }
                     Request::Shutdown { .. } => continue,
                 };
                 outcomes.push(outcome);
             }
-            if pending || revs.compact != self.revisions.compact {
-                let chunk = BUSY_COMPACTION_CHUNK.max(2 * batch.len());
-                pending =
-                    compaction::compact_chunk(&mut t.log, &mut t.history, revs.compact, chunk)?;
-            }
-            write_meta(&mut t.meta, revs)?;
-        }
+            let chunk = BUSY_COMPACTION_CHUNK.max(2 * batch.len());
+            let pruned = b.compact(&index, self.revisions.compact, chunk)?;
+            (b.revisions, b.writes, b.events, pruned)
+        };
         txn.commit().or_backend()?;
-        self.compaction_pending = pending;
-        Ok((outcomes, events, revs))
+        Ok((
+            outcomes,
+            Committed {
+                revisions,
+                writes,
+                pruned,
+                events,
+            },
+        ))
     }
 
-    /// Moves the compaction point (if `new_point` is given) and removes a chunk of history.
+    /// Moves the compaction point (if `new_point` is given) and cleans up a chunk of history.
     fn compact_step(&mut self, new_point: Option<Revision>) {
-        let result = (|| -> Result<(bool, Revisions)> {
-            let mut revs = self.revisions;
-            if let Some(point) = new_point {
-                revs.compact = revs.compact.max(point.min(revs.current));
-            }
+        let result = (|| -> Result<Committed> {
             let mut txn = self.db.begin_write().or_backend()?;
             txn.set_durability(Durability::Immediate).or_backend()?;
-            let pending = {
-                let mut t = open_tables(&txn)?;
-                let pending = compaction::compact_chunk(
-                    &mut t.log,
-                    &mut t.history,
-                    revs.compact,
-                    IDLE_COMPACTION_CHUNK,
-                )?;
-                write_meta(&mut t.meta, revs)?;
-                pending
+            let committed = {
+                let index = self.shared.index.read();
+                let mut b = Batch::open(&txn, self.revisions, 0)?;
+                if let Some(point) = new_point {
+                    b.revisions.compact = b.revisions.compact.max(point.min(b.revisions.current));
+                }
+                let pruned = b.compact(&index, self.revisions.compact, IDLE_COMPACTION_CHUNK)?;
+                Committed {
+                    revisions: b.revisions,
+                    writes: Vec::new(),
+                    pruned,
+                    events: Vec::new(),
+                }
             };
             txn.commit().or_backend()?;
-            Ok((pending, revs))
+            Ok(committed)
         })();
         match result {
-            Ok((pending, revs)) => {
-                self.compaction_pending = pending;
-                self.committed(revs);
+            Ok(committed) => {
+                self.committed(committed);
             }
             Err(error) => {
                 // Leave the work pending for a later attempt, but do not spin on a broken disk.
@@ -330,12 +341,27 @@ impl Writer {
         }
     }
 
-    fn committed(&mut self, revs: Revisions) {
-        self.revisions = revs;
-        self.shared.revision.store(revs.current, Ordering::Release);
-        self.shared
-            .compact_revision
-            .store(revs.compact, Ordering::Release);
+    /// Makes a commit visible: index, then watchers.
+    fn committed(&mut self, committed: Committed) {
+        let Committed {
+            revisions,
+            writes,
+            pruned,
+            events,
+        } = committed;
+        {
+            let mut index = self.shared.index.write();
+            for (key, entry) in &writes {
+                index.push(key, *entry);
+            }
+            index.revision = revisions.current;
+            index.compact = revisions.compact;
+            for key in &pruned {
+                index.prune(key, revisions.compact);
+            }
+        }
+        self.revisions = revisions;
+        self.shared.hub.publish(&events, revisions.current);
     }
 
     fn run_ticks(&mut self, now: Instant) {
@@ -380,106 +406,175 @@ impl Drop for CloseOnExit {
     }
 }
 
-fn open_tables(txn: &redb::WriteTransaction) -> Result<Tables<'_>> {
-    Ok(Tables {
-        current: txn.open_table(CURRENT).or_backend()?,
-        history: txn.open_table(HISTORY).or_backend()?,
-        log: txn.open_table(LOG).or_backend()?,
-        meta: txn.open_table(META).or_backend()?,
-    })
-}
-
-fn write_meta(meta: &mut Table<&'static str, u64>, revs: Revisions) -> Result<()> {
-    let to_disk = |r: Revision| u64::try_from(r).unwrap_or(0);
-    meta.insert(META_REVISION, to_disk(revs.current))
-        .or_backend()?;
-    meta.insert(META_COMPACT, to_disk(revs.compact))
-        .or_backend()?;
-    Ok(())
-}
-
-/// Applies a put; `Err` only for a backend failure (the whole batch is then abandoned).
-fn apply_put(
-    t: &mut Tables<'_>,
-    revs: &mut Revisions,
-    key: &[u8],
-    value: &[u8],
-    condition: Condition,
-    events: &mut Vec<WatchEvent>,
-) -> Result<Result<WriteOutcome>> {
-    let current = tables::get_current(&t.current, key)?;
-    if !condition_holds(condition, current.as_ref()) {
-        return Ok(Ok(WriteOutcome::Failed { current }));
+impl<'txn> Batch<'txn> {
+    fn open(
+        txn: &'txn redb::WriteTransaction,
+        revisions: Revisions,
+        capacity: usize,
+    ) -> Result<Self> {
+        Ok(Self {
+            revs: txn.open_table(REVS).or_backend()?,
+            values: txn.open_table(VALUES).or_backend()?,
+            meta: txn.open_table(META).or_backend()?,
+            revisions,
+            overlay: HashMap::with_capacity(capacity),
+            writes: Vec::with_capacity(capacity),
+            events: Vec::with_capacity(capacity),
+        })
     }
-    let revision = revs.current + 1;
-    let kv = KeyValue {
-        key: key.to_vec(),
-        value: value.to_vec(),
-        create_revision: current.as_ref().map_or(revision, |c| c.create_revision),
-        mod_revision: revision,
-        version: current.as_ref().map_or(1, |c| c.version + 1),
-    };
-    let disk_rev = u64::try_from(revision).unwrap_or(0);
-    t.current
-        .insert(key, tables::encode_current(&kv).as_slice())
-        .or_backend()?;
-    t.history
-        .insert((key, disk_rev), tables::encode_history_put(&kv).as_slice())
-        .or_backend()?;
-    t.log.insert(disk_rev, key).or_backend()?;
-    revs.current = revision;
-    events.push(WatchEvent::Put {
-        kv,
-        prev: current.clone(),
-    });
-    Ok(Ok(WriteOutcome::Committed {
-        revision,
-        prev: current,
-    }))
-}
 
-/// Applies a delete; `Err` only for a backend failure (the whole batch is then abandoned).
-fn apply_delete(
-    t: &mut Tables<'_>,
-    revs: &mut Revisions,
-    key: &[u8],
-    condition: Condition,
-    events: &mut Vec<WatchEvent>,
-) -> Result<Result<WriteOutcome>> {
-    let Some(current) = tables::get_current(&t.current, key)? else {
-        return Ok(Ok(WriteOutcome::Failed { current: None }));
-    };
-    if !condition_holds(condition, Some(&current)) {
-        return Ok(Ok(WriteOutcome::Failed {
-            current: Some(current),
-        }));
+    /// The current value of `key` as this transaction sees it.
+    fn current(&self, index: &KeyIndex, key: &[u8]) -> Result<Option<KeyValue>> {
+        let entry = match self.overlay.get(key) {
+            Some(entry) => (!entry.deleted).then_some(*entry),
+            None => index.current(key),
+        };
+        let Some(entry) = entry else {
+            return Ok(None);
+        };
+        let value = self
+            .values
+            .get(tables::to_disk(entry.rev))
+            .or_backend()?
+            .ok_or_else(|| tables::corrupt("the current value of a key is missing"))?
+            .value()
+            .to_vec();
+        Ok(Some(KeyValue {
+            key: key.to_vec(),
+            value,
+            create_revision: entry.create,
+            mod_revision: entry.rev,
+            version: entry.version,
+        }))
     }
-    let revision = revs.current + 1;
-    let disk_rev = u64::try_from(revision).unwrap_or(0);
-    t.current.remove(key).or_backend()?;
-    t.history
-        .insert((key, disk_rev), tables::HISTORY_TOMBSTONE)
-        .or_backend()?;
-    t.log.insert(disk_rev, key).or_backend()?;
-    revs.current = revision;
-    events.push(WatchEvent::Delete {
-        prev: current.clone(),
-        revision,
-    });
-    Ok(Ok(WriteOutcome::Committed {
-        revision,
-        prev: Some(current),
-    }))
-}
 
-/// Moves the compaction point of a transaction in progress (the `compact` request).
-fn set_compaction(revs: &mut Revisions, revision: Revision) -> Result<()> {
-    if revision > revs.current {
-        return Err(Error::FutureRevision {
-            requested: revision,
-            current: revs.current,
+    fn record(&mut self, key: &[u8], entry: Entry) -> Result<()> {
+        self.revs
+            .insert(
+                tables::to_disk(entry.rev),
+                tables::encode_rev(key, &entry).as_slice(),
+            )
+            .or_backend()?;
+        self.overlay.insert(key.to_vec(), entry);
+        self.writes.push((key.to_vec(), entry));
+        self.revisions.current = entry.rev;
+        Ok(())
+    }
+
+    /// Applies a put; `Err` only for a backend failure (the whole batch is then abandoned).
+    fn put(
+        &mut self,
+        index: &KeyIndex,
+        key: &[u8],
+        value: &[u8],
+        condition: Condition,
+    ) -> Result<Result<WriteOutcome>> {
+        let current = self.current(index, key)?;
+        if !condition_holds(condition, current.as_ref()) {
+            return Ok(Ok(WriteOutcome::Failed { current }));
+        }
+        let rev = self.revisions.current + 1;
+        let entry = Entry {
+            rev,
+            create: current.as_ref().map_or(rev, |c| c.create_revision),
+            version: current.as_ref().map_or(1, |c| c.version + 1),
+            deleted: false,
+        };
+        self.values
+            .insert(tables::to_disk(rev), value)
+            .or_backend()?;
+        self.record(key, entry)?;
+        let kv = KeyValue {
+            key: key.to_vec(),
+            value: value.to_vec(),
+            create_revision: entry.create,
+            mod_revision: rev,
+            version: entry.version,
+        };
+        self.events.push(WatchEvent::Put {
+            kv,
+            prev: current.clone(),
         });
+        Ok(Ok(WriteOutcome::Committed {
+            revision: rev,
+            prev: current,
+        }))
     }
-    revs.compact = revs.compact.max(revision);
-    Ok(())
+
+    /// Applies a delete; `Err` only for a backend failure (the whole batch is then abandoned).
+    fn delete(
+        &mut self,
+        index: &KeyIndex,
+        key: &[u8],
+        condition: Condition,
+    ) -> Result<Result<WriteOutcome>> {
+        let Some(current) = self.current(index, key)? else {
+            return Ok(Ok(WriteOutcome::Failed { current: None }));
+        };
+        if !condition_holds(condition, Some(&current)) {
+            return Ok(Ok(WriteOutcome::Failed {
+                current: Some(current),
+            }));
+        }
+        let rev = self.revisions.current + 1;
+        self.record(
+            key,
+            Entry {
+                rev,
+                create: 0,
+                version: 0,
+                deleted: true,
+            },
+        )?;
+        self.events.push(WatchEvent::Delete {
+            prev: current.clone(),
+            revision: rev,
+        });
+        Ok(Ok(WriteOutcome::Committed {
+            revision: rev,
+            prev: Some(current),
+        }))
+    }
+
+    /// Moves the compaction point (the `compact` request).
+    fn set_compaction(&mut self, revision: Revision) -> Result<()> {
+        if revision > self.revisions.current {
+            return Err(Error::FutureRevision {
+                requested: revision,
+                current: self.revisions.current,
+            });
+        }
+        self.revisions.compact = self.revisions.compact.max(revision);
+        Ok(())
+    }
+
+    /// Cleans up a chunk of history if compaction is behind, and records the compaction state
+    /// if it changed since `committed_compact`. Returns the keys to prune from the index.
+    fn compact(
+        &mut self,
+        index: &KeyIndex,
+        committed_compact: Revision,
+        chunk: usize,
+    ) -> Result<Vec<Vec<u8>>> {
+        let point_moved = self.revisions.compact != committed_compact;
+        if !point_moved && self.revisions.progress >= self.revisions.compact {
+            return Ok(Vec::new());
+        }
+        let Chunk { progress, keys } = compaction::compact_chunk(
+            &mut self.revs,
+            &mut self.values,
+            index,
+            self.revisions.compact,
+            self.revisions.progress,
+            chunk,
+        )?;
+        self.revisions.progress = progress;
+        self.meta
+            .insert(META_COMPACT, tables::to_disk(self.revisions.compact))
+            .or_backend()?;
+        self.meta
+            .insert(META_COMPACT_PROGRESS, tables::to_disk(progress))
+            .or_backend()?;
+        Ok(keys)
+    }
 }
