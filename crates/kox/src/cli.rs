@@ -31,6 +31,9 @@ enum Command {
 /// The benchmarks of `kox bench`.
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// Durable writes (1, 8, 64 writers) and 10,000-key reads of the embedded store, with the
+    /// disk's fdatasync rate as reference.
+    Store(crate::bench::StoreBenchArgs),
     /// Concurrent pod creates over HTTPS vs the embedded store's write rate.
     ApiWrite(crate::bench_api::ApiWriteArgs),
     /// LIST 10,000 pods: unpaged, paged, label selector, resourceVersion=0.
@@ -53,6 +56,7 @@ pub fn run() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Bench(bench) => match bench {
+            BenchCommand::Store(a) => run_async(crate::bench::store(a)),
             BenchCommand::ApiWrite(a) => run_async(crate::bench_api::api_write(a)),
             BenchCommand::ApiList(a) => run_async(crate::bench_api::api_list(a)),
             BenchCommand::WatchFanout(a) => run_async(crate::bench_api::watch_fanout(a)),

@@ -4,6 +4,7 @@
 //! installs logging.
 #![forbid(unsafe_code)]
 
+mod bench;
 mod bench_api;
 mod cli;
 mod server;
