@@ -558,6 +558,20 @@ async fn resource(
                     opts.dry_run,
                 )
                 .await?;
+            let gone_now = obj.pointer("/metadata/deletionTimestamp").is_none();
+            if gone_now && !def.strategy.returns_deleted_object {
+                // Upstream's finalizeDelete: a success Status naming what was deleted.
+                let uid = obj
+                    .pointer("/metadata/uid")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let status = kox_api::status::deleted(
+                    &kox_api::status::GroupResource::new(def.group, def.plural),
+                    name,
+                    uid,
+                );
+                return Ok(respond(req, StatusCode::OK, &status.to_value(), &[]));
+            }
             Ok(respond(req, StatusCode::OK, &obj, &[]))
         }
         (&Method::DELETE, None, None) => {

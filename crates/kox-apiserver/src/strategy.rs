@@ -33,6 +33,10 @@ pub struct Strategy {
     pub field_names: &'static [&'static str],
     /// Adds the kind's OpenAPI schema to a generator; returns a reference to it.
     pub schema: fn(&mut schemars::SchemaGenerator) -> schemars::Schema,
+    /// Whether an immediate DELETE answers with the deleted object (upstream's
+    /// `ReturnDeletedObject`: pods, services, service accounts, namespaces) rather than a
+    /// success `Status`.
+    pub returns_deleted_object: bool,
 }
 
 /// Decodes into `T` and encodes back: drops nothing `T` knows, drops what it does not.
@@ -91,6 +95,7 @@ pub static POD_TEMPLATE: Strategy = Strategy {
     ..strategy_of::<core::PodTemplate>(&table::POD_TEMPLATE)
 };
 pub static SERVICE_ACCOUNT: Strategy = Strategy {
+    returns_deleted_object: true,
     validate: validation::service_account,
     validate_update: validation::service_account_update,
     ..strategy_of::<core::ServiceAccount>(&table::SERVICE_ACCOUNT)
@@ -263,6 +268,7 @@ pub static SECRET: Strategy = Strategy {
 };
 
 pub static NAMESPACE: Strategy = Strategy {
+    returns_deleted_object: true,
     has_status: true,
     defaults: validation::namespace_defaults,
     validate: validation::namespace,
@@ -283,6 +289,7 @@ pub static NODE: Strategy = Strategy {
 };
 
 pub static POD: Strategy = Strategy {
+    returns_deleted_object: true,
     has_status: true,
     tracks_generation: true,
     defaults: validation::pod_defaults,
@@ -303,6 +310,7 @@ pub static POD: Strategy = Strategy {
 };
 
 pub static SERVICE: Strategy = Strategy {
+    returns_deleted_object: true,
     has_status: true,
     defaults: validation::service_defaults,
     validate: validation::service,
@@ -354,6 +362,7 @@ const fn strategy_of<T: Serialize + DeserializeOwned + schemars::JsonSchema>(
         field: no_fields,
         field_names: &[],
         schema: schema_of::<T>,
+        returns_deleted_object: false,
     }
 }
 

@@ -200,7 +200,6 @@ async fn matching_preconditions_allow_the_delete() {
 }
 
 #[tokio::test]
-#[ignore = "kox deviation (handlers.rs): every delete answers with the object"]
 async fn deleting_a_config_map_answers_with_a_success_status() {
     // Stores without ReturnDeletedObject answer an immediate delete with
     // Status{status: Success, details: {name, kind: <resource>, uid}} (store.finalizeDelete).
