@@ -60,6 +60,9 @@ impl Registry {
         };
         let cache = self.caches.get(def);
         if let Some(sub) = cache.subscribe(prefix.as_bytes(), start).await {
+            if q.allow_watch_bookmarks {
+                schedule_bookmarks(std::sync::Arc::downgrade(&cache), sub.id, timeout);
+            }
             return Ok(cached_stream(def, filter, sub, q, render)
                 .take_until(tokio::time::sleep(timeout))
                 .boxed());
@@ -196,6 +199,29 @@ fn translate(
             vec![event_line("DELETED", render.event_object(def, old))]
         }
     }
+}
+
+/// Bookmarks as upstream's cacher times them: 2 s before the watch's deadline, and every
+/// minute before that, so a client can resume close to where it was.
+fn schedule_bookmarks(
+    cache: std::sync::Weak<crate::watch_cache::WatchCache>,
+    id: u64,
+    timeout: Duration,
+) {
+    const PERIOD: Duration = Duration::from_secs(60);
+    let last = timeout.saturating_sub(Duration::from_secs(2));
+    tokio::spawn(async move {
+        let mut elapsed = Duration::ZERO;
+        loop {
+            let next = (elapsed + PERIOD).min(last);
+            tokio::time::sleep(next - elapsed).await;
+            elapsed = next;
+            let Some(cache) = cache.upgrade() else { return };
+            if !cache.send_bookmark(id) || elapsed >= last {
+                return;
+            }
+        }
+    });
 }
 
 /// A watch served from the resource's watch cache.

@@ -110,6 +110,8 @@ pub struct Subscription {
     pub replay: Vec<Arc<CachedEvent>>,
     pub revision: i64,
     pub rx: mpsc::Receiver<Delivery>,
+    /// This watcher's id, for [`WatchCache::send_bookmark`].
+    pub id: u64,
 }
 
 /// Where a subscription starts.
@@ -167,7 +169,21 @@ impl WatchCache {
             replay,
             revision: st.revision,
             rx,
+            id,
         })
+    }
+
+    /// Queues a bookmark at the cache's current revision behind the events already sent to
+    /// watcher `id`; false once that watcher is gone.
+    pub fn send_bookmark(&self, id: u64) -> bool {
+        let st = self.state.lock();
+        match st.watchers.get(&id) {
+            Some(w) => {
+                let _ = w.tx.try_send(Delivery::Bookmark(st.revision));
+                true
+            }
+            None => false,
+        }
     }
 
     /// The objects under `prefix` and the cache's revision (a `resourceVersion=0` list).

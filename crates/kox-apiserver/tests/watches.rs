@@ -301,7 +301,6 @@ async fn field_selector_watch_sees_only_the_named_object() {
 }
 
 #[tokio::test]
-#[ignore = "kox deviation (watch.rs, watch_cache.rs): bookmarks only follow store progress notifications"]
 async fn watch_with_bookmarks_sends_a_bookmark_before_the_timeout() {
     // cacheWatcher.nextBookmarkTime: a bookmark is sent 2 s before the watch's deadline (and
     // about every minute otherwise).
