@@ -327,15 +327,16 @@ fn schedule_one(shared: &Arc<Shared>, plugins: &[Weighted], pod: Arc<Pod>) {
             tokio::spawn(async move { record_failure(&shared, &pod, "Unschedulable", &msg).await });
         }
         Outcome::NoNodes => {
+            // Upstream's ErrNoNodesAvailable: unschedulable and unresolvable.
             shared
                 .metrics
-                .errors
+                .unschedulable
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tokio::spawn(async move {
                 record_failure(
                     &shared,
                     &pod,
-                    "SchedulerError",
+                    "Unschedulable",
                     "no nodes available to schedule pods",
                 )
                 .await

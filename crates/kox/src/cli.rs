@@ -23,6 +23,10 @@ enum Command {
     Server(crate::server::ServerArgs),
     /// Print the kox and Kubernetes versions.
     Version,
+    /// Run the scheduler alone, as a client of a cluster.
+    Scheduler(crate::scheduler_cmd::SchedulerArgs),
+    /// Simulate nodes: register them, keep them Ready, and run their pods without containers.
+    FakeNodes(crate::fake_nodes_cmd::FakeNodesArgs),
     /// Run a benchmark and print its results.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -50,6 +54,8 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Server(args) => run_async(crate::server::run(args)),
+        Command::Scheduler(args) => run_async(crate::scheduler_cmd::run(args)),
+        Command::FakeNodes(args) => run_async(crate::fake_nodes_cmd::run(args)),
         Command::Version => {
             println!("kox version {}", env!("CARGO_PKG_VERSION"));
             println!("Kubernetes version {KUBERNETES_VERSION}");

@@ -7,6 +7,8 @@
 mod bench;
 mod bench_api;
 mod cli;
+mod fake_nodes_cmd;
+mod scheduler_cmd;
 mod server;
 
 fn main() -> std::process::ExitCode {

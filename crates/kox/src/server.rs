@@ -34,6 +34,9 @@ pub struct ServerArgs {
     /// The range Services' ClusterIPs come from.
     #[arg(long, default_value = "10.43.0.0/16")]
     pub service_cidr: String,
+    /// Do not run the scheduler in this process.
+    #[arg(long)]
+    pub disable_scheduler: bool,
     /// Where the cluster state lives when it is not the embedded store.
     #[command(flatten)]
     pub datastore: Box<DatastoreArgs>,
@@ -126,6 +129,9 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         k = server.kubeconfig.display()
     );
     let stop = CancellationToken::new();
+    if !args.disable_scheduler {
+        crate::scheduler_cmd::spawn_in_process(&server.kubeconfig, stop.clone());
+    }
     let signals = stop.clone();
     tokio::spawn(async move {
         wait_for_signal().await;

@@ -50,6 +50,8 @@ impl ServerProcess {
             .arg(data_dir)
             .args(["--bind-address", "127.0.0.1", "--secure-port"])
             .arg(port.to_string())
+            // The API benchmarks measure the API server alone; the scheduler would add writes.
+            .arg("--disable-scheduler")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file)

@@ -1,0 +1,271 @@
+//! The simulated nodes: registration, status, and Lease heartbeats.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference};
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::FakeNodesConfig;
+
+/// How many API requests the registration and heartbeat loops keep in flight.
+const CONCURRENCY: usize = 32;
+/// A node status update every this many heartbeats (the kubelet reports every 5 min when
+/// nothing changes; a minute keeps `lastHeartbeatTime` fresh in `kubectl describe`).
+const STATUS_EVERY: u64 = 6;
+
+/// One simulated node.
+#[derive(Clone, Debug)]
+pub struct FakeNode {
+    /// Node name.
+    pub name: String,
+    /// Its InternalIP.
+    pub ip: String,
+    /// The first three octets of its pod range (`10.a.b`): pods get `10.a.b.2` onwards.
+    pub pod_prefix: String,
+    /// The node's uid (owner of its Lease).
+    pub uid: String,
+}
+
+/// The simulated nodes by name.
+pub type Nodes = HashMap<String, FakeNode>;
+
+fn now_rfc3339() -> String {
+    k8s_openapi::jiff::Timestamp::now()
+        .round(k8s_openapi::jiff::Unit::Second)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+/// The Node object of simulated node `index`.
+pub fn node_object(config: &FakeNodesConfig, index: usize) -> Node {
+    let name = format!("{}{index}", config.name_prefix);
+    let mut labels: BTreeMap<String, String> = [
+        ("kubernetes.io/hostname", name.as_str()),
+        ("kubernetes.io/os", "linux"),
+        ("kubernetes.io/arch", "amd64"),
+        ("beta.kubernetes.io/os", "linux"),
+        ("beta.kubernetes.io/arch", "amd64"),
+        ("type", "kox-fake-node"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    labels.extend(config.labels.clone());
+    Node {
+        metadata: ObjectMeta {
+            name: Some(name),
+            labels: Some(labels),
+            annotations: Some(BTreeMap::from([(
+                "node.alpha.kubernetes.io/ttl".to_string(),
+                "0".to_string(),
+            )])),
+            ..ObjectMeta::default()
+        },
+        spec: Some(k8s_openapi::api::core::v1::NodeSpec {
+            taints: (!config.taints.is_empty()).then(|| config.taints.clone()),
+            pod_cidr: Some(format!("{}.0/24", pod_prefix(index))),
+            pod_cidrs: Some(vec![format!("{}.0/24", pod_prefix(index))]),
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+fn pod_prefix(index: usize) -> String {
+    format!("10.{}.{}", (index >> 8) & 255, index & 255)
+}
+
+fn node_ip(index: usize) -> String {
+    // Offset by one so no node gets a network address (`172.16.0.0`).
+    let index = index + 1;
+    format!(
+        "172.{}.{}.{}",
+        16 + ((index >> 16) & 15),
+        (index >> 8) & 255,
+        index & 255
+    )
+}
+
+/// The node's status as a kubelet reports it.
+fn node_status(config: &FakeNodesConfig, name: &str, ip: &str) -> Value {
+    let now = now_rfc3339();
+    let resources = json!({
+        "cpu": config.cpu, "memory": config.memory, "pods": config.pods,
+        "ephemeral-storage": "100Gi",
+    });
+    let condition = |type_: &str, status: &str, reason: &str, message: &str| {
+        json!({"type": type_, "status": status, "reason": reason, "message": message,
+               "lastHeartbeatTime": now, "lastTransitionTime": now})
+    };
+    json!({"status": {
+        "capacity": resources,
+        "allocatable": resources,
+        "phase": "Running",
+        "conditions": [
+            condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+            condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+            condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+            condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+        ],
+        "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+        "nodeInfo": {
+            "machineID": "", "systemUUID": "", "bootID": "",
+            "kernelVersion": "kox-fake", "osImage": "kox fake node",
+            "containerRuntimeVersion": "kox-fake://0.1.0",
+            "kubeletVersion": "v1.32.0-kox-fake", "kubeProxyVersion": "v1.32.0-kox-fake",
+            "operatingSystem": "linux", "architecture": "amd64",
+        },
+    }})
+}
+
+/// Creates (or adopts) every node and reports it Ready.
+pub async fn register(client: &Client, config: &FakeNodesConfig) -> anyhow::Result<Nodes> {
+    let api: Api<Node> = Api::all(client.clone());
+    let results: Vec<anyhow::Result<FakeNode>> = futures::stream::iter(0..config.count)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                let obj = node_object(config, i);
+                let name = obj.metadata.name.clone().unwrap_or_default();
+                let created = match api.create(&PostParams::default(), &obj).await {
+                    Ok(n) => n,
+                    Err(kube::Error::Api(s)) if s.code == 409 => api.get(&name).await?,
+                    Err(e) => return Err(anyhow::anyhow!("registering node {name}: {e}")),
+                };
+                let ip = node_ip(i);
+                api.patch_status(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(node_status(config, &name, &ip)),
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("reporting the status of node {name}: {e}"))?;
+                Ok(FakeNode {
+                    uid: created.metadata.uid.unwrap_or_default(),
+                    name,
+                    ip,
+                    pod_prefix: pod_prefix(i),
+                })
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    results
+        .into_iter()
+        .map(|r| r.map(|n| (n.name.clone(), n)))
+        .collect()
+}
+
+/// Renews each node's Lease every heartbeat, and its Ready status every few, until `stop`.
+pub async fn heartbeat(
+    client: Client,
+    config: Arc<FakeNodesConfig>,
+    nodes: Arc<Nodes>,
+    stop: CancellationToken,
+) {
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
+    let node_api: Api<Node> = Api::all(client);
+    let mut tick = tokio::time::interval(config.heartbeat);
+    let mut round: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let with_status = round > 0 && round.is_multiple_of(STATUS_EVERY);
+        round += 1;
+        futures::stream::iter(nodes.values())
+            .for_each_concurrent(CONCURRENCY, |node| {
+                let (leases, node_api, config) = (&leases, &node_api, &config);
+                async move {
+                    renew_lease(leases, node, config.heartbeat).await;
+                    if with_status {
+                        let status = node_status(config, &node.name, &node.ip);
+                        if let Err(e) = node_api
+                            .patch_status(
+                                &node.name,
+                                &PatchParams::default(),
+                                &Patch::Merge(status),
+                            )
+                            .await
+                        {
+                            tracing::debug!(node = %node.name, "status update: {e}");
+                        }
+                    }
+                }
+            })
+            .await;
+    }
+}
+
+async fn renew_lease(leases: &Api<Lease>, node: &FakeNode, heartbeat: Duration) {
+    let now = MicroTime(k8s_openapi::jiff::Timestamp::now());
+    let patch = json!({"spec": {"renewTime": now, "holderIdentity": node.name}});
+    match leases
+        .patch(&node.name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => {
+            let lease = Lease {
+                metadata: ObjectMeta {
+                    name: Some(node.name.clone()),
+                    namespace: Some("kube-node-lease".into()),
+                    owner_references: Some(vec![OwnerReference {
+                        api_version: "v1".into(),
+                        kind: "Node".into(),
+                        name: node.name.clone(),
+                        uid: node.uid.clone(),
+                        ..OwnerReference::default()
+                    }]),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(LeaseSpec {
+                    holder_identity: Some(node.name.clone()),
+                    lease_duration_seconds: Some((heartbeat.as_secs() * 4) as i32),
+                    renew_time: Some(now),
+                    ..LeaseSpec::default()
+                }),
+            };
+            if let Err(e) = leases.create(&PostParams::default(), &lease).await {
+                tracing::debug!(node = %node.name, "creating lease: {e}");
+            }
+        }
+        Err(e) => tracing::debug!(node = %node.name, "renewing lease: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodes_get_distinct_names_addresses_and_pod_ranges() {
+        let config = FakeNodesConfig {
+            labels: BTreeMap::from([("zone".to_string(), "a".to_string())]),
+            ..FakeNodesConfig::default()
+        };
+        let n = node_object(&config, 257);
+        assert_eq!(n.metadata.name.as_deref(), Some("fake-node-257"));
+        let labels = n.metadata.labels.expect("labels");
+        assert_eq!(labels["zone"], "a");
+        assert_eq!(labels["kubernetes.io/hostname"], "fake-node-257");
+        assert_eq!(
+            n.spec.and_then(|s| s.pod_cidr).as_deref(),
+            Some("10.1.1.0/24")
+        );
+        assert_eq!(node_ip(257), "172.16.1.2");
+        assert_ne!(node_ip(0), node_ip(65536));
+        assert_eq!(node_ip(0), "172.16.0.1");
+    }
+}

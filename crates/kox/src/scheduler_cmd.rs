@@ -1,0 +1,89 @@
+//! `kox scheduler`: the scheduler alone, as an API client of a cluster; and the in-process
+//! scheduler `kox server` starts.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use kox_scheduler::{LeaderElectionConfig, SchedulerConfig};
+use tokio_util::sync::CancellationToken;
+
+/// Flags of `kox scheduler`.
+#[derive(Args, Debug)]
+pub struct SchedulerArgs {
+    /// Kubeconfig of the cluster to schedule for.
+    #[arg(long)]
+    pub kubeconfig: PathBuf,
+    /// HTTPS port of `/healthz` and `/metrics`.
+    #[arg(long, default_value_t = 10259)]
+    pub secure_port: u16,
+    /// Address `/healthz` listens on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind_address: IpAddr,
+    /// Take part in leader election through the Lease kube-system/kube-scheduler, so only one
+    /// of several schedulers is active.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub leader_elect: bool,
+}
+
+/// A kube-rs client from a kubeconfig file.
+pub async fn client_from(path: &Path) -> Result<kube::Client> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(path)
+        .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .with_context(|| format!("loading kubeconfig {}", path.display()))?;
+    kube::Client::try_from(config).context("building the API client")
+}
+
+/// Runs the scheduler until SIGTERM or SIGINT.
+pub async fn run(args: SchedulerArgs) -> Result<()> {
+    let client = client_from(&args.kubeconfig).await?;
+    let config = SchedulerConfig {
+        health_address: Some(SocketAddr::new(args.bind_address, args.secure_port)),
+        leader_election: args.leader_elect.then(LeaderElectionConfig::default),
+        ..SchedulerConfig::default()
+    };
+    let stop = CancellationToken::new();
+    let signals = stop.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        signals.cancel();
+    });
+    kox_scheduler::run(client, config, stop).await
+}
+
+/// Starts the scheduler inside `kox server`, as a client of its API through the admin
+/// kubeconfig; it stops with `stop`.
+pub fn spawn_in_process(kubeconfig: &Path, stop: CancellationToken) {
+    let kubeconfig = kubeconfig.to_path_buf();
+    tokio::spawn(async move {
+        let client = match client_from(&kubeconfig).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("the scheduler cannot start: {e:#}");
+                return;
+            }
+        };
+        if let Err(e) = kox_scheduler::run(client, SchedulerConfig::default(), stop).await {
+            tracing::error!("the scheduler stopped: {e:#}");
+        }
+    });
+}
+
+/// Waits for SIGTERM or SIGINT.
+pub async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
