@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use parking_lot::{Mutex, RwLock};
-use redb::{Database, ReadableTable};
+use redb::{Database, ReadableTable, TableHandle};
 use tokio::sync::oneshot;
 
 use self::index::KeyIndex;
@@ -194,6 +194,18 @@ impl Drop for EmbeddedStore {
 /// only, never values). Returns the index and how far compaction's cleanup had got.
 fn recover(db: &Database) -> Result<(KeyIndex, Revision)> {
     let txn = db.begin_write().or_backend()?;
+    // The first layout of this engine kept tables keyed by key; it never shipped.
+    if txn
+        .list_tables()
+        .or_backend()?
+        .any(|t| t.name() == "history")
+    {
+        return Err(Error::Backend(
+            "the store file was written by an earlier development layout of kox-store; \
+             move the data directory away and start with an empty one"
+                .into(),
+        ));
+    }
     let recovered = {
         txn.open_table(VALUES).or_backend()?;
         let revs = txn.open_table(REVS).or_backend()?;
@@ -354,6 +366,25 @@ mod tests {
         assert_eq!(on_disk(&store), (vec![4, 7], vec![4, 7]));
         assert_eq!(store.shared.index.read().len(), 2);
         store.close().await;
+    }
+
+    #[test]
+    fn file_of_the_first_development_layout_is_refused_with_advice() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = redb::Database::create(dir.path().join(DB_FILE_NAME)).unwrap();
+            let txn = db.begin_write().unwrap();
+            let old: redb::TableDefinition<u64, u64> = redb::TableDefinition::new("history");
+            txn.open_table(old).unwrap();
+            txn.commit().unwrap();
+        }
+        let Err(err) = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()) else {
+            panic!("opened a file of the old layout");
+        };
+        assert!(
+            err.to_string().contains("move the data directory away"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
