@@ -119,6 +119,24 @@ fn footprint_reads_the_server_memory_idle_and_loaded() {
 }
 
 #[test]
+fn footprint_with_nodes_runs_every_pod_on_simulated_nodes() {
+    let r = bench(&[
+        "footprint",
+        "--pods",
+        "20",
+        "--nodes",
+        "2",
+        "--settle",
+        "0.2",
+    ]);
+    assert_eq!(r["scheduler_in_server"], true, "{r}");
+    assert!(
+        r["runs"][0]["pods_kib"].as_u64().expect("pods_kib") > 0,
+        "{r}"
+    );
+}
+
+#[test]
 fn startup_restarts_the_server_on_an_empty_and_a_filled_store() {
     let r = bench(&["startup", "--objects", "50", "--runs", "1"]);
     for case in ["first_boot_ms", "restart_empty_ms", "restart_loaded_ms"] {

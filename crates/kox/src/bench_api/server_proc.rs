@@ -20,6 +20,7 @@ pub struct ServerProcess {
     creds: Credentials,
     /// From just before the process was spawned to the first `/readyz` that answered 200.
     pub ready_after: Duration,
+    data_dir: PathBuf,
     log: PathBuf,
 }
 
@@ -31,9 +32,18 @@ fn free_port() -> Result<u16> {
 }
 
 impl ServerProcess {
-    /// Starts `kox server` on `data_dir` (created if absent), logging to `log`, and waits until
-    /// `/readyz` answers 200.
+    /// Starts the API server alone (`kox server --disable-scheduler`) on `data_dir` (created if
+    /// absent), logging to `log`, and waits until `/readyz` answers 200.
     pub async fn start(data_dir: &Path, log: &Path) -> Result<Self> {
+        Self::spawn(data_dir, log, false).await
+    }
+
+    /// Starts `kox server` as shipped, with the scheduler in the process.
+    pub async fn start_with_scheduler(data_dir: &Path, log: &Path) -> Result<Self> {
+        Self::spawn(data_dir, log, true).await
+    }
+
+    async fn spawn(data_dir: &Path, log: &Path, scheduler: bool) -> Result<Self> {
         let exe = std::env::current_exe().context("locating the kox binary")?;
         let port = free_port()?;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
@@ -43,15 +53,19 @@ impl ServerProcess {
             .open(log)
             .with_context(|| format!("opening {}", log.display()))?;
         let kubeconfig = data_dir.join("admin.kubeconfig");
-        let started = Instant::now();
-        let mut child = Command::new(exe)
+        let mut command = Command::new(exe);
+        command
             .arg("server")
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--bind-address", "127.0.0.1", "--secure-port"])
-            .arg(port.to_string())
+            .arg(port.to_string());
+        if !scheduler {
             // The API benchmarks measure the API server alone; the scheduler would add writes.
-            .arg("--disable-scheduler")
+            command.arg("--disable-scheduler");
+        }
+        let started = Instant::now();
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file)
@@ -97,6 +111,7 @@ impl ServerProcess {
             ready_after: started.elapsed(),
             child,
             creds,
+            data_dir: data_dir.to_path_buf(),
             log: log.to_path_buf(),
         })
     }
@@ -120,32 +135,110 @@ impl ServerProcess {
         proc_status_kib(self.pid(), "VmHWM")
     }
 
+    /// CPU time the server has used so far (user + system), in seconds.
+    pub fn cpu_seconds(&self) -> Result<f64> {
+        proc_cpu_seconds(&self.pid().to_string())
+    }
+
+    /// Where the admin kubeconfig is.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.data_dir.join("admin.kubeconfig")
+    }
+
     /// Stops the server with SIGTERM (a clean shutdown, so the next start does not repair the
     /// database) and waits for it to exit.
     pub async fn stop(mut self) -> Result<()> {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .context("running kill")?;
-        if !sent.success() {
-            bail!("kill -TERM {pid} failed");
+        terminate(&mut self.child, "kox server", &self.log).await
+    }
+}
+
+/// Sends SIGTERM to a child and waits (up to a minute) for it to exit successfully.
+async fn terminate(child: &mut Child, what: &str, log: &Path) -> Result<()> {
+    let pid = child.id().to_string();
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .context("running kill")?;
+    if !sent.success() {
+        bail!("kill -TERM {pid} failed");
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            if !status.success() {
+                bail!("{what} exited with {status}:\n{}", log_tail(log));
+            }
+            return Ok(());
         }
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                if !status.success() {
-                    bail!("kox server exited with {status}:\n{}", log_tail(&self.log));
-                }
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                bail!("kox server did not stop within 60 s of SIGTERM");
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            bail!("{what} did not stop within 60 s of SIGTERM");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// `kox fake-nodes` as a child process: simulated nodes that run the pods bound to them.
+pub struct FakeNodesProcess {
+    child: Child,
+    log: PathBuf,
+}
+
+impl FakeNodesProcess {
+    /// Starts `count` simulated nodes joining the cluster of `kubeconfig`.
+    pub fn start(kubeconfig: &Path, count: usize, log: &Path) -> Result<Self> {
+        let exe = std::env::current_exe().context("locating the kox binary")?;
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("opening {}", log.display()))?;
+        let child = Command::new(exe)
+            .arg("fake-nodes")
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(["--count", &count.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .context("starting kox fake-nodes")?;
+        Ok(Self {
+            child,
+            log: log.to_path_buf(),
+        })
+    }
+
+    pub async fn stop(mut self) -> Result<()> {
+        terminate(&mut self.child, "kox fake-nodes", &self.log).await
+    }
+}
+
+impl Drop for FakeNodesProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
+}
+
+/// CPU time (user + system) of a process — `self` or a pid — in seconds.
+pub fn proc_cpu_seconds(pid: &str) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    // The fields after the command name, which is parenthesized and may contain spaces.
+    let (_, rest) = stat.rsplit_once(')').context("malformed /proc stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime: fields 14 and 15 of the line, 12th and 13th after the name.
+    let ticks = |i: usize| -> Result<f64> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .context("malformed /proc stat")
+    };
+    // USER_HZ is 100 on every Linux architecture kox builds for.
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
 }
 
 impl Drop for ServerProcess {

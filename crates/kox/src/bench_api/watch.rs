@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::client::{Conn, Protocol, find_byte, resource_version};
 use super::load::{collection, pod};
 use super::report::{self, Table, goal, latency_summary, mib, parse_secs, percentile};
-use super::server_proc::ServerProcess;
+use super::server_proc::{ServerProcess, proc_cpu_seconds};
 
 /// Flags of `kox bench watch-fanout`.
 #[derive(Args, Debug)]
@@ -271,6 +271,7 @@ pub async fn run(args: WatchFanoutArgs) -> Result<()> {
     tokio::time::sleep(args.settle).await;
     let rss_idle = server.rss_kib()?;
 
+    let cpu_before = (server.cpu_seconds()?, proc_cpu_seconds("self")?);
     let writes_started = micros_since(t0);
     let acks = write_all(&args, &writer, t0).await?;
     let writes_done = micros_since(t0);
@@ -290,6 +291,8 @@ pub async fn run(args: WatchFanoutArgs) -> Result<()> {
     }
     canceller.abort();
     let timed_out = stop.is_cancelled();
+    let cpu_server = server.cpu_seconds()? - cpu_before.0;
+    let cpu_client = proc_cpu_seconds("self")? - cpu_before.1;
     let rss_after = server.rss_kib()?;
     let rss_peak = server.peak_rss_kib()?;
     drop(conns);
@@ -386,6 +389,13 @@ pub async fn run(args: WatchFanoutArgs) -> Result<()> {
             ),
         ),
         (
+            "CPU from first write to last delivery",
+            format!(
+                "server {cpu_server:.1} s ({:.1} µs per delivery), benchmark client {cpu_client:.1} s",
+                cpu_server * 1e6 / delivered.max(1) as f64
+            ),
+        ),
+        (
             "drain timeout hit",
             if timed_out { "yes" } else { "no" }.to_string(),
         ),
@@ -447,6 +457,8 @@ pub async fn run(args: WatchFanoutArgs) -> Result<()> {
             "latency_from_send": latency_summary(from_send),
             "events_before_ack": before_ack,
             "drain_timed_out": timed_out,
+            "cpu_seconds": { "server": cpu_server, "client": cpu_client },
+            "server_cpu_us_per_delivery": cpu_server * 1e6 / delivered.max(1) as f64,
             "write_seconds": (writes_done - writes_started) as f64 / 1e6,
             "delivery_seconds": delivery_span.as_secs_f64(),
             "deliveries_per_sec": deliveries_per_sec,

@@ -54,6 +54,7 @@ struct ApiRun {
     creates_per_sec: f64,
     p50_ms: f64,
     p99_ms: f64,
+    cpu_us_per_create: f64,
     json: Value,
 }
 
@@ -76,10 +77,12 @@ pub async fn run(args: ApiWriteArgs) -> Result<()> {
             "store-write/s",
             "store p99 ms",
             "api/store",
+            "server CPU µs/create",
         ],
     );
     let (mut rates, mut p50s, mut p99s, mut store_rates, mut store_p99s, mut ratios) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let mut cpu = vec![];
     for r in 0..args.runs.max(1) {
         let store = store_write(
             args.store_writers,
@@ -97,7 +100,9 @@ pub async fn run(args: ApiWriteArgs) -> Result<()> {
             format!("{:.0}", store.writes_per_sec),
             format!("{:.2}", store.p99_ms),
             format!("{:.0}%", ratio * 100.0),
+            format!("{:.0}", api.cpu_us_per_create),
         ]);
+        cpu.push(api.cpu_us_per_create);
         rates.push(api.creates_per_sec);
         p50s.push(api.p50_ms);
         p99s.push(api.p99_ms);
@@ -113,6 +118,7 @@ pub async fn run(args: ApiWriteArgs) -> Result<()> {
         "store_writes_per_sec": median(&store_rates),
         "store_p99_ms": median(&store_p99s),
         "ratio": median(&ratios),
+        "server_cpu_us_per_create": median(&cpu),
     });
     if runs.len() > 1 {
         table.row(vec![
@@ -123,6 +129,7 @@ pub async fn run(args: ApiWriteArgs) -> Result<()> {
             format!("{:.0}", median(&store_rates)),
             format!("{:.2}", median(&store_p99s)),
             format!("{:.0}%", median(&ratios) * 100.0),
+            format!("{:.0}", median(&cpu)),
         ]);
     }
     table.print();
@@ -212,6 +219,10 @@ async fn api_run(args: &ApiWriteArgs) -> Result<ApiRun> {
             anyhow::Ok((lat, errors))
         }));
     }
+    tokio::time::sleep_until(measure_from.into()).await;
+    let cpu_from = server.cpu_seconds()?;
+    tokio::time::sleep_until(deadline.into()).await;
+    let cpu_server = server.cpu_seconds()? - cpu_from;
     let mut lat = Vec::new();
     let mut errors = 0;
     for t in tasks {
@@ -226,10 +237,12 @@ async fn api_run(args: &ApiWriteArgs) -> Result<ApiRun> {
     lat.sort_unstable();
     let p50_ms = percentile(&lat, 50.0) as f64 / 1000.0;
     let p99_ms = percentile(&lat, 99.0) as f64 / 1000.0;
+    let cpu_us_per_create = cpu_server * 1e6 / creates.max(1) as f64;
     Ok(ApiRun {
         creates_per_sec,
         p50_ms,
         p99_ms,
+        cpu_us_per_create,
         json: json!({
             "namespace": NAMESPACE,
             "creates": creates,
@@ -237,6 +250,9 @@ async fn api_run(args: &ApiWriteArgs) -> Result<ApiRun> {
             "creates_per_sec": creates_per_sec,
             "latency": latency_summary(lat),
             "server_rss_kib_after": rss,
+            "server_cpu_seconds": cpu_server,
+            "server_cpu_cores": cpu_server / args.duration.as_secs_f64(),
+            "server_cpu_us_per_create": cpu_us_per_create,
         }),
     })
 }
