@@ -16,6 +16,7 @@ use crate::registry::{FieldValidation, ObjectRef, WriteOptions, Written};
 use crate::render::Render;
 use crate::resources::{self, ResourceDef};
 use crate::server::App;
+use crate::user::UserInfo;
 use crate::{discovery, health, openapi, subresources};
 
 /// Largest request body accepted.
@@ -100,6 +101,8 @@ pub struct Request {
     pub query: Query,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// Who sent it, as authentication established (anonymous without credentials).
+    pub user: UserInfo,
 }
 
 impl Request {
@@ -123,7 +126,7 @@ impl Request {
     }
 
     /// The request body as JSON (from JSON or YAML).
-    fn json_body(&self) -> ApiResult<Value> {
+    pub(crate) fn json_body(&self) -> ApiResult<Value> {
         decode_body(self.content_type(), &self.body)
     }
 }
@@ -181,6 +184,20 @@ fn respond(req: &Request, code: StatusCode, value: &Value, warnings: &[String]) 
         }
     }
     resp
+}
+
+/// Encodes a JSON response body as the client asked (JSON or YAML).
+pub(crate) fn respond_json(req: &Request, code: StatusCode, value: &Value) -> Response {
+    respond(req, code, value, &[])
+}
+
+/// 404 for a path the server does not serve.
+pub(crate) fn not_found() -> ApiError {
+    ApiError::new(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+    )
 }
 
 fn written(req: &Request, w: Written, render: Render, def: &ResourceDef) -> Response {
@@ -403,6 +420,17 @@ async fn resource(
     }
     if target.def.kind == "ComponentStatus" {
         return subresources::component_statuses(app, req, target.name).await;
+    }
+    if target.def.create_only {
+        if req.method != Method::POST || target.name.is_some() {
+            return Err(ApiError::method_not_allowed(
+                "the server does not allow this method on the requested resource".to_string(),
+            ));
+        }
+        return match target.def.group {
+            "authentication.k8s.io" => crate::authn::review::create(app, req, target.def).await,
+            _ => Err(not_found_path(req)),
+        };
     }
     let render = Render::negotiate(req.accept(), req.query.get("includeObject"));
     let def = target.def;

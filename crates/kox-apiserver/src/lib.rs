@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod allocator;
+pub mod authn;
 pub mod bootstrap;
 pub mod discovery;
 pub mod duplicate_fields;
@@ -28,6 +29,7 @@ pub mod store_metrics;
 pub mod strategy;
 pub mod subresources;
 pub mod table;
+pub mod user;
 pub mod validation;
 pub mod watch;
 pub mod watch_cache;

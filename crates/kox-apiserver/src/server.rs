@@ -20,11 +20,13 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::allocator::Allocators;
+use crate::authn::{Authenticator, TokenFile};
 use crate::error::ApiError;
 use crate::handlers::{self, MAX_BODY_BYTES, Query};
 use crate::metrics::Metrics;
 use crate::pki::ClusterPki;
 use crate::registry::Registry;
+use crate::user::UserInfo;
 
 /// How the API server runs. Every field's default is in [`ServerConfig::default`].
 #[derive(Debug, Clone)]
@@ -46,6 +48,9 @@ pub struct ServerConfig {
     /// The address other cluster members reach this server at, published as the `kubernetes`
     /// service's endpoint (default: none, so the service has no endpoints).
     pub advertise_address: Option<IpAddr>,
+    /// Static bearer tokens, upstream's CSV format `token,user,uid,"group1,group2"`
+    /// (default: none).
+    pub token_auth_file: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -59,6 +64,7 @@ impl Default for ServerConfig {
             max_in_flight: 400,
             request_timeout: Duration::from_secs(60),
             advertise_address: None,
+            token_auth_file: None,
         }
     }
 }
@@ -71,6 +77,8 @@ pub struct App {
     pub shutdown: CancellationToken,
     /// `host:port` clients are told to use.
     pub advertise: String,
+    /// Authentication methods.
+    pub authn: Authenticator,
     bootstrapped: AtomicBool,
     in_flight: Semaphore,
     request_timeout: Duration,
@@ -155,6 +163,13 @@ impl Server {
         )?;
 
         let tls = tls_acceptor(&pki)?;
+        let authn = Authenticator {
+            token_file: config
+                .token_auth_file
+                .as_deref()
+                .map(TokenFile::load)
+                .transpose()?,
+        };
         let caches = Arc::new(crate::watch_cache::WatchCaches::new(store.clone()));
         let registry = Registry {
             store,
@@ -166,6 +181,7 @@ impl Server {
             metrics,
             shutdown: CancellationToken::new(),
             advertise: advertise.clone(),
+            authn,
             bootstrapped: AtomicBool::new(false),
             in_flight: Semaphore::new(config.max_in_flight),
             request_timeout: config.request_timeout,
@@ -214,9 +230,22 @@ impl Server {
                         Ok(Ok(s)) => s,
                         _ => return,
                     };
+                // The chain was verified against the cluster CA during the handshake.
+                let client_cert: Option<Arc<UserInfo>> = stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|certs| certs.first())
+                    .and_then(|leaf| crate::authn::x509::user_from_der(leaf))
+                    .map(Arc::new);
                 let service = hyper::service::service_fn(move |req| {
                     let app = app.clone();
-                    async move { Ok::<_, std::convert::Infallible>(handle(app, req).await) }
+                    let client_cert = client_cert.clone();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(
+                            handle(app, client_cert.as_deref(), req).await,
+                        )
+                    }
                 });
                 let builder = auto::Builder::new(TokioExecutor::new());
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
@@ -235,7 +264,11 @@ impl Server {
     }
 }
 
-async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> Response {
+async fn handle(
+    app: Arc<App>,
+    client_cert: Option<&UserInfo>,
+    req: hyper::Request<Incoming>,
+) -> Response {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let query = Query::parse(parts.uri.query());
@@ -258,6 +291,19 @@ async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> Response {
             }
         }
     };
+    let user = match app
+        .authn
+        .authenticate(&app.registry, client_cert, &parts.headers)
+        .await
+    {
+        Ok(u) => u,
+        Err(e) => {
+            drop(permit);
+            app.metrics
+                .observe(&verb, &resource, 401, started.elapsed());
+            return e.into_response();
+        }
+    };
     let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => {
@@ -270,6 +316,7 @@ async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> Response {
         query,
         headers: parts.headers,
         body,
+        user,
     };
     let resp = if is_watch {
         handlers::dispatch(app.clone(), request).await
