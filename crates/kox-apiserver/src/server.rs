@@ -28,6 +28,9 @@ use crate::pki::ClusterPki;
 use crate::registry::Registry;
 use crate::user::UserInfo;
 
+/// Bytes an HTTP/2 stream may queue ahead of the socket (see `serve`).
+const WATCH_SEND_BUFFER: usize = 64 * 1024;
+
 /// How the API server runs. Every field's default is in [`ServerConfig::default`].
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -247,7 +250,13 @@ impl Server {
                         )
                     }
                 });
-                let builder = auto::Builder::new(TokioExecutor::new());
+                let mut builder = auto::Builder::new(TokioExecutor::new());
+                // Data a stream may have queued in HTTP/2 beyond what reached the socket: a
+                // watch stream then takes events from its bounded watcher channel only as fast as
+                // the client reads, so a slow client fills that channel and is dropped instead of
+                // parking thousands of events per stream in the connection (hyper's default,
+                // 400 KiB per stream, let 10,000 slow watches hold gigabytes).
+                builder.http2().max_send_buf_size(WATCH_SEND_BUFFER);
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                 let _ = watcher.watch(conn.into_owned()).await;
             });

@@ -178,15 +178,52 @@ async fn terminate(child: &mut Child, what: &str, log: &Path) -> Result<()> {
     }
 }
 
-/// `kox fake-nodes` as a child process: simulated nodes that run the pods bound to them.
-pub struct FakeNodesProcess {
+/// A helper `kox` process of a benchmark (`kox fake-nodes`, `kox scheduler`), an API client of
+/// the server; stopped with SIGTERM, killed if dropped.
+pub struct Helper {
     child: Child,
+    what: &'static str,
     log: PathBuf,
 }
 
-impl FakeNodesProcess {
-    /// Starts `count` simulated nodes joining the cluster of `kubeconfig`.
-    pub fn start(kubeconfig: &Path, count: usize, log: &Path) -> Result<Self> {
+impl Helper {
+    /// `count` simulated nodes joining the cluster of `kubeconfig`: they run the pods bound to
+    /// them.
+    pub fn fake_nodes(kubeconfig: &Path, count: usize, log: &Path) -> Result<Self> {
+        let count = count.to_string();
+        Self::spawn(
+            "kox fake-nodes",
+            &[
+                "fake-nodes".as_ref(),
+                "--kubeconfig".as_ref(),
+                kubeconfig.as_os_str(),
+                "--count".as_ref(),
+                count.as_ref(),
+            ],
+            log,
+        )
+    }
+
+    /// The scheduler in a process of its own.
+    pub fn scheduler(kubeconfig: &Path, log: &Path) -> Result<Self> {
+        let port = free_port()?.to_string();
+        Self::spawn(
+            "kox scheduler",
+            &[
+                "scheduler".as_ref(),
+                "--kubeconfig".as_ref(),
+                kubeconfig.as_os_str(),
+                "--bind-address".as_ref(),
+                "127.0.0.1".as_ref(),
+                "--secure-port".as_ref(),
+                port.as_ref(),
+                "--leader-elect=false".as_ref(),
+            ],
+            log,
+        )
+    }
+
+    fn spawn(what: &'static str, args: &[&std::ffi::OsStr], log: &Path) -> Result<Self> {
         let exe = std::env::current_exe().context("locating the kox binary")?;
         let log_file = std::fs::OpenOptions::new()
             .create(true)
@@ -194,27 +231,30 @@ impl FakeNodesProcess {
             .open(log)
             .with_context(|| format!("opening {}", log.display()))?;
         let child = Command::new(exe)
-            .arg("fake-nodes")
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .args(["--count", &count.to_string()])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
-            .context("starting kox fake-nodes")?;
+            .with_context(|| format!("starting {what}"))?;
         Ok(Self {
             child,
+            what,
             log: log.to_path_buf(),
         })
     }
 
+    /// The process's resident set size now (`VmRSS`), in KiB.
+    pub fn rss_kib(&self) -> Result<u64> {
+        proc_status_kib(self.child.id(), "VmRSS")
+    }
+
     pub async fn stop(mut self) -> Result<()> {
-        terminate(&mut self.child, "kox fake-nodes", &self.log).await
+        terminate(&mut self.child, self.what, &self.log).await
     }
 }
 
-impl Drop for FakeNodesProcess {
+impl Drop for Helper {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
