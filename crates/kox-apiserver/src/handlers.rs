@@ -429,6 +429,9 @@ async fn resource(
         }
         return match target.def.group {
             "authentication.k8s.io" => crate::authn::review::create(app, req, target.def).await,
+            "authorization.k8s.io" => {
+                crate::authz::review::create(app, req, target.def, target.namespace).await
+            }
             _ => Err(not_found_path(req)),
         };
     }
@@ -486,9 +489,16 @@ async fn resource(
             }
             let opts = req.query.write_options()?;
             let duplicates = duplicate_field_warnings(req, def, opts)?;
-            let mut w = reg
-                .create(def, target.namespace, req.json_body()?, opts)
-                .await?;
+            let body = req.json_body()?;
+            crate::authz::escalation::check_write(
+                &app.authz,
+                &req.user,
+                def,
+                target.namespace,
+                &body,
+            )
+            .await?;
+            let mut w = reg.create(def, target.namespace, body, opts).await?;
             w.warnings.extend(duplicates);
             Ok(written(req, w, render, def))
         }
@@ -528,6 +538,14 @@ async fn resource(
             };
             let duplicates = duplicate_field_warnings(req, def, opts)?;
             let (body, mut warnings) = reg.admit_body(def, req.json_body()?, opts)?;
+            crate::authz::escalation::check_write(
+                &app.authz,
+                &req.user,
+                def,
+                target.namespace,
+                &body,
+            )
+            .await?;
             warnings.extend(duplicates);
             let mut w = reg
                 .update_with(r, sub, opts, |_current| Ok((body.clone(), Vec::new())))
@@ -554,9 +572,36 @@ async fn resource(
                 _ => serde_json::from_slice(&req.body)
                     .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,
             };
+            // RBAC objects: check what the patch would grant before writing, and write only
+            // that (a concurrent change that alters the grant is a conflict, not a bypass).
+            let checked_grant = if def.group == "rbac.authorization.k8s.io" {
+                let current = reg.get(r).await?;
+                let patched = apply_patch(def, patch_type, &current, &patch)?;
+                crate::authz::escalation::check_write(
+                    &app.authz,
+                    &req.user,
+                    def,
+                    target.namespace,
+                    &patched,
+                )
+                .await?;
+                crate::authz::escalation::Grant::of(def, &patched)
+            } else {
+                None
+            };
             let w = reg
                 .update_with(r, sub, opts, |current| {
                     let patched = apply_patch(def, patch_type, current, &patch)?;
+                    if checked_grant.is_some()
+                        && crate::authz::escalation::Grant::of(def, &patched) != checked_grant
+                    {
+                        return Err(r.with_target(|t| {
+                            ApiError::conflict(
+                                t,
+                                "the object changed while its permissions were checked; retry",
+                            )
+                        }));
+                    }
                     let mut patched_checked = patched;
                     // A patch cannot pin another resourceVersion than the one it was applied to
                     // unless the patch names one itself.

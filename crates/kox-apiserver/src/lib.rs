@@ -9,6 +9,7 @@
 
 pub mod allocator;
 pub mod authn;
+pub mod authz;
 pub mod bootstrap;
 pub mod discovery;
 pub mod duplicate_fields;

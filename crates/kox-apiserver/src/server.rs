@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::allocator::Allocators;
 use crate::authn::{Authenticator, TokenFile};
+use crate::authz::{Authorizer, RequestInfo};
 use crate::error::ApiError;
 use crate::handlers::{self, MAX_BODY_BYTES, Query};
 use crate::metrics::Metrics;
@@ -82,6 +83,8 @@ pub struct App {
     pub advertise: String,
     /// Authentication methods.
     pub authn: Authenticator,
+    /// The authorizer chain (system:masters, then RBAC).
+    pub authz: Authorizer,
     bootstrapped: AtomicBool,
     in_flight: Semaphore,
     request_timeout: Duration,
@@ -174,6 +177,7 @@ impl Server {
                 .transpose()?,
         };
         let caches = Arc::new(crate::watch_cache::WatchCaches::new(store.clone()));
+        let authz = Authorizer::new(caches.clone());
         let registry = Registry {
             store,
             allocators: Arc::new(allocators),
@@ -185,6 +189,7 @@ impl Server {
             shutdown: CancellationToken::new(),
             advertise: advertise.clone(),
             authn,
+            authz,
             bootstrapped: AtomicBool::new(false),
             in_flight: Semaphore::new(config.max_in_flight),
             request_timeout: config.request_timeout,
@@ -198,6 +203,13 @@ impl Server {
         )
         .await
         .map_err(|e| anyhow::anyhow!("creating the bootstrap objects: {}", e.message()))?;
+        crate::authz::policy::ensure(&app.registry)
+            .await
+            .map_err(|e| anyhow::anyhow!("reconciling the default RBAC policy: {}", e.message()))?;
+        crate::authz::aggregation::aggregate(&app.registry)
+            .await
+            .map_err(|e| anyhow::anyhow!("aggregating cluster roles: {}", e.message()))?;
+        crate::authz::aggregation::spawn(app.clone());
         app.bootstrapped.store(true, Ordering::Relaxed);
         Ok(Self {
             app,
@@ -313,6 +325,13 @@ async fn handle(
             return e.into_response();
         }
     };
+    let info = RequestInfo::from_request(&parts.method, parts.uri.path(), &query);
+    if let Err(e) = app.authz.check(&user, &info).await {
+        drop(permit);
+        app.metrics
+            .observe(&verb, &resource, 403, started.elapsed());
+        return e.into_response();
+    }
     let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => {

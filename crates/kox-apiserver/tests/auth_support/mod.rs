@@ -215,3 +215,11 @@ pub async fn send_raw(
     let body = resp.into_body().collect().await.expect("body").to_bytes();
     (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
+
+/// The `Status` of a failed call; panics if the call did not fail with an API error.
+pub fn api_error<T: std::fmt::Debug>(result: Result<T, kube::Error>) -> kube::core::Status {
+    match result {
+        Err(kube::Error::Api(status)) => *status,
+        other => panic!("expected an API error (Status), got {other:?}"),
+    }
+}
