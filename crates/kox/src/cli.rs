@@ -25,6 +25,8 @@ enum Command {
     Version,
     /// Run the scheduler alone, as a client of a cluster.
     Scheduler(crate::scheduler_cmd::SchedulerArgs),
+    /// Run the controller manager alone, as a client of a cluster.
+    ControllerManager(crate::controller_manager_cmd::ControllerManagerArgs),
     /// Simulate nodes: register them, keep them Ready, and run their pods without containers.
     FakeNodes(crate::fake_nodes_cmd::FakeNodesArgs),
     /// Run a benchmark and print its results.
@@ -55,6 +57,7 @@ pub fn run() -> ExitCode {
     match cli.command {
         Command::Server(args) => run_async(crate::server::run(args)),
         Command::Scheduler(args) => run_async(crate::scheduler_cmd::run(args)),
+        Command::ControllerManager(args) => run_async(crate::controller_manager_cmd::run(args)),
         Command::FakeNodes(args) => run_async(crate::fake_nodes_cmd::run(args)),
         Command::Version => {
             println!("kox version {}", env!("CARGO_PKG_VERSION"));

@@ -1,4 +1,5 @@
-//! `kox server`: the control plane in one process (today: the store and the API server).
+//! `kox server`: the control plane in one process: the store, the API server, and (unless
+//! disabled) the scheduler and the controller manager.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -37,6 +38,9 @@ pub struct ServerArgs {
     /// Do not run the scheduler in this process.
     #[arg(long)]
     pub disable_scheduler: bool,
+    /// Do not run the controller manager in this process.
+    #[arg(long)]
+    pub disable_controller_manager: bool,
     /// Where the cluster state lives when it is not the embedded store.
     #[command(flatten)]
     pub datastore: Box<DatastoreArgs>,
@@ -132,13 +136,19 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     if !args.disable_scheduler {
         crate::scheduler_cmd::spawn_in_process(&server.kubeconfig, stop.clone());
     }
+    let controller_manager = (!args.disable_controller_manager)
+        .then(|| crate::controller_manager_cmd::spawn_in_process(&server.kubeconfig, stop.clone()));
     let signals = stop.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("stopping: finishing in-flight requests");
         signals.cancel();
     });
-    server.serve(stop).await
+    let served = server.serve(stop).await;
+    if let Some(cm) = controller_manager {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), cm).await;
+    }
+    served
 }
 
 /// The host's first non-loopback IPv4 address, from the kernel's local routing table.
