@@ -423,10 +423,17 @@ impl Registry {
                     created: false,
                 });
             }
-            // The last finalizer gone from an object being deleted: it goes now.
+            // The last finalizer gone from an object being deleted: it goes now. A namespace
+            // also waits for its `spec.finalizers` (the namespace controller's `kubernetes`).
             if new.pointer("/metadata/deletionTimestamp").is_some()
                 && finalizers(&new).is_empty()
                 && !graceful_pending(&new)
+                && !(def.kind == "Namespace"
+                    && def.group.is_empty()
+                    && new
+                        .pointer("/spec/finalizers")
+                        .and_then(Value::as_array)
+                        .is_some_and(|f| !f.is_empty()))
             {
                 return match self
                     .store
@@ -667,7 +674,14 @@ impl Registry {
             } else {
                 0
             };
-            let namespace_delete = r.def.kind == "Namespace" && r.def.group.is_empty();
+            // A namespace waits for its `spec.finalizers` (upstream deletes one without any at
+            // once).
+            let namespace_delete = r.def.kind == "Namespace"
+                && r.def.group.is_empty()
+                && obj
+                    .pointer("/spec/finalizers")
+                    .and_then(Value::as_array)
+                    .is_some_and(|f| !f.is_empty());
             let soft = !fins.is_empty() || pod_grace > 0 || namespace_delete;
             if !soft {
                 if dry_run {
@@ -710,7 +724,7 @@ impl Registry {
             if !fins.is_empty() {
                 m.insert("finalizers".into(), json!(fins));
             }
-            if namespace_delete {
+            if r.def.kind == "Namespace" && r.def.group.is_empty() {
                 obj["status"]["phase"] = json!("Terminating");
             }
             if dry_run {

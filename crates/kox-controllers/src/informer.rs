@@ -214,7 +214,9 @@ impl<K: Resource + Clone + Send + Sync + 'static> Informer<K> {
             .collect();
         let mut cache = self.write();
         let old = &*cache;
-        let mut changes: Vec<(Option<Arc<K>>, Option<Arc<K>>)> = Vec::new();
+        // (before, after) of each key that changed.
+        type Pair<K> = (Option<Arc<K>>, Option<Arc<K>>);
+        let mut changes: Vec<Pair<K>> = Vec::new();
         for (key, obj) in &new {
             match old.get(key) {
                 None => changes.push((None, Some(obj.clone()))),

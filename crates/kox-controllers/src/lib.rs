@@ -14,7 +14,7 @@
 //!   configuration; `manager.rs` — leader election, the health endpoint, selecting and running
 //!   the controllers.
 //!
-//! The controllers: `namespace`, `garbagecollector` (`gc/`), `serviceaccount`,
+//! The controllers: `namespace`, `garbagecollector` (`gc.rs`), `serviceaccount`,
 //! `root_ca_publisher`, `endpoints`, `endpointslice`, `node_lifecycle`, `podgc`,
 //! `resourcequota`, `disruption`; and the workload controllers in `workloads/`.
 //!
@@ -23,9 +23,12 @@
 #![forbid(unsafe_code)]
 
 pub mod context;
+pub mod discovery;
 pub mod events;
+pub mod gc;
 pub mod informer;
 pub mod manager;
+pub mod namespace;
 pub mod queue;
 pub mod workloads;
 
@@ -60,6 +63,9 @@ pub trait Controller: Send + Sync + 'static {
 
 /// Every controller this crate has, in start order.
 pub fn all_controllers() -> Vec<Box<dyn Controller>> {
-    let mine: Vec<Box<dyn Controller>> = vec![];
+    let mine: Vec<Box<dyn Controller>> = vec![
+        Box::new(namespace::NamespaceController),
+        Box::new(gc::GarbageCollector),
+    ];
     mine.into_iter().chain(workloads::controllers()).collect()
 }
