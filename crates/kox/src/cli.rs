@@ -21,6 +21,9 @@ struct Cli {
 enum Command {
     /// Run the control plane: store and API server, in the foreground.
     Server(crate::server::ServerArgs),
+    /// Run the API server alone (same flags as `server`): several of them can share one etcd
+    /// cluster (`--datastore-endpoint`, `--token`).
+    Apiserver(crate::server::ServerArgs),
     /// Print the kox and Kubernetes versions.
     Version,
     /// Run the scheduler alone, as a client of a cluster.
@@ -54,6 +57,7 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Server(args) => run_async(crate::server::run(args)),
+        Command::Apiserver(args) => run_async(crate::server::run_apiserver(args)),
         Command::Scheduler(args) => run_async(crate::scheduler_cmd::run(args)),
         Command::FakeNodes(args) => run_async(crate::fake_nodes_cmd::run(args)),
         Command::Version => {
