@@ -51,6 +51,8 @@ enum BenchCommand {
     Footprint(crate::bench_api::FootprintArgs),
     /// Process start to /readyz, empty and with 100,000 objects.
     Startup(crate::bench_api::StartupArgs),
+    /// store-write and api-write on the embedded engine, a 1-member and a 3-member etcd.
+    Engines(crate::bench_api::EnginesArgs),
 }
 
 pub fn run() -> ExitCode {
@@ -72,6 +74,7 @@ pub fn run() -> ExitCode {
             BenchCommand::WatchFanout(a) => run_async(crate::bench_api::watch_fanout(a)),
             BenchCommand::Footprint(a) => run_async(crate::bench_api::footprint(a)),
             BenchCommand::Startup(a) => run_async(crate::bench_api::startup(a)),
+            BenchCommand::Engines(a) => run_async(crate::bench_api::engines(a)),
         },
     }
 }
