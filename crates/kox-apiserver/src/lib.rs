@@ -9,6 +9,7 @@
 
 pub mod allocator;
 pub mod bootstrap;
+pub mod cluster_secrets;
 pub mod discovery;
 pub mod duplicate_fields;
 pub mod error;
