@@ -7,6 +7,7 @@
 mod bench;
 mod bench_api;
 mod cli;
+mod datastore_cmd;
 mod fake_nodes_cmd;
 mod scheduler_cmd;
 mod server;
