@@ -15,6 +15,7 @@ pub mod bench;
 pub mod conformance;
 pub mod embedded;
 pub mod etcd;
+pub mod snapshot;
 
 pub use error::{Error, Result};
 pub use types::*;

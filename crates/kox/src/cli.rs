@@ -26,6 +26,9 @@ enum Command {
     Apiserver(crate::server::ServerArgs),
     /// Print the kox and Kubernetes versions.
     Version,
+    /// Snapshots of the cluster state, and moving it from the embedded store to etcd.
+    #[command(subcommand)]
+    Datastore(crate::datastore_cmd::DatastoreCommand),
     /// Run the scheduler alone, as a client of a cluster.
     Scheduler(crate::scheduler_cmd::SchedulerArgs),
     /// Run the controller manager alone, as a client of a cluster.
@@ -65,6 +68,7 @@ pub fn run() -> ExitCode {
         Command::Scheduler(args) => run_async(crate::scheduler_cmd::run(args)),
         Command::ControllerManager(args) => run_async(crate::controller_manager_cmd::run(args)),
         Command::FakeNodes(args) => run_async(crate::fake_nodes_cmd::run(args)),
+        Command::Datastore(command) => run_async(crate::datastore_cmd::run(command)),
         Command::Version => {
             println!("kox version {}", env!("CARGO_PKG_VERSION"));
             println!("Kubernetes version {KUBERNETES_VERSION}");

@@ -52,7 +52,7 @@ pub struct ServerArgs {
 }
 
 /// The etcd datastore flags of `kox server` (none given: the embedded store).
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Default)]
 pub struct DatastoreArgs {
     /// Keep the cluster state in etcd instead of the embedded store: the members' client URLs,
     /// comma-separated (e.g. `https://10.0.0.1:2379,https://10.0.0.2:2379`).
@@ -69,7 +69,7 @@ pub struct DatastoreArgs {
     pub datastore_keyfile: Option<PathBuf>,
 }
 
-fn default_data_dir() -> PathBuf {
+pub fn default_data_dir() -> PathBuf {
     let is_root = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -90,12 +90,12 @@ fn default_data_dir() -> PathBuf {
     home.join(".local/share/kox")
 }
 
-/// Runs the server until SIGTERM or SIGINT.
-pub async fn run(args: ServerArgs) -> Result<()> {
-    let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
-    let datastore = &args.datastore;
+/// Opens the cluster's store: the embedded engine in `data_dir/db`, or etcd when
+/// `--datastore-endpoint` is given.
+pub async fn open_store(
+    data_dir: &std::path::Path,
+    datastore: &DatastoreArgs,
+) -> Result<Arc<dyn kox_store::Store>> {
     let store: Arc<dyn kox_store::Store> = if datastore.datastore_endpoint.is_empty() {
         let db = data_dir.join("db");
         let store = EmbeddedStore::open(&db, EmbeddedOptions::default())
@@ -117,6 +117,16 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         })?;
         Arc::new(store)
     };
+    Ok(store)
+}
+
+/// Runs the server until SIGTERM or SIGINT.
+pub async fn run(args: ServerArgs) -> Result<()> {
+    let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    let datastore = &args.datastore;
+    let store = open_store(&data_dir, datastore).await?;
     // A shared datastore shares the cluster's secrets, under the token.
     let cluster_token = if datastore.datastore_endpoint.is_empty() {
         None
