@@ -10,6 +10,7 @@
 pub mod admission;
 pub mod allocator;
 pub mod bootstrap;
+pub mod cluster_secrets;
 pub mod discovery;
 pub mod duplicate_fields;
 pub mod error;

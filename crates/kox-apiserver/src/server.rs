@@ -26,6 +26,9 @@ use crate::metrics::Metrics;
 use crate::pki::ClusterPki;
 use crate::registry::Registry;
 
+/// Bytes an HTTP/2 stream may queue ahead of the socket (see `serve`).
+const WATCH_SEND_BUFFER: usize = 64 * 1024;
+
 /// How the API server runs. Every field's default is in [`ServerConfig::default`].
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -46,6 +49,10 @@ pub struct ServerConfig {
     /// The address other cluster members reach this server at, published as the `kubernetes`
     /// service's endpoint (default: none, so the service has no endpoints).
     pub advertise_address: Option<IpAddr>,
+    /// The cluster token: with it, the cluster's CA and keys are kept in the datastore,
+    /// encrypted with the token, so that servers sharing a datastore share them (`None`: each
+    /// server keeps its own; right for the embedded store).
+    pub cluster_token: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -59,6 +66,7 @@ impl Default for ServerConfig {
             max_in_flight: 400,
             request_timeout: Duration::from_secs(60),
             advertise_address: None,
+            cluster_token: None,
         }
     }
 }
@@ -95,6 +103,36 @@ impl App {
             "compiler": "rustc",
             "platform": format!("linux/{}", if cfg!(target_arch = "aarch64") { "arm64" } else { "amd64" }),
         })
+    }
+}
+
+/// Certificates issued from the cluster's secrets, re-issued when those change.
+const DERIVED_FILES: &[&str] = &[
+    "tls/serving.crt",
+    "tls/serving.key",
+    "tls/serving.sans",
+    "tls/admin.crt",
+    "tls/admin.key",
+];
+
+/// Loads (or creates) the PKI; with a cluster token, the CA is the one every server sharing the
+/// datastore uses.
+async fn load_pki(config: &ServerConfig, sans: &[String], store: &dyn Store) -> Result<ClusterPki> {
+    use crate::cluster_secrets::{self, Outcome};
+    let Some(token) = &config.cluster_token else {
+        return ClusterPki::load_or_create(&config.data_dir, sans);
+    };
+    let downloaded =
+        cluster_secrets::download(store, &config.data_dir, token, DERIVED_FILES).await?;
+    let pki = ClusterPki::load_or_create(&config.data_dir, sans)?;
+    cluster_secrets::remember_token(&config.data_dir, token)?;
+    if downloaded {
+        return Ok(pki);
+    }
+    match cluster_secrets::upload_or_adopt(store, &config.data_dir, token, DERIVED_FILES).await? {
+        Outcome::Uploaded => Ok(pki),
+        // Another server stored its secrets first: use those.
+        Outcome::Downloaded => ClusterPki::load_or_create(&config.data_dir, sans),
     }
 }
 
@@ -136,7 +174,7 @@ impl Server {
         sans.push(allocators.first_ip().to_string());
         sans.extend(config.tls_sans.iter().cloned());
         sans.dedup();
-        let pki = ClusterPki::load_or_create(&config.data_dir, &sans)?;
+        let pki = load_pki(&config, &sans, store.as_ref()).await?;
 
         let listener = tokio::net::TcpListener::bind((config.bind_address, config.secure_port))
             .await
@@ -219,7 +257,13 @@ impl Server {
                     let app = app.clone();
                     async move { Ok::<_, std::convert::Infallible>(handle(app, req).await) }
                 });
-                let builder = auto::Builder::new(TokioExecutor::new());
+                let mut builder = auto::Builder::new(TokioExecutor::new());
+                // Data a stream may have queued in HTTP/2 beyond what reached the socket: a
+                // watch stream then takes events from its bounded watcher channel only as fast as
+                // the client reads, so a slow client fills that channel and is dropped instead of
+                // parking thousands of events per stream in the connection (hyper's default,
+                // 400 KiB per stream, let 10,000 slow watches hold gigabytes).
+                builder.http2().max_send_buf_size(WATCH_SEND_BUFFER);
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                 let _ = watcher.watch(conn.into_owned()).await;
             });

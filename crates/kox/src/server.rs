@@ -37,6 +37,11 @@ pub struct ServerArgs {
     /// Do not run the scheduler in this process.
     #[arg(long)]
     pub disable_scheduler: bool,
+    /// The cluster token. With `--datastore-endpoint`, the cluster's CA and keys are kept in the
+    /// datastore encrypted with it: servers started with the same datastore and token form one
+    /// cluster. Default: the token in DATA_DIR/token, created on first start.
+    #[arg(long, env = "KOX_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// Where the cluster state lives when it is not the embedded store.
     #[command(flatten)]
     pub datastore: Box<DatastoreArgs>,
@@ -108,6 +113,25 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         })?;
         Arc::new(store)
     };
+    // A shared datastore shares the cluster's secrets, under the token.
+    let cluster_token = if datastore.datastore_endpoint.is_empty() {
+        None
+    } else {
+        match args.token.clone().filter(|t| !t.trim().is_empty()) {
+            Some(token) => Some(token.trim().to_string()),
+            None => {
+                let had_token = data_dir.join("token").exists();
+                let token = kox_apiserver::cluster_secrets::load_or_create_token(&data_dir)?;
+                if !had_token {
+                    println!(
+                        "kox: cluster token written to {}; start other servers of this cluster with --token <its contents>",
+                        data_dir.join("token").display()
+                    );
+                }
+                Some(token)
+            }
+        }
+    };
     let config = ServerConfig {
         data_dir: data_dir.clone(),
         bind_address: args.bind_address,
@@ -120,6 +144,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
                 Some(args.bind_address).filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
             })
             .or_else(host_address),
+        cluster_token,
         ..ServerConfig::default()
     };
     let server = Server::bind(config, store).await?;
@@ -139,6 +164,12 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         signals.cancel();
     });
     server.serve(stop).await
+}
+
+/// Runs `kox apiserver`: the API server without the components `kox server` hosts beside it.
+pub async fn run_apiserver(mut args: ServerArgs) -> Result<()> {
+    args.disable_scheduler = true;
+    run(args).await
 }
 
 /// The host's first non-loopback IPv4 address, from the kernel's local routing table.

@@ -3,7 +3,9 @@
 //!
 //! Without `--nodes` the server runs alone (`--disable-scheduler`) and the pods stay pending.
 //! With `--nodes N` it runs as shipped, with its scheduler, and `kox fake-nodes` (a separate
-//! process, not measured) simulates N nodes that the pods are bound to and run on.
+//! process, not measured) simulates N nodes that the pods are bound to and run on; with
+//! `--scheduler-process` too, the scheduler runs as `kox scheduler` beside the server, so that
+//! the server's figure is the API server's own.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -15,7 +17,7 @@ use serde_json::json;
 use super::client::{Conn, Protocol, query_escape};
 use super::load::{collection, create_many, pod};
 use super::report::{self, Table, goal, median, mib, parse_secs};
-use super::server_proc::{FakeNodesProcess, ServerProcess};
+use super::server_proc::{Helper, ServerProcess};
 
 /// Flags of `kox bench footprint`.
 #[derive(Args, Debug)]
@@ -32,6 +34,9 @@ pub struct FootprintArgs {
     /// Simulated nodes (`kox fake-nodes`) the pods are scheduled to; 0 runs the API server alone.
     #[arg(long, default_value_t = 0)]
     pub nodes: usize,
+    /// With --nodes: run the scheduler as a process of its own (its RSS is reported apart).
+    #[arg(long)]
+    pub scheduler_process: bool,
     /// Runs, each on a fresh server; the table reports their medians.
     #[arg(long, default_value_t = 1)]
     pub runs: usize,
@@ -46,6 +51,8 @@ struct Readings {
     pods: u64,
     pods_cached: u64,
     peak: u64,
+    /// The separate scheduler process's RSS at the end, with `--scheduler-process`.
+    scheduler: Option<u64>,
 }
 
 async fn one_run(args: &FootprintArgs) -> Result<Readings> {
@@ -55,16 +62,25 @@ async fn one_run(args: &FootprintArgs) -> Result<Readings> {
         .context("creating a temporary directory")?;
     let data = tmp.path().join("data");
     let log = tmp.path().join("server.log");
-    let server = if args.nodes > 0 {
+    let in_process = args.nodes > 0 && !args.scheduler_process;
+    let server = if in_process {
         ServerProcess::start_with_scheduler(&data, &log).await?
     } else {
         ServerProcess::start(&data, &log).await?
+    };
+    let scheduler = if args.nodes > 0 && args.scheduler_process {
+        Some(Helper::scheduler(
+            &server.kubeconfig(),
+            &tmp.path().join("scheduler.log"),
+        )?)
+    } else {
+        None
     };
     tokio::time::sleep(args.settle).await;
     let idle = server.rss_kib()?;
     let conns = server.connect(Protocol::Http2, 4).await?;
     let nodes = if args.nodes > 0 {
-        let nodes = FakeNodesProcess::start(
+        let nodes = Helper::fake_nodes(
             &server.kubeconfig(),
             args.nodes,
             &tmp.path().join("fake-nodes.log"),
@@ -103,8 +119,12 @@ async fn one_run(args: &FootprintArgs) -> Result<Readings> {
     tokio::time::sleep(args.settle).await;
     let pods_cached = server.rss_kib()?;
     let peak = server.peak_rss_kib()?;
+    let scheduler_rss = scheduler.as_ref().map(Helper::rss_kib).transpose()?;
     if let Some(nodes) = nodes {
         nodes.stop().await?;
+    }
+    if let Some(scheduler) = scheduler {
+        scheduler.stop().await?;
     }
     server.stop().await?;
     Ok(Readings {
@@ -112,6 +132,7 @@ async fn one_run(args: &FootprintArgs) -> Result<Readings> {
         pods,
         pods_cached,
         peak,
+        scheduler: scheduler_rss,
     })
 }
 
@@ -138,7 +159,12 @@ struct Items {
 
 pub async fn run(args: FootprintArgs) -> Result<()> {
     let mut table = Table::new(
-        if args.nodes > 0 {
+        if args.nodes > 0 && args.scheduler_process {
+            format!(
+                "footprint: kox server --disable-scheduler RSS (VmRSS), idle and with {} nodes and {} running pods (kox scheduler in its own process)",
+                args.nodes, args.pods
+            )
+        } else if args.nodes > 0 {
             format!(
                 "footprint: kox server (with its scheduler) RSS (VmRSS), idle and with {} nodes and {} running pods",
                 args.nodes, args.pods
@@ -155,6 +181,7 @@ pub async fn run(args: FootprintArgs) -> Result<()> {
             "pods stored",
             "pods + watch cache",
             "peak (VmHWM)",
+            "scheduler process",
         ],
     );
     let mut all = Vec::new();
@@ -166,6 +193,7 @@ pub async fn run(args: FootprintArgs) -> Result<()> {
             mib(x.pods),
             mib(x.pods_cached),
             mib(x.peak),
+            x.scheduler.map(mib).unwrap_or_else(|| "-".into()),
         ]);
         all.push(x);
     }
@@ -184,6 +212,11 @@ pub async fn run(args: FootprintArgs) -> Result<()> {
             mib(pods as u64),
             mib(cached as u64),
             mib(peak as u64),
+            if args.scheduler_process && args.nodes > 0 {
+                mib(med(|x| x.scheduler.unwrap_or_default()) as u64)
+            } else {
+                "-".into()
+            },
         ]);
     }
     table.print();
@@ -211,9 +244,11 @@ pub async fn run(args: FootprintArgs) -> Result<()> {
         json!({
             "benchmark": "footprint",
             "params": { "pods": args.pods, "nodes": args.nodes, "settle_seconds": args.settle.as_secs_f64(), "runs": args.runs },
-            "scheduler_in_server": args.nodes > 0,
+            "scheduler_in_server": args.nodes > 0 && !args.scheduler_process,
+            "scheduler_process": args.nodes > 0 && args.scheduler_process,
             "runs": all.iter().map(|x| json!({
                 "idle_kib": x.idle, "pods_kib": x.pods, "pods_watch_cache_kib": x.pods_cached, "peak_kib": x.peak,
+                "scheduler_process_kib": x.scheduler,
             })).collect::<Vec<_>>(),
             "median_kib": { "idle": idle, "pods": pods, "pods_watch_cache": cached, "peak": peak },
             "goals": goals,

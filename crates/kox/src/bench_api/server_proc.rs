@@ -35,15 +35,20 @@ impl ServerProcess {
     /// Starts the API server alone (`kox server --disable-scheduler`) on `data_dir` (created if
     /// absent), logging to `log`, and waits until `/readyz` answers 200.
     pub async fn start(data_dir: &Path, log: &Path) -> Result<Self> {
-        Self::spawn(data_dir, log, false).await
+        Self::spawn(data_dir, log, false, &[]).await
+    }
+
+    /// Starts the API server alone with extra flags (e.g. `--datastore-endpoint`).
+    pub async fn start_with_flags(data_dir: &Path, log: &Path, flags: &[String]) -> Result<Self> {
+        Self::spawn(data_dir, log, false, flags).await
     }
 
     /// Starts `kox server` as shipped, with the scheduler in the process.
     pub async fn start_with_scheduler(data_dir: &Path, log: &Path) -> Result<Self> {
-        Self::spawn(data_dir, log, true).await
+        Self::spawn(data_dir, log, true, &[]).await
     }
 
-    async fn spawn(data_dir: &Path, log: &Path, scheduler: bool) -> Result<Self> {
+    async fn spawn(data_dir: &Path, log: &Path, scheduler: bool, flags: &[String]) -> Result<Self> {
         let exe = std::env::current_exe().context("locating the kox binary")?;
         let port = free_port()?;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
@@ -64,6 +69,7 @@ impl ServerProcess {
             // The API benchmarks measure the API server alone; the scheduler would add writes.
             command.arg("--disable-scheduler");
         }
+        command.args(flags);
         let started = Instant::now();
         let mut child = command
             .stdin(Stdio::null())
@@ -178,15 +184,52 @@ async fn terminate(child: &mut Child, what: &str, log: &Path) -> Result<()> {
     }
 }
 
-/// `kox fake-nodes` as a child process: simulated nodes that run the pods bound to them.
-pub struct FakeNodesProcess {
+/// A helper `kox` process of a benchmark (`kox fake-nodes`, `kox scheduler`), an API client of
+/// the server; stopped with SIGTERM, killed if dropped.
+pub struct Helper {
     child: Child,
+    what: &'static str,
     log: PathBuf,
 }
 
-impl FakeNodesProcess {
-    /// Starts `count` simulated nodes joining the cluster of `kubeconfig`.
-    pub fn start(kubeconfig: &Path, count: usize, log: &Path) -> Result<Self> {
+impl Helper {
+    /// `count` simulated nodes joining the cluster of `kubeconfig`: they run the pods bound to
+    /// them.
+    pub fn fake_nodes(kubeconfig: &Path, count: usize, log: &Path) -> Result<Self> {
+        let count = count.to_string();
+        Self::spawn(
+            "kox fake-nodes",
+            &[
+                "fake-nodes".as_ref(),
+                "--kubeconfig".as_ref(),
+                kubeconfig.as_os_str(),
+                "--count".as_ref(),
+                count.as_ref(),
+            ],
+            log,
+        )
+    }
+
+    /// The scheduler in a process of its own.
+    pub fn scheduler(kubeconfig: &Path, log: &Path) -> Result<Self> {
+        let port = free_port()?.to_string();
+        Self::spawn(
+            "kox scheduler",
+            &[
+                "scheduler".as_ref(),
+                "--kubeconfig".as_ref(),
+                kubeconfig.as_os_str(),
+                "--bind-address".as_ref(),
+                "127.0.0.1".as_ref(),
+                "--secure-port".as_ref(),
+                port.as_ref(),
+                "--leader-elect=false".as_ref(),
+            ],
+            log,
+        )
+    }
+
+    fn spawn(what: &'static str, args: &[&std::ffi::OsStr], log: &Path) -> Result<Self> {
         let exe = std::env::current_exe().context("locating the kox binary")?;
         let log_file = std::fs::OpenOptions::new()
             .create(true)
@@ -194,27 +237,30 @@ impl FakeNodesProcess {
             .open(log)
             .with_context(|| format!("opening {}", log.display()))?;
         let child = Command::new(exe)
-            .arg("fake-nodes")
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .args(["--count", &count.to_string()])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
-            .context("starting kox fake-nodes")?;
+            .with_context(|| format!("starting {what}"))?;
         Ok(Self {
             child,
+            what,
             log: log.to_path_buf(),
         })
     }
 
+    /// The process's resident set size now (`VmRSS`), in KiB.
+    pub fn rss_kib(&self) -> Result<u64> {
+        proc_status_kib(self.child.id(), "VmRSS")
+    }
+
     pub async fn stop(mut self) -> Result<()> {
-        terminate(&mut self.child, "kox fake-nodes", &self.log).await
+        terminate(&mut self.child, self.what, &self.log).await
     }
 }
 
-impl Drop for FakeNodesProcess {
+impl Drop for Helper {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
