@@ -67,7 +67,7 @@ impl Query {
         })
     }
 
-    fn write_options(&self) -> ApiResult<WriteOptions> {
+    fn write_options(&self) -> ApiResult<WriteOptions<'static>> {
         let dry_run = match self.get("dryRun") {
             None | Some("") => false,
             Some("All") => true,
@@ -90,6 +90,7 @@ impl Query {
         Ok(WriteOptions {
             dry_run,
             field_validation,
+            user: None,
         })
     }
 }
@@ -123,6 +124,19 @@ impl Request {
     fn wants_yaml(&self) -> bool {
         let accept = self.accept();
         accept.starts_with("application/yaml") && !accept.contains("as=Table")
+    }
+
+    /// The write options of the query, with the requesting user for admission.
+    pub fn write_options(&self) -> ApiResult<WriteOptions<'_>> {
+        Ok(WriteOptions {
+            user: self.user(),
+            ..self.query.write_options()?
+        })
+    }
+
+    /// The requesting user, as admission sees it.
+    pub fn user(&self) -> Option<&crate::admission::UserInfo> {
+        Some(&self.user)
     }
 
     /// The request body as JSON (from JSON or YAML).
@@ -487,7 +501,7 @@ async fn resource(
             if def.kind == "Binding" {
                 return subresources::bind(app, req, target.namespace.unwrap_or(""), None).await;
             }
-            let opts = req.query.write_options()?;
+            let opts = req.write_options()?;
             let duplicates = duplicate_field_warnings(req, def, opts)?;
             let body = req.json_body()?;
             crate::authz::escalation::check_write(
@@ -530,7 +544,7 @@ async fn resource(
             .await
         }
         (&Method::PUT, Some(name), sub @ (None | Some("status") | Some("finalize"))) => {
-            let opts = req.query.write_options()?;
+            let opts = req.write_options()?;
             let r = ObjectRef {
                 def,
                 namespace: target.namespace,
@@ -554,7 +568,7 @@ async fn resource(
             Ok(written(req, w, render, def))
         }
         (&Method::PATCH, Some(name), sub @ (None | Some("status"))) => {
-            let opts = req.query.write_options()?;
+            let opts = req.write_options()?;
             let r = ObjectRef {
                 def,
                 namespace: target.namespace,
@@ -618,7 +632,7 @@ async fn resource(
             Ok(written(req, w, render, def))
         }
         (&Method::DELETE, Some(name), None) => {
-            let opts = req.query.write_options()?;
+            let opts = req.write_options()?;
             let options = delete_options(req)?;
             let obj = reg
                 .delete(
@@ -628,7 +642,7 @@ async fn resource(
                         name,
                     },
                     &options,
-                    opts.dry_run,
+                    opts,
                 )
                 .await?;
             let gone_now = obj.pointer("/metadata/deletionTimestamp").is_none();
@@ -648,7 +662,7 @@ async fn resource(
             Ok(respond(req, StatusCode::OK, &obj, &[]))
         }
         (&Method::DELETE, None, None) => {
-            let opts = req.query.write_options()?;
+            let opts = req.write_options()?;
             let options = delete_options(req)?;
             let q = req.query.list_query()?;
             let listed = reg.list(def, target.namespace, &q).await?;
@@ -671,7 +685,7 @@ async fn resource(
                             name: &name,
                         },
                         &options,
-                        opts.dry_run,
+                        opts,
                     )
                     .await
                 {
@@ -694,7 +708,7 @@ async fn resource(
 fn duplicate_field_warnings(
     req: &Request,
     def: &ResourceDef,
-    opts: WriteOptions,
+    opts: WriteOptions<'_>,
 ) -> ApiResult<Vec<String>> {
     if opts.field_validation == FieldValidation::Ignore
         || !req.content_type().starts_with("application/json")

@@ -7,10 +7,12 @@
 //! **Architecture invariant:** this is the only crate that reads or writes the store.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod allocator;
 pub mod authn;
 pub mod authz;
 pub mod bootstrap;
+pub mod cluster_secrets;
 pub mod discovery;
 pub mod duplicate_fields;
 pub mod error;

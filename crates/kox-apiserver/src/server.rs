@@ -55,6 +55,10 @@ pub struct ServerConfig {
     /// Static bearer tokens, upstream's CSV format `token,user,uid,"group1,group2"`
     /// (default: none).
     pub token_auth_file: Option<PathBuf>,
+    /// The cluster token: with it, the cluster's CA and keys are kept in the datastore,
+    /// encrypted with the token, so that servers sharing a datastore share them (`None`: each
+    /// server keeps its own; right for the embedded store).
+    pub cluster_token: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -69,6 +73,7 @@ impl Default for ServerConfig {
             request_timeout: Duration::from_secs(60),
             advertise_address: None,
             token_auth_file: None,
+            cluster_token: None,
         }
     }
 }
@@ -112,6 +117,36 @@ impl App {
     }
 }
 
+/// Certificates issued from the cluster's secrets, re-issued when those change.
+const DERIVED_FILES: &[&str] = &[
+    "tls/serving.crt",
+    "tls/serving.key",
+    "tls/serving.sans",
+    "tls/admin.crt",
+    "tls/admin.key",
+];
+
+/// Loads (or creates) the PKI; with a cluster token, the CA is the one every server sharing the
+/// datastore uses.
+async fn load_pki(config: &ServerConfig, sans: &[String], store: &dyn Store) -> Result<ClusterPki> {
+    use crate::cluster_secrets::{self, Outcome};
+    let Some(token) = &config.cluster_token else {
+        return ClusterPki::load_or_create(&config.data_dir, sans);
+    };
+    let downloaded =
+        cluster_secrets::download(store, &config.data_dir, token, DERIVED_FILES).await?;
+    let pki = ClusterPki::load_or_create(&config.data_dir, sans)?;
+    cluster_secrets::remember_token(&config.data_dir, token)?;
+    if downloaded {
+        return Ok(pki);
+    }
+    match cluster_secrets::upload_or_adopt(store, &config.data_dir, token, DERIVED_FILES).await? {
+        Outcome::Uploaded => Ok(pki),
+        // Another server stored its secrets first: use those.
+        Outcome::Downloaded => ClusterPki::load_or_create(&config.data_dir, sans),
+    }
+}
+
 /// A server that has bound its port and written its kubeconfig, ready to serve.
 pub struct Server {
     app: Arc<App>,
@@ -150,7 +185,7 @@ impl Server {
         sans.push(allocators.first_ip().to_string());
         sans.extend(config.tls_sans.iter().cloned());
         sans.dedup();
-        let pki = ClusterPki::load_or_create(&config.data_dir, &sans)?;
+        let pki = load_pki(&config, &sans, store.as_ref()).await?;
 
         let listener = tokio::net::TcpListener::bind((config.bind_address, config.secure_port))
             .await
@@ -182,6 +217,7 @@ impl Server {
             store,
             allocators: Arc::new(allocators),
             caches,
+            admission: Arc::new(crate::admission::Chain::standard()),
         };
         let app = Arc::new(App {
             registry,

@@ -66,4 +66,8 @@ impl Store for InstrumentedStore {
     async fn status(&self) -> Result<StoreStatus> {
         self.inner.status().await
     }
+
+    async fn member_health(&self) -> Vec<Result<()>> {
+        self.inner.member_health().await
+    }
 }

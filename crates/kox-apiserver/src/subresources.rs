@@ -2,7 +2,6 @@
 //! computed `componentstatuses`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::response::{IntoResponse, Response};
 use http::{Method, StatusCode, header};
@@ -76,6 +75,7 @@ pub async fn bind(
     let opts = crate::registry::WriteOptions {
         dry_run,
         field_validation: crate::registry::FieldValidation::Ignore,
+        user: req.user(),
     };
     app.registry
         .update_with(r, Some("binding"), opts, |current| {
@@ -116,7 +116,15 @@ pub async fn evict(app: &Arc<App>, req: &Request, r: ObjectRef<'_>) -> ApiResult
     };
     let options = body.get("deleteOptions").cloned().unwrap_or(json!({}));
     app.registry
-        .delete(r, &options, req.query.get("dryRun") == Some("All"))
+        .delete(
+            r,
+            &options,
+            crate::registry::WriteOptions {
+                dry_run: req.query.get("dryRun") == Some("All"),
+                field_validation: crate::registry::FieldValidation::Ignore,
+                user: req.user(),
+            },
+        )
         .await?;
     Ok(json_response(StatusCode::CREATED, &success(201)))
 }
@@ -161,6 +169,7 @@ pub async fn scale(app: &Arc<App>, req: &Request, r: ObjectRef<'_>) -> ApiResult
     let opts = crate::registry::WriteOptions {
         dry_run: req.query.get("dryRun") == Some("All"),
         field_validation: crate::registry::FieldValidation::Ignore,
+        user: req.user(),
     };
     let ct = req
         .headers
@@ -284,31 +293,33 @@ pub async fn component_statuses(
             "the server does not allow this method on the requested resource",
         ));
     }
-    let mut items = Vec::new();
-    let names: Vec<&str> = COMPONENTS
-        .iter()
-        .map(|(n, _)| *n)
-        .chain(["etcd-0"])
-        .collect();
-    for n in names.iter().filter(|n| name.is_none_or(|want| want == **n)) {
-        let (healthy, message, error) = match *n {
-            "etcd-0" => match app.registry.store.status().await {
-                Ok(_) => (
-                    true,
-                    "{\"health\":\"true\",\"reason\":\"\"}".to_string(),
-                    String::new(),
-                ),
-                Err(e) => (false, String::new(), e.to_string()),
-            },
-            comp => {
-                let port = COMPONENTS
-                    .iter()
-                    .find(|(c, _)| *c == comp)
-                    .map(|(_, p)| *p)
-                    .unwrap_or(0);
-                crate::health::probe_component(port).await
-            }
+    // The components, then one entry per store member (`etcd-0`, `etcd-1`, …).
+    let mut probes: Vec<(String, (bool, String, String))> = Vec::new();
+    for (comp, port) in COMPONENTS {
+        if name.is_none_or(|want| want == *comp) {
+            probes.push((
+                comp.to_string(),
+                crate::health::probe_component(*port).await,
+            ));
+        }
+    }
+    let members = app.registry.store.member_health().await;
+    probes.extend(members.into_iter().enumerate().map(|(i, health)| {
+        let verdict = match health {
+            Ok(()) => (
+                true,
+                "{\"health\":\"true\",\"reason\":\"\"}".to_string(),
+                String::new(),
+            ),
+            Err(e) => (false, String::new(), e.to_string()),
         };
+        (format!("etcd-{i}"), verdict)
+    }));
+    let mut items = Vec::new();
+    for (n, (healthy, message, error)) in probes
+        .into_iter()
+        .filter(|(n, _)| name.is_none_or(|want| want == n))
+    {
         let mut cond = json!({ "type": "Healthy", "status": if healthy { "True" } else { "False" }, "message": message });
         if !error.is_empty() {
             cond["error"] = json!(error);
@@ -345,6 +356,5 @@ pub async fn component_statuses(
         }
         (None, r) => r.list(def, items, json!({})),
     };
-    let _ = Duration::from_secs(0);
     Ok(json_response(StatusCode::OK, &body))
 }

@@ -8,7 +8,8 @@
 //! - `framework.rs` — what plugins see and answer; `plugins/` — one file per plugin.
 //! - `algorithm.rs` — one attempt (filter, sample, score, pick) and the FailedScheduling text.
 //! - `scheduler.rs` — watches, the scheduling loop, binding, events and pod conditions.
-//! - `leader.rs` — Lease-based leader election; `healthz.rs` — the HTTPS health endpoint.
+//! - `metrics.rs` — the counters served at `/metrics`; leader election and the HTTPS health
+//!   endpoint come from `kox-component`.
 //!
 //! **Architecture invariant:** this crate talks to the cluster only through the Kubernetes API
 //! (kube-rs); it does not depend on `kox-store` or `kox-apiserver`.
@@ -17,12 +18,11 @@
 pub mod algorithm;
 pub mod cache;
 pub mod framework;
-pub mod healthz;
-pub mod leader;
+pub mod metrics;
 pub mod plugins;
 pub mod queue;
 pub mod resources;
 pub mod scheduler;
 
-pub use leader::LeaderElectionConfig;
+pub use kox_component::LeaderElectionConfig;
 pub use scheduler::{SchedulerConfig, run};

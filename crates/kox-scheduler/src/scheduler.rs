@@ -19,10 +19,11 @@ use tokio_util::sync::CancellationToken;
 use crate::algorithm::{self, Outcome};
 use crate::cache::Cache;
 use crate::framework::{PodInfo, pod_key};
-use crate::healthz::{self, Metrics};
-use crate::leader::{self, LeaderElectionConfig};
+use crate::metrics::Metrics;
 use crate::plugins::{self, Weighted};
 use crate::queue::SchedulingQueue;
+use kox_component::healthz;
+use kox_component::leader::{self, LeaderElectionConfig};
 
 /// How the scheduler runs.
 #[derive(Clone, Debug)]
@@ -41,7 +42,7 @@ impl Default for SchedulerConfig {
         SchedulerConfig {
             scheduler_name: "default-scheduler".into(),
             health_address: Some(SocketAddr::from(([0, 0, 0, 0], 10259))),
-            leader_election: Some(LeaderElectionConfig::default()),
+            leader_election: Some(LeaderElectionConfig::for_lease("kube-scheduler")),
         }
     }
 }
@@ -241,7 +242,7 @@ pub async fn run(
     });
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(addr) = config.health_address {
-        tasks.spawn(healthz::serve(addr, metrics, stop.clone()));
+        tasks.spawn(healthz::serve("scheduler", addr, metrics, stop.clone()));
     }
     tasks.spawn(watch_pods(shared.clone(), stop.clone()));
     tasks.spawn(watch_nodes(shared.clone(), stop.clone()));

@@ -15,6 +15,7 @@ pub mod bench;
 pub mod conformance;
 pub mod embedded;
 pub mod etcd;
+pub mod snapshot;
 
 pub use error::{Error, Result};
 pub use types::*;
@@ -69,4 +70,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// The current revision and the compaction point.
     async fn status(&self) -> Result<StoreStatus>;
+
+    /// The health of each member that holds the data, in a stable order (what
+    /// `componentstatuses` lists as `etcd-0`, `etcd-1`, …). A single-process engine is one
+    /// member, healthy when it answers [`status`](Store::status).
+    async fn member_health(&self) -> Vec<Result<()>> {
+        vec![self.status().await.map(|_| ())]
+    }
 }

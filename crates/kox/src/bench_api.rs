@@ -1,10 +1,11 @@
 //! The API server benchmarks (`kox bench api-write | api-list | watch-fanout | footprint |
-//! startup`), measured against a real `kox server` started as a child process.
+//! startup | engines`), measured against a real `kox server` started as a child process.
 //!
 //! Each prints a table and, with `--json FILE`, writes its result with the machine it ran on;
 //! the goals are those of the project's performance design, printed met or missed.
 
 mod client;
+mod engines;
 mod footprint;
 mod list;
 mod load;
@@ -15,6 +16,7 @@ mod store_base;
 mod watch;
 mod write;
 
+pub use engines::{EnginesArgs, run as engines};
 pub use footprint::{FootprintArgs, run as footprint};
 pub use list::{ApiListArgs, run as api_list};
 pub use startup::{StartupArgs, run as startup};

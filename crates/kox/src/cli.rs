@@ -21,10 +21,18 @@ struct Cli {
 enum Command {
     /// Run the control plane: store and API server, in the foreground.
     Server(crate::server::ServerArgs),
+    /// Run the API server alone (same flags as `server`): several of them can share one etcd
+    /// cluster (`--datastore-endpoint`, `--token`).
+    Apiserver(crate::server::ServerArgs),
     /// Print the kox and Kubernetes versions.
     Version,
+    /// Snapshots of the cluster state, and moving it from the embedded store to etcd.
+    #[command(subcommand)]
+    Datastore(crate::datastore_cmd::DatastoreCommand),
     /// Run the scheduler alone, as a client of a cluster.
     Scheduler(crate::scheduler_cmd::SchedulerArgs),
+    /// Run the controller manager alone, as a client of a cluster.
+    ControllerManager(crate::controller_manager_cmd::ControllerManagerArgs),
     /// Simulate nodes: register them, keep them Ready, and run their pods without containers.
     FakeNodes(crate::fake_nodes_cmd::FakeNodesArgs),
     /// Run a benchmark and print its results.
@@ -48,14 +56,19 @@ enum BenchCommand {
     Footprint(crate::bench_api::FootprintArgs),
     /// Process start to /readyz, empty and with 100,000 objects.
     Startup(crate::bench_api::StartupArgs),
+    /// store-write and api-write on the embedded engine, a 1-member and a 3-member etcd.
+    Engines(crate::bench_api::EnginesArgs),
 }
 
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Server(args) => run_async(crate::server::run(args)),
+        Command::Apiserver(args) => run_async(crate::server::run_apiserver(args)),
         Command::Scheduler(args) => run_async(crate::scheduler_cmd::run(args)),
+        Command::ControllerManager(args) => run_async(crate::controller_manager_cmd::run(args)),
         Command::FakeNodes(args) => run_async(crate::fake_nodes_cmd::run(args)),
+        Command::Datastore(command) => run_async(crate::datastore_cmd::run(command)),
         Command::Version => {
             println!("kox version {}", env!("CARGO_PKG_VERSION"));
             println!("Kubernetes version {KUBERNETES_VERSION}");
@@ -68,6 +81,7 @@ pub fn run() -> ExitCode {
             BenchCommand::WatchFanout(a) => run_async(crate::bench_api::watch_fanout(a)),
             BenchCommand::Footprint(a) => run_async(crate::bench_api::footprint(a)),
             BenchCommand::Startup(a) => run_async(crate::bench_api::startup(a)),
+            BenchCommand::Engines(a) => run_async(crate::bench_api::engines(a)),
         },
     }
 }

@@ -7,6 +7,8 @@
 mod bench;
 mod bench_api;
 mod cli;
+mod controller_manager_cmd;
+mod datastore_cmd;
 mod fake_nodes_cmd;
 mod scheduler_cmd;
 mod server;

@@ -45,7 +45,9 @@ pub async fn run(args: SchedulerArgs) -> Result<()> {
     let client = client_from(&args.kubeconfig).await?;
     let config = SchedulerConfig {
         health_address: Some(SocketAddr::new(args.bind_address, args.secure_port)),
-        leader_election: args.leader_elect.then(LeaderElectionConfig::default),
+        leader_election: args
+            .leader_elect
+            .then(|| LeaderElectionConfig::for_lease("kube-scheduler")),
         ..SchedulerConfig::default()
     };
     let stop = CancellationToken::new();

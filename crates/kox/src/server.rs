@@ -1,4 +1,5 @@
-//! `kox server`: the control plane in one process (today: the store and the API server).
+//! `kox server`: the control plane in one process: the store, the API server, and (unless
+//! disabled) the scheduler and the controller manager.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -40,13 +41,21 @@ pub struct ServerArgs {
     /// Do not run the scheduler in this process.
     #[arg(long)]
     pub disable_scheduler: bool,
+    /// Do not run the controller manager in this process.
+    #[arg(long)]
+    pub disable_controller_manager: bool,
+    /// The cluster token. With `--datastore-endpoint`, the cluster's CA and keys are kept in the
+    /// datastore encrypted with it: servers started with the same datastore and token form one
+    /// cluster. Default: the token in DATA_DIR/token, created on first start.
+    #[arg(long, env = "KOX_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// Where the cluster state lives when it is not the embedded store.
     #[command(flatten)]
     pub datastore: Box<DatastoreArgs>,
 }
 
 /// The etcd datastore flags of `kox server` (none given: the embedded store).
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Default)]
 pub struct DatastoreArgs {
     /// Keep the cluster state in etcd instead of the embedded store: the members' client URLs,
     /// comma-separated (e.g. `https://10.0.0.1:2379,https://10.0.0.2:2379`).
@@ -63,7 +72,7 @@ pub struct DatastoreArgs {
     pub datastore_keyfile: Option<PathBuf>,
 }
 
-fn default_data_dir() -> PathBuf {
+pub fn default_data_dir() -> PathBuf {
     let is_root = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -84,12 +93,12 @@ fn default_data_dir() -> PathBuf {
     home.join(".local/share/kox")
 }
 
-/// Runs the server until SIGTERM or SIGINT.
-pub async fn run(args: ServerArgs) -> Result<()> {
-    let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
-    let datastore = &args.datastore;
+/// Opens the cluster's store: the embedded engine in `data_dir/db`, or etcd when
+/// `--datastore-endpoint` is given.
+pub async fn open_store(
+    data_dir: &std::path::Path,
+    datastore: &DatastoreArgs,
+) -> Result<Arc<dyn kox_store::Store>> {
     let store: Arc<dyn kox_store::Store> = if datastore.datastore_endpoint.is_empty() {
         let db = data_dir.join("db");
         let store = EmbeddedStore::open(&db, EmbeddedOptions::default())
@@ -111,6 +120,35 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         })?;
         Arc::new(store)
     };
+    Ok(store)
+}
+
+/// Runs the server until SIGTERM or SIGINT.
+pub async fn run(args: ServerArgs) -> Result<()> {
+    let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    let datastore = &args.datastore;
+    let store = open_store(&data_dir, datastore).await?;
+    // A shared datastore shares the cluster's secrets, under the token.
+    let cluster_token = if datastore.datastore_endpoint.is_empty() {
+        None
+    } else {
+        match args.token.clone().filter(|t| !t.trim().is_empty()) {
+            Some(token) => Some(token.trim().to_string()),
+            None => {
+                let had_token = data_dir.join("token").exists();
+                let token = kox_apiserver::cluster_secrets::load_or_create_token(&data_dir)?;
+                if !had_token {
+                    println!(
+                        "kox: cluster token written to {}; start other servers of this cluster with --token <its contents>",
+                        data_dir.join("token").display()
+                    );
+                }
+                Some(token)
+            }
+        }
+    };
     let config = ServerConfig {
         data_dir: data_dir.clone(),
         bind_address: args.bind_address,
@@ -124,6 +162,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
                 Some(args.bind_address).filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
             })
             .or_else(host_address),
+        cluster_token,
         ..ServerConfig::default()
     };
     let server = Server::bind(config, store).await?;
@@ -136,13 +175,25 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     if !args.disable_scheduler {
         crate::scheduler_cmd::spawn_in_process(&server.kubeconfig, stop.clone());
     }
+    let controller_manager = (!args.disable_controller_manager)
+        .then(|| crate::controller_manager_cmd::spawn_in_process(&server.kubeconfig, stop.clone()));
     let signals = stop.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("stopping: finishing in-flight requests");
         signals.cancel();
     });
-    server.serve(stop).await
+    let served = server.serve(stop).await;
+    if let Some(cm) = controller_manager {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), cm).await;
+    }
+    served
+}
+
+/// Runs `kox apiserver`: the API server without the components `kox server` hosts beside it.
+pub async fn run_apiserver(mut args: ServerArgs) -> Result<()> {
+    args.disable_scheduler = true;
+    run(args).await
 }
 
 /// The host's first non-loopback IPv4 address, from the kernel's local routing table.

@@ -14,9 +14,10 @@ use crate::list::ListQuery;
 use crate::registry::{FieldValidation, ObjectRef, Registry, WriteOptions};
 
 /// Server-made writes: real, and strict about unknown fields.
-const STRICT: WriteOptions = WriteOptions {
+const STRICT: WriteOptions<'static> = WriteOptions {
     dry_run: false,
     field_validation: FieldValidation::Strict,
+    user: None,
 };
 use crate::resources::{self, ResourceDef};
 use crate::server::App;

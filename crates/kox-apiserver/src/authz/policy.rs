@@ -10,9 +10,10 @@ use crate::error::ApiResult;
 use crate::registry::{FieldValidation, ObjectRef, Registry, WriteOptions};
 
 /// Server-made writes: real, and strict about unknown fields.
-const STRICT: WriteOptions = WriteOptions {
+const STRICT: WriteOptions<'static> = WriteOptions {
     dry_run: false,
     field_validation: FieldValidation::Strict,
+    user: None,
 };
 use crate::resources;
 

@@ -272,6 +272,42 @@ impl LocalEtcdCluster {
         self.members[i].child.is_some()
     }
 
+    /// The member that is the Raft leader now, as the running members report it
+    /// (`etcd_server_is_leader` on their `/metrics`).
+    pub fn leader(&self) -> Option<usize> {
+        (0..self.members.len())
+            .filter(|&i| self.is_running(i))
+            .find(|&i| self.metric(i, "etcd_server_is_leader") == Some(1.0))
+    }
+
+    /// Waits up to `timeout` for a leader among the running members.
+    pub fn wait_for_leader(&self, timeout: Duration) -> Option<usize> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(i) = self.leader() {
+                return Some(i);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// One gauge of member `i`'s Prometheus `/metrics`.
+    fn metric(&self, i: usize, name: &str) -> Option<f64> {
+        use std::io::{Read, Write};
+        let addr: SocketAddr = ([127, 0, 0, 1], self.members[i].client_port).into();
+        let mut conn = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+        conn.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            .ok()?;
+        let mut body = String::new();
+        conn.read_to_string(&mut body).ok()?;
+        body.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    }
+
     /// Starts a killed member again on its data and waits until it listens.
     pub fn restart(&mut self, i: usize) -> std::io::Result<()> {
         if self.members[i].child.is_none() {

@@ -158,46 +158,49 @@ fn header_revision(header: Option<&etcd_client::ResponseHeader>) -> Result<Revis
         .ok_or_else(|| Error::Backend("etcd response without a header".into()))
 }
 
+/// The client options every connection to the cluster uses (timeouts, keep-alive, TLS).
+fn connect_options(options: &EtcdOptions) -> Result<ConnectOptions> {
+    let mut connect = ConnectOptions::new()
+        .with_connect_timeout(options.connect_timeout)
+        .with_timeout(options.request_timeout)
+        .with_keep_alive(options.keep_alive, options.keep_alive)
+        .with_keep_alive_while_idle(true);
+    if options.ca_file.is_some() || options.cert_file.is_some() {
+        let mut tls = TlsOptions::new();
+        if let Some(ca) = &options.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| {
+                Error::Backend(format!("reading etcd CA file {}: {e}", ca.display()))
+            })?;
+            tls = tls.ca_certificate(Certificate::from_pem(pem));
+        }
+        match (&options.cert_file, &options.key_file) {
+            (Some(cert), Some(key)) => {
+                let read = |p: &PathBuf| {
+                    std::fs::read(p).map_err(|e| {
+                        Error::Backend(format!("reading etcd client TLS file {}: {e}", p.display()))
+                    })
+                };
+                tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+            }
+            (None, None) => {}
+            _ => {
+                return Err(Error::Backend(
+                    "an etcd client certificate needs both a certificate and a key file".into(),
+                ));
+            }
+        }
+        connect = connect.with_tls(tls);
+    }
+    Ok(connect)
+}
+
 impl EtcdStore {
     /// Connects to the cluster and checks that it answers (within the connect timeout).
     pub async fn connect(options: EtcdOptions) -> Result<Self> {
         if options.endpoints.is_empty() {
             return Err(Error::Backend("no etcd endpoint given".into()));
         }
-        let mut connect = ConnectOptions::new()
-            .with_connect_timeout(options.connect_timeout)
-            .with_timeout(options.request_timeout)
-            .with_keep_alive(options.keep_alive, options.keep_alive)
-            .with_keep_alive_while_idle(true);
-        if options.ca_file.is_some() || options.cert_file.is_some() {
-            let mut tls = TlsOptions::new();
-            if let Some(ca) = &options.ca_file {
-                let pem = std::fs::read(ca).map_err(|e| {
-                    Error::Backend(format!("reading etcd CA file {}: {e}", ca.display()))
-                })?;
-                tls = tls.ca_certificate(Certificate::from_pem(pem));
-            }
-            match (&options.cert_file, &options.key_file) {
-                (Some(cert), Some(key)) => {
-                    let read = |p: &PathBuf| {
-                        std::fs::read(p).map_err(|e| {
-                            Error::Backend(format!(
-                                "reading etcd client TLS file {}: {e}",
-                                p.display()
-                            ))
-                        })
-                    };
-                    tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
-                }
-                (None, None) => {}
-                _ => {
-                    return Err(Error::Backend(
-                        "an etcd client certificate needs both a certificate and a key file".into(),
-                    ));
-                }
-            }
-            connect = connect.with_tls(tls);
-        }
+        let connect = connect_options(&options)?;
         let endpoints = options.endpoints.clone();
         let client = tokio::time::timeout(
             options.connect_timeout,
@@ -238,6 +241,28 @@ impl EtcdStore {
             compacted: Arc::new(AtomicI64::new(1)),
             compactor: None,
         }
+    }
+
+    /// One member's health, as etcd's own `/health` judges it: a linearizable read through that
+    /// member alone (it needs a leader and a quorum) within the timeout.
+    async fn probe_member(&self, endpoint: &str) -> Result<()> {
+        let options = connect_options(&self.options)?;
+        let timeout = self.options.connect_timeout.min(Duration::from_secs(2));
+        let probe = async {
+            let mut client = Client::connect([endpoint], Some(options))
+                .await
+                .map_err(backend)?;
+            client
+                .get(vec![0], Some(GetOptions::new().with_count_only()))
+                .await
+                .map(|_| ())
+                .map_err(backend)
+        };
+        tokio::time::timeout(timeout, probe).await.map_err(|_| {
+            Error::Backend(format!(
+                "etcd member {endpoint} did not answer within {timeout:?}"
+            ))
+        })?
     }
 
     /// Runs `fut`, failing with `Error::Backend("… timed out")` after the request timeout.
@@ -482,6 +507,11 @@ impl Store for EtcdStore {
                 RevisionError::Other(e) => Err(e),
             },
         }
+    }
+
+    async fn member_health(&self) -> Vec<Result<()>> {
+        let probes = self.options.endpoints.iter().map(|e| self.probe_member(e));
+        futures::future::join_all(probes).await
     }
 
     async fn status(&self) -> Result<StoreStatus> {

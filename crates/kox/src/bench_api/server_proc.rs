@@ -35,15 +35,20 @@ impl ServerProcess {
     /// Starts the API server alone (`kox server --disable-scheduler`) on `data_dir` (created if
     /// absent), logging to `log`, and waits until `/readyz` answers 200.
     pub async fn start(data_dir: &Path, log: &Path) -> Result<Self> {
-        Self::spawn(data_dir, log, false).await
+        Self::spawn(data_dir, log, false, &[]).await
+    }
+
+    /// Starts the API server alone with extra flags (e.g. `--datastore-endpoint`).
+    pub async fn start_with_flags(data_dir: &Path, log: &Path, flags: &[String]) -> Result<Self> {
+        Self::spawn(data_dir, log, false, flags).await
     }
 
     /// Starts `kox server` as shipped, with the scheduler in the process.
     pub async fn start_with_scheduler(data_dir: &Path, log: &Path) -> Result<Self> {
-        Self::spawn(data_dir, log, true).await
+        Self::spawn(data_dir, log, true, &[]).await
     }
 
-    async fn spawn(data_dir: &Path, log: &Path, scheduler: bool) -> Result<Self> {
+    async fn spawn(data_dir: &Path, log: &Path, scheduler: bool, flags: &[String]) -> Result<Self> {
         let exe = std::env::current_exe().context("locating the kox binary")?;
         let port = free_port()?;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
@@ -64,6 +69,7 @@ impl ServerProcess {
             // The API benchmarks measure the API server alone; the scheduler would add writes.
             command.arg("--disable-scheduler");
         }
+        command.args(flags);
         let started = Instant::now();
         let mut child = command
             .stdin(Stdio::null())

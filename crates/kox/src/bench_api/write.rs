@@ -50,12 +50,12 @@ pub struct ApiWriteArgs {
     pub json: Option<PathBuf>,
 }
 
-struct ApiRun {
-    creates_per_sec: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    cpu_us_per_create: f64,
-    json: Value,
+pub(super) struct ApiRun {
+    pub creates_per_sec: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub cpu_us_per_create: f64,
+    pub json: Value,
 }
 
 pub async fn run(args: ApiWriteArgs) -> Result<()> {
@@ -90,7 +90,7 @@ pub async fn run(args: ApiWriteArgs) -> Result<()> {
             args.store_duration.unwrap_or(args.duration),
         )
         .await?;
-        let api = api_run(&args).await?;
+        let api = api_run(&args, &[]).await?;
         let ratio = api.creates_per_sec / store.writes_per_sec;
         table.row(vec![
             (r + 1).to_string(),
@@ -168,14 +168,19 @@ pub async fn run(args: ApiWriteArgs) -> Result<()> {
     )
 }
 
-/// One fresh server, warmed up, then `duration` of creates from every client.
-async fn api_run(args: &ApiWriteArgs) -> Result<ApiRun> {
+/// One fresh server (started with `server_flags`), warmed up, then `duration` of creates from
+/// every client.
+pub(super) async fn api_run(args: &ApiWriteArgs, server_flags: &[String]) -> Result<ApiRun> {
     let tmp = tempfile::Builder::new()
         .prefix("kox-bench-api-write-")
         .tempdir()
         .context("creating a temporary directory")?;
-    let server =
-        ServerProcess::start(&tmp.path().join("data"), &tmp.path().join("server.log")).await?;
+    let server = ServerProcess::start_with_flags(
+        &tmp.path().join("data"),
+        &tmp.path().join("server.log"),
+        server_flags,
+    )
+    .await?;
     let protocol = if args.http1 {
         Protocol::Http1
     } else {

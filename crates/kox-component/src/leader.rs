@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 pub struct LeaderElectionConfig {
     /// Namespace of the lease (default `kube-system`).
     pub namespace: String,
-    /// Name of the lease (default `kube-scheduler`).
+    /// Name of the lease, the component's name (`kube-scheduler`, `kube-controller-manager`).
     pub name: String,
     /// This candidate's identity, unique per process.
     pub identity: String,
@@ -29,14 +29,16 @@ pub struct LeaderElectionConfig {
     pub retry_period: Duration,
 }
 
-impl Default for LeaderElectionConfig {
-    fn default() -> Self {
+impl LeaderElectionConfig {
+    /// Upstream's defaults for the lease `kube-system/<name>`: 15 s lease, 10 s renew deadline,
+    /// 2 s retry period, and an identity of the host name and a random suffix.
+    pub fn for_lease(name: &str) -> Self {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
             .unwrap_or_else(|_| "kox".to_string());
         LeaderElectionConfig {
             namespace: "kube-system".into(),
-            name: "kube-scheduler".into(),
+            name: name.into(),
             identity: format!("{host}_{}", uuid::Uuid::new_v4()),
             lease_duration: Duration::from_secs(15),
             renew_deadline: Duration::from_secs(10),
@@ -75,7 +77,7 @@ pub async fn run(
                 if last_renew.elapsed() >= config.renew_deadline
                     || held_by_other(&observed, &config) =>
             {
-                tracing::warn!(identity = %config.identity, "lost the lease; stopping scheduling");
+                tracing::warn!(identity = %config.identity, lease = %config.name, "lost the lease; standing by");
                 leading.send_replace(false);
             }
             _ => {}

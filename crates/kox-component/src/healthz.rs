@@ -1,45 +1,20 @@
-//! The HTTPS health endpoint (`/healthz`, `/livez`, `/readyz`, `/metrics`) on the secure port,
-//! with a self-signed certificate as upstream's default, so the API server's
-//! `componentstatuses` probe reports the scheduler.
+//! The HTTPS health endpoint (`/healthz`, `/livez`, `/readyz`, `/metrics`) on a component's
+//! secure port, with a self-signed certificate as upstream's default, so the API server's
+//! `componentstatuses` probe reports the component.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use tokio_util::sync::CancellationToken;
 
-/// Counters served at `/metrics`.
-#[derive(Default, Debug)]
-pub struct Metrics {
-    /// Pods bound.
-    pub scheduled: AtomicU64,
-    /// Attempts where no node fitted.
-    pub unschedulable: AtomicU64,
-    /// Attempts that failed on an API error.
-    pub errors: AtomicU64,
-}
-
-impl Metrics {
-    fn render(&self) -> String {
-        let mut out = String::from(
-            "# HELP scheduler_schedule_attempts_total Number of attempts to schedule pods, by the result.\n# TYPE scheduler_schedule_attempts_total counter\n",
-        );
-        for (result, v) in [
-            ("scheduled", &self.scheduled),
-            ("unschedulable", &self.unschedulable),
-            ("error", &self.errors),
-        ] {
-            out += &format!(
-                "scheduler_schedule_attempts_total{{profile=\"default-scheduler\",result=\"{result}\"}} {}\n",
-                v.load(Ordering::Relaxed)
-            );
-        }
-        out
-    }
+/// What a component serves at `/metrics`, in the Prometheus text format.
+pub trait MetricsSource: Send + Sync + 'static {
+    /// The current metrics text.
+    fn render(&self) -> String;
 }
 
 fn tls_config() -> anyhow::Result<Arc<rustls::ServerConfig>> {
@@ -56,13 +31,18 @@ fn tls_config() -> anyhow::Result<Arc<rustls::ServerConfig>> {
     Ok(Arc::new(config))
 }
 
-/// Serves until `stop`. If the port is taken (another scheduler on this host), retries every
-/// few seconds rather than failing the scheduler.
-pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, stop: CancellationToken) {
+/// Serves until `stop`. `component` names the component in logs. If the port is taken (another
+/// replica on this host), retries every few seconds rather than failing the component.
+pub async fn serve(
+    component: &'static str,
+    addr: SocketAddr,
+    metrics: Arc<dyn MetricsSource>,
+    stop: CancellationToken,
+) {
     let tls = match tls_config() {
         Ok(t) => tokio_rustls::TlsAcceptor::from(t),
         Err(e) => {
-            tracing::error!("scheduler health endpoint: cannot build a certificate: {e}");
+            tracing::error!("{component} health endpoint: cannot build a certificate: {e}");
             return;
         }
     };
@@ -70,7 +50,9 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, stop: CancellationTo
         match tokio::net::TcpListener::bind(addr).await {
             Ok(l) => break l,
             Err(e) => {
-                tracing::warn!("scheduler health endpoint: cannot listen on {addr}: {e}; retrying");
+                tracing::warn!(
+                    "{component} health endpoint: cannot listen on {addr}: {e}; retrying"
+                );
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     _ = tokio::time::sleep(Duration::from_secs(3)) => {}
@@ -78,7 +60,7 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, stop: CancellationTo
             }
         }
     };
-    tracing::info!("scheduler serving /healthz on https://{addr}");
+    tracing::info!("{component} serving /healthz on https://{addr}");
     loop {
         let (tcp, _) = tokio::select! {
             _ = stop.cancelled() => return,

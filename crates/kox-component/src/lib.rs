@@ -1,0 +1,16 @@
+//! What every kox control-plane component (scheduler, controller manager) shares:
+//!
+//! - `leader.rs` — Lease-based leader election (upstream's `leaderelection`), so one of
+//!   several replicas is active and the others stand by;
+//! - `healthz.rs` — the HTTPS `/healthz`, `/livez`, `/readyz` and `/metrics` endpoint on the
+//!   component's secure port, which the API server's `componentstatuses` probes.
+//!
+//! **Architecture invariant:** components talk to the cluster only through the Kubernetes API;
+//! this crate does not read flags, environment or files (the `kox` binary builds the client).
+#![forbid(unsafe_code)]
+
+pub mod healthz;
+pub mod leader;
+
+pub use healthz::MetricsSource;
+pub use leader::LeaderElectionConfig;

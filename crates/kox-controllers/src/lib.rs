@@ -1,0 +1,71 @@
+//! The kox controller manager: an ordinary API client that runs the cluster's control loops.
+//!
+//! The framework follows upstream's controller pattern:
+//!
+//! - `informer.rs` — shared informers: one list+watch per resource for every controller in
+//!   the process, a cache of what it saw, and handlers called on each change. Handlers only
+//!   enqueue keys.
+//! - `queue.rs` — a rate-limited work queue of keys per controller: deduplicated, never handed
+//!   to two workers at once, failures backed off per key. Workers start after the caches the
+//!   controller reads have synced, and reconcile from the cache (level-triggered), never from
+//!   an event's delta alone.
+//! - `events.rs` — core/v1 Events with upstream's reasons, messages and source components.
+//! - `context.rs` — what each controller is given ([`Context`]) and the manager's
+//!   configuration; `manager.rs` — leader election, the health endpoint, selecting and running
+//!   the controllers.
+//!
+//! The controllers: `namespace`, `garbagecollector` (`gc.rs`), `serviceaccount`,
+//! `root_ca_publisher`, `endpoints`, `endpointslice`, `node_lifecycle`, `podgc`,
+//! `resourcequota`, `disruption`; and the workload controllers in `workloads/`.
+//!
+//! **Architecture invariant:** this crate talks to the cluster only through the Kubernetes API
+//! (kube-rs); it does not depend on `kox-store` or `kox-apiserver`.
+#![forbid(unsafe_code)]
+
+pub mod context;
+pub mod discovery;
+pub mod events;
+pub mod gc;
+pub mod informer;
+pub mod manager;
+pub mod namespace;
+pub mod queue;
+pub mod workloads;
+
+pub use context::{Context, ControllerManagerConfig};
+pub use events::Recorder;
+pub use informer::{Change, Informer, InformerFactory, key_of, split_key};
+pub use manager::run;
+pub use queue::{Action, WorkQueue};
+
+use tokio_util::sync::CancellationToken;
+
+/// One control loop of the controller manager.
+#[async_trait::async_trait]
+pub trait Controller: Send + Sync + 'static {
+    /// The name `--controllers` knows it by (upstream's, e.g. `replicaset`, `namespace`).
+    fn name(&self) -> &'static str;
+
+    /// Other names `--controllers` accepts for it (upstream's canonical `*-controller` names).
+    fn aliases(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Whether `*` in `--controllers` enables it (default true).
+    fn enabled_by_default(&self) -> bool {
+        true
+    }
+
+    /// Runs the controller until `stop` is cancelled. Called again, with a fresh context, each
+    /// time this process becomes the leader.
+    async fn run(&self, ctx: Context, stop: CancellationToken) -> anyhow::Result<()>;
+}
+
+/// Every controller this crate has, in start order.
+pub fn all_controllers() -> Vec<Box<dyn Controller>> {
+    let mine: Vec<Box<dyn Controller>> = vec![
+        Box::new(namespace::NamespaceController),
+        Box::new(gc::GarbageCollector),
+    ];
+    mine.into_iter().chain(workloads::controllers()).collect()
+}

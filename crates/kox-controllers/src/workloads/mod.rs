@@ -1,0 +1,95 @@
+//! The workload controllers: ReplicaSet, Deployment, StatefulSet, DaemonSet, Job, CronJob.
+//!
+//! # Registering a controller
+//!
+//! 1. Write the controller in its own module here (`workloads/replicaset.rs`, …) as a type
+//!    implementing [`crate::Controller`]: `name()` is its name in `--controllers` (upstream's,
+//!    e.g. `"replicaset"`), `run(ctx, stop)` runs it until `stop` is cancelled.
+//! 2. Add a `pub mod` line below and a `Box::new(...)` line to [`controllers`].
+//!
+//! Inside `run`: take shared informers from `ctx.informers.get::<K>()` (one watch per resource
+//! for the whole process), register handlers that only enqueue keys into a queue from
+//! `ctx.queue("replicaset")`, wait for `informer.synced()`, then
+//! `queue.run_workers(n, stop, reconcile)`; a reconcile returns `Ok(Action::await_change())`,
+//! `Ok(Action::requeue(d))`, or an error (retried with per-key backoff). Events go through
+//! `ctx.recorder("replicaset-controller")`. See `crate::namespace` for a complete example.
+
+pub mod claim;
+pub mod cron;
+pub mod cronjob;
+pub mod daemonset;
+pub mod deployment;
+pub mod history;
+pub mod job;
+pub mod ranking;
+pub mod replicaset;
+pub mod statefulset;
+pub mod util;
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::ReplicationController;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Context, Controller};
+
+/// Every workload controller, in start order.
+pub fn controllers() -> Vec<Box<dyn Controller>> {
+    vec![
+        Box::new(Workload(
+            "replicaset",
+            &["replicaset-controller"],
+            |c, s| Box::pin(replicaset::ReplicaController::<ReplicaSet>::run(c, s)),
+        )),
+        Box::new(Workload(
+            "replicationcontroller",
+            &["replicationcontroller-controller"],
+            |c, s| {
+                Box::pin(replicaset::ReplicaController::<ReplicationController>::run(
+                    c, s,
+                ))
+            },
+        )),
+        Box::new(Workload(
+            "deployment",
+            &["deployment-controller"],
+            |c, s| Box::pin(deployment::DeploymentController::run(c, s)),
+        )),
+        Box::new(Workload(
+            "statefulset",
+            &["statefulset-controller"],
+            |c, s| Box::pin(statefulset::StatefulSetController::run(c, s)),
+        )),
+        Box::new(Workload("daemonset", &["daemonset-controller"], |c, s| {
+            Box::pin(daemonset::DaemonSetController::run(c, s))
+        })),
+        Box::new(Workload(
+            "job",
+            &["job-controller", "ttl-after-finished"],
+            |c, s| Box::pin(job::JobController::run(c, s)),
+        )),
+        Box::new(Workload("cronjob", &["cronjob-controller"], |c, s| {
+            Box::pin(cronjob::CronJobController::run(c, s))
+        })),
+    ]
+}
+
+type RunFn = fn(Context, CancellationToken) -> futures::future::BoxFuture<'static, ()>;
+
+/// A workload controller: its `--controllers` name, aliases, and its loop.
+struct Workload(&'static str, &'static [&'static str], RunFn);
+
+#[async_trait::async_trait]
+impl Controller for Workload {
+    fn name(&self) -> &'static str {
+        self.0
+    }
+
+    fn aliases(&self) -> &'static [&'static str] {
+        self.1
+    }
+
+    async fn run(&self, ctx: Context, stop: CancellationToken) -> anyhow::Result<()> {
+        (self.2)(ctx, stop).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,173 @@
+//! `kox controller-manager`: the controller manager alone, as an API client of a cluster; and
+//! the in-process controller manager `kox server` starts.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use base64::Engine;
+use clap::Args;
+use kox_component::LeaderElectionConfig;
+use kox_controllers::ControllerManagerConfig;
+use tokio_util::sync::CancellationToken;
+
+use crate::scheduler_cmd::{client_from, wait_for_signal};
+
+/// Flags of `kox controller-manager`.
+#[derive(Args, Debug)]
+pub struct ControllerManagerArgs {
+    /// Kubeconfig of the cluster to manage.
+    #[arg(long)]
+    pub kubeconfig: PathBuf,
+    /// Controllers to run: `*` (all on by default), `name` (also one off by default), `-name`
+    /// (not this one), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "*")]
+    pub controllers: Vec<String>,
+    /// HTTPS port of `/healthz` and `/metrics`.
+    #[arg(long, default_value_t = 10257)]
+    pub secure_port: u16,
+    /// Address `/healthz` listens on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind_address: IpAddr,
+    /// Take part in leader election through the Lease kube-system/kube-controller-manager, so
+    /// only one of several controller managers is active.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub leader_elect: bool,
+    /// How long a node may go without a heartbeat before it is marked NotReady (Ready=Unknown).
+    #[arg(long, default_value = "40s", value_parser = parse_duration)]
+    pub node_monitor_grace_period: Duration,
+    /// How often node health is checked.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub node_monitor_period: Duration,
+    /// Pods evicted per second from unhealthy nodes.
+    #[arg(long, default_value_t = 0.1)]
+    pub node_eviction_rate: f64,
+    /// Terminated pods kept before the pod garbage collector deletes the oldest (0: keep all).
+    #[arg(long, default_value_t = 12500)]
+    pub terminated_pod_gc_threshold: usize,
+}
+
+/// Parses a Go-style duration: `40s`, `500ms`, `2m`, `1h`, or plain seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map(|i| s.split_at(i))
+        .unwrap_or((s, "s"));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (e.g. 40s, 500ms, 2m)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// The PEM of the cluster CA the kubeconfig's current context trusts
+/// (`certificate-authority-data`, or the `certificate-authority` file).
+pub fn cluster_ca_pem(path: &Path) -> Result<Option<String>> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(path)
+        .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+    let context_name = kubeconfig.current_context.clone().unwrap_or_default();
+    let cluster_name = kubeconfig
+        .contexts
+        .iter()
+        .find(|c| c.name == context_name)
+        .and_then(|c| c.context.as_ref())
+        .map(|c| c.cluster.clone());
+    let cluster = kubeconfig
+        .clusters
+        .iter()
+        .find(|c| Some(&c.name) == cluster_name.as_ref())
+        .or(kubeconfig.clusters.first())
+        .and_then(|c| c.cluster.as_ref());
+    let Some(cluster) = cluster else {
+        return Ok(None);
+    };
+    if let Some(data) = &cluster.certificate_authority_data {
+        let pem = base64::engine::general_purpose::STANDARD
+            .decode(data.trim())
+            .context("decoding certificate-authority-data")?;
+        return Ok(Some(String::from_utf8_lossy(&pem).into_owned()));
+    }
+    if let Some(file) = &cluster.certificate_authority {
+        let pem = std::fs::read_to_string(file)
+            .with_context(|| format!("reading certificate-authority {file}"))?;
+        return Ok(Some(pem));
+    }
+    Ok(None)
+}
+
+impl ControllerManagerArgs {
+    fn config(&self) -> Result<ControllerManagerConfig> {
+        Ok(ControllerManagerConfig {
+            controllers: self.controllers.clone(),
+            health_address: Some(SocketAddr::new(self.bind_address, self.secure_port)),
+            leader_election: self
+                .leader_elect
+                .then(|| LeaderElectionConfig::for_lease("kube-controller-manager")),
+            root_ca_pem: cluster_ca_pem(&self.kubeconfig)?,
+            node_monitor_grace_period: self.node_monitor_grace_period,
+            node_monitor_period: self.node_monitor_period,
+            node_eviction_rate: self.node_eviction_rate,
+            terminated_pod_gc_threshold: self.terminated_pod_gc_threshold,
+        })
+    }
+}
+
+/// Runs the controller manager until SIGTERM or SIGINT.
+pub async fn run(args: ControllerManagerArgs) -> Result<()> {
+    let config = args.config()?;
+    let client = client_from(&args.kubeconfig).await?;
+    let stop = CancellationToken::new();
+    let signals = stop.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        signals.cancel();
+    });
+    kox_controllers::run(client, config, stop).await
+}
+
+/// Starts the controller manager inside `kox server`, as a client of its API through the admin
+/// kubeconfig; it stops with `stop`. The returned task ends once it has stopped.
+pub fn spawn_in_process(kubeconfig: &Path, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+    let kubeconfig = kubeconfig.to_path_buf();
+    tokio::spawn(async move {
+        let start = async {
+            let config = ControllerManagerConfig {
+                root_ca_pem: cluster_ca_pem(&kubeconfig)?,
+                ..ControllerManagerConfig::default()
+            };
+            let client = client_from(&kubeconfig).await?;
+            anyhow::Ok((client, config))
+        };
+        let (client, config) = match start.await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("the controller manager cannot start: {e:#}");
+                return;
+            }
+        };
+        if let Err(e) = kox_controllers::run(client, config, stop).await {
+            tracing::error!("the controller manager stopped: {e:#}");
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_as_go_flags() {
+        assert_eq!(parse_duration("40s"), Ok(Duration::from_secs(40)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("5d").is_err());
+    }
+}
