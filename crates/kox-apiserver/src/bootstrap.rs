@@ -10,6 +10,20 @@ use crate::resources;
 pub const SYSTEM_NAMESPACES: &[&str] =
     &["default", "kube-system", "kube-public", "kube-node-lease"];
 
+/// The system priority classes: name, value, description (upstream's wording).
+const SYSTEM_PRIORITY_CLASSES: &[(&str, i64, &str)] = &[
+    (
+        "system-node-critical",
+        2_000_001_000,
+        "Used for system critical pods that must not be moved from their current node.",
+    ),
+    (
+        "system-cluster-critical",
+        2_000_000_000,
+        "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary.",
+    ),
+];
+
 /// Creates whatever of the bootstrap objects is missing (idempotent, run at every start).
 pub async fn ensure(
     registry: &Registry,
@@ -20,11 +34,26 @@ pub async fn ensure(
     let opts = WriteOptions {
         dry_run: false,
         field_validation: FieldValidation::Strict,
+        user: None,
     };
     let ns_def = resources::find("", "v1", "namespaces").expect("namespaces are served");
     for ns in SYSTEM_NAMESPACES {
         let body = json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": ns } });
         ignore_exists(registry.create(ns_def, None, body, opts).await)?;
+        crate::admission::service_account::ensure_default(registry, ns).await;
+    }
+    // The built-in priority classes upstream's scheduling bootstrap creates.
+    let pc_def = resources::find("scheduling.k8s.io", "v1", "priorityclasses")
+        .expect("priority classes are served");
+    for (name, value, description) in SYSTEM_PRIORITY_CLASSES {
+        let body = json!({
+            "apiVersion": "scheduling.k8s.io/v1",
+            "kind": "PriorityClass",
+            "metadata": { "name": name },
+            "value": value,
+            "description": description,
+        });
+        ignore_exists(registry.create(pc_def, None, body, opts).await)?;
     }
     let svc_def = resources::find("", "v1", "services").expect("services are served");
     let svc = json!({

@@ -66,7 +66,7 @@ impl Query {
         })
     }
 
-    fn write_options(&self) -> ApiResult<WriteOptions> {
+    fn write_options(&self) -> ApiResult<WriteOptions<'static>> {
         let dry_run = match self.get("dryRun") {
             None | Some("") => false,
             Some("All") => true,
@@ -89,6 +89,7 @@ impl Query {
         Ok(WriteOptions {
             dry_run,
             field_validation,
+            user: None,
         })
     }
 }
@@ -120,6 +121,19 @@ impl Request {
     fn wants_yaml(&self) -> bool {
         let accept = self.accept();
         accept.starts_with("application/yaml") && !accept.contains("as=Table")
+    }
+
+    /// The write options of the query, with the requesting user for admission.
+    pub fn write_options(&self) -> ApiResult<WriteOptions<'_>> {
+        Ok(WriteOptions {
+            user: self.user(),
+            ..self.query.write_options()?
+        })
+    }
+
+    /// The requesting user, as admission sees it.
+    pub fn user(&self) -> Option<&crate::admission::UserInfo> {
+        None
     }
 
     /// The request body as JSON (from JSON or YAML).
@@ -456,7 +470,7 @@ async fn resource(
             if def.kind == "Binding" {
                 return subresources::bind(app, req, target.namespace.unwrap_or(""), None).await;
             }
-            let opts = req.query.write_options()?;
+            let opts = req.write_options()?;
             let duplicates = duplicate_field_warnings(req, def, opts)?;
             let mut w = reg
                 .create(def, target.namespace, req.json_body()?, opts)
@@ -492,7 +506,7 @@ async fn resource(
             .await
         }
         (&Method::PUT, Some(name), sub @ (None | Some("status") | Some("finalize"))) => {
-            let opts = req.query.write_options()?;
+            let opts = req.write_options()?;
             let r = ObjectRef {
                 def,
                 namespace: target.namespace,
@@ -508,7 +522,7 @@ async fn resource(
             Ok(written(req, w, render, def))
         }
         (&Method::PATCH, Some(name), sub @ (None | Some("status"))) => {
-            let opts = req.query.write_options()?;
+            let opts = req.write_options()?;
             let r = ObjectRef {
                 def,
                 namespace: target.namespace,
@@ -545,7 +559,7 @@ async fn resource(
             Ok(written(req, w, render, def))
         }
         (&Method::DELETE, Some(name), None) => {
-            let opts = req.query.write_options()?;
+            let opts = req.write_options()?;
             let options = delete_options(req)?;
             let obj = reg
                 .delete(
@@ -555,7 +569,7 @@ async fn resource(
                         name,
                     },
                     &options,
-                    opts.dry_run,
+                    opts,
                 )
                 .await?;
             let gone_now = obj.pointer("/metadata/deletionTimestamp").is_none();
@@ -575,7 +589,7 @@ async fn resource(
             Ok(respond(req, StatusCode::OK, &obj, &[]))
         }
         (&Method::DELETE, None, None) => {
-            let opts = req.query.write_options()?;
+            let opts = req.write_options()?;
             let options = delete_options(req)?;
             let q = req.query.list_query()?;
             let listed = reg.list(def, target.namespace, &q).await?;
@@ -598,7 +612,7 @@ async fn resource(
                             name: &name,
                         },
                         &options,
-                        opts.dry_run,
+                        opts,
                     )
                     .await
                 {
@@ -621,7 +635,7 @@ async fn resource(
 fn duplicate_field_warnings(
     req: &Request,
     def: &ResourceDef,
-    opts: WriteOptions,
+    opts: WriteOptions<'_>,
 ) -> ApiResult<Vec<String>> {
     if opts.field_validation == FieldValidation::Ignore
         || !req.content_type().starts_with("application/json")

@@ -7,6 +7,7 @@
 //! **Architecture invariant:** this is the only crate that reads or writes the store.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod allocator;
 pub mod bootstrap;
 pub mod cluster_secrets;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use kox_store::{Condition, KeyRange, KeyValue, RangeRequest, Store, WriteOutcome};
 use serde_json::{Value, json};
 
+use crate::admission::{self, Attributes, Operation, UserInfo};
 use crate::allocator::Allocators;
 use crate::error::{ApiError, ApiResult, Target};
 use crate::meta;
@@ -24,9 +25,11 @@ pub enum FieldValidation {
 
 /// Options shared by writes.
 #[derive(Debug, Clone, Copy)]
-pub struct WriteOptions {
+pub struct WriteOptions<'a> {
     pub dry_run: bool,
     pub field_validation: FieldValidation,
+    /// Who writes, for admission; `None` for the server's own writes.
+    pub user: Option<&'a UserInfo>,
 }
 
 /// What a write returns: the object, and warnings for the `Warning` header.
@@ -44,6 +47,8 @@ pub struct Registry {
     pub allocators: Arc<Allocators>,
     /// One watch cache per resource, fed by one store watch each.
     pub caches: Arc<crate::watch_cache::WatchCaches>,
+    /// The admission plugins every create, update and delete passes.
+    pub admission: Arc<admission::Chain>,
 }
 
 /// One object addressed by a request.
@@ -86,6 +91,11 @@ pub fn decode(kv: &KeyValue) -> ApiResult<Value> {
     Ok(v)
 }
 
+/// A string at a JSON pointer, or empty.
+fn str_at<'v>(v: &'v Value, pointer: &str) -> &'v str {
+    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
 fn encode(obj: &Value) -> ApiResult<Vec<u8>> {
     let mut obj = obj.clone();
     if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -119,7 +129,7 @@ impl Registry {
         &self,
         def: &ResourceDef,
         body: Value,
-        opts: WriteOptions,
+        opts: WriteOptions<'_>,
     ) -> ApiResult<(Value, Vec<String>)> {
         if !body.is_object() {
             return Err(ApiError::bad_request(format!(
@@ -186,7 +196,7 @@ impl Registry {
         def: &'static ResourceDef,
         namespace: Option<&str>,
         body: Value,
-        opts: WriteOptions,
+        opts: WriteOptions<'_>,
     ) -> ApiResult<Written> {
         let (mut obj, warnings) = self.admit_body(def, body, opts)?;
         let meta = meta::metadata_mut(&mut obj);
@@ -239,11 +249,16 @@ impl Registry {
             meta.remove("generation");
         }
         (def.strategy.defaults)(&mut obj);
-        let name = obj
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        // Mutating admission sees the decoded, defaulted object; the kind's validation sees
+        // what admission made of it.
+        let mut attrs = Attributes::new(Operation::Create, def, namespace);
+        attrs.name = str_at(&obj, "/metadata/name").to_string();
+        attrs.dry_run = opts.dry_run;
+        attrs.user = opts.user;
+        attrs.object = Some(obj);
+        self.admission.mutate(self, &mut attrs).await?;
+        let obj = attrs.object.take().unwrap_or_default();
+        let name = str_at(&obj, "/metadata/name").to_string();
         let errs = (def.strategy.validate)(&obj);
         if !errs.is_empty() {
             return Err(ApiError::invalid(def.kind, def.group, &name, &errs.0));
@@ -253,9 +268,12 @@ impl Registry {
         if !errs.is_empty() {
             return Err(ApiError::invalid(def.kind, def.group, &name, &errs.0));
         }
-        if let Some(ns) = namespace.filter(|_| def.namespaced) {
-            self.check_namespace_open(ns, def, &name).await?;
-        }
+        attrs.name = name.clone();
+        attrs.object = Some(obj);
+        self.admission.validate(self, &mut attrs).await?;
+        let mut obj = attrs.object.take().unwrap_or_default();
+        let mut warnings = warnings;
+        warnings.append(&mut attrs.warnings);
         let r = ObjectRef {
             def,
             namespace,
@@ -293,6 +311,9 @@ impl Registry {
         {
             Ok(WriteOutcome::Committed { revision, .. }) => {
                 meta::set_resource_version(&mut obj, revision);
+                if def.group.is_empty() && def.kind == "Namespace" {
+                    admission::service_account::ensure_default(self, &name).await;
+                }
                 Ok(Written {
                     object: obj,
                     warnings,
@@ -310,46 +331,6 @@ impl Registry {
         }
     }
 
-    /// Refuses new objects in a missing or terminating namespace, as upstream's
-    /// NamespaceLifecycle admission does: the namespace's NotFound, or a Forbidden on the new
-    /// object with a `NamespaceTerminating` cause.
-    async fn check_namespace_open(&self, ns: &str, def: &ResourceDef, name: &str) -> ApiResult<()> {
-        let nsdef = crate::resources::find("", "v1", "namespaces").expect("namespaces are served");
-        let r = ObjectRef {
-            def: nsdef,
-            namespace: None,
-            name: ns,
-        };
-        match self.get_kv(r).await? {
-            None => Err(r.not_found()),
-            Some(kv) => {
-                let v = decode(&kv)?;
-                if v.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
-                    || v.pointer("/metadata/deletionTimestamp").is_some()
-                {
-                    use kox_api::status::{GroupResource, StatusCause, forbidden};
-                    let mut status = forbidden(
-                        &GroupResource::new(def.group, def.plural),
-                        name,
-                        &format!(
-                            "unable to create new content in namespace {ns} because it is being terminated"
-                        ),
-                    );
-                    if let Some(d) = status.details.as_mut() {
-                        d.causes.push(StatusCause {
-                            cause_type: "NamespaceTerminating".to_string(),
-                            message: format!("namespace {ns} is being terminated"),
-                            field: "metadata.namespace".to_string(),
-                        });
-                    }
-                    Err(status.into())
-                } else {
-                    Ok(())
-                }
-            }
-        }
-    }
-
     /// Reads, transforms and writes back one object with compare-and-swap, retrying on races
     /// unless the caller pinned a resource version (then a race is a 409).
     ///
@@ -359,7 +340,7 @@ impl Registry {
         &self,
         r: ObjectRef<'_>,
         subresource: Option<&str>,
-        opts: WriteOptions,
+        opts: WriteOptions<'_>,
         mut mutate: F,
     ) -> ApiResult<Written>
     where
@@ -403,12 +384,26 @@ impl Registry {
                 return Err(r.with_target(ApiError::stale));
             }
             self.prepare_update(def, subresource, &mut new, &current)?;
+            let mut attrs = Attributes::new(Operation::Update, def, r.namespace);
+            attrs.subresource = subresource;
+            attrs.name = r.name.to_string();
+            attrs.dry_run = opts.dry_run;
+            attrs.user = opts.user;
+            attrs.old_object = Some(current.clone());
+            attrs.object = Some(new);
+            self.admission.mutate(self, &mut attrs).await?;
+            let new_admitted = attrs.object.take().unwrap_or_default();
             // Metadata checks for every kind first, then the kind's own (BeforeUpdate).
-            let mut errs = meta::validate_common_update(&new, &current, def.namespaced);
-            errs.extend((def.strategy.validate_update)(&new, &current));
+            let mut errs = meta::validate_common_update(&new_admitted, &current, def.namespaced);
+            errs.extend((def.strategy.validate_update)(&new_admitted, &current));
             if !errs.is_empty() {
                 return Err(ApiError::invalid(def.kind, def.group, r.name, &errs.0));
             }
+            attrs.object = Some(new_admitted);
+            self.admission.validate(self, &mut attrs).await?;
+            let mut new = attrs.object.take().unwrap_or_default();
+            let mut warnings = warnings;
+            warnings.append(&mut attrs.warnings);
             if strip_rv(&new) == strip_rv(&current) {
                 return Ok(Written {
                     object: current,
@@ -590,8 +585,9 @@ impl Registry {
         &self,
         r: ObjectRef<'_>,
         options: &Value,
-        dry_run: bool,
+        opts: WriteOptions<'_>,
     ) -> ApiResult<Value> {
+        let dry_run = opts.dry_run;
         let pre_uid = options
             .pointer("/preconditions/uid")
             .and_then(Value::as_str);
@@ -647,6 +643,13 @@ impl Registry {
                     ),
                 ));
             }
+            let mut attrs = Attributes::new(Operation::Delete, r.def, r.namespace);
+            attrs.name = r.name.to_string();
+            attrs.dry_run = dry_run;
+            attrs.user = opts.user;
+            attrs.old_object = Some(obj.clone());
+            self.admission.mutate(self, &mut attrs).await?;
+            self.admission.validate(self, &mut attrs).await?;
             let mut fins = finalizers(&obj);
             if orphan && !fins.iter().any(|f| f == "orphan") {
                 fins.push("orphan".into());

@@ -544,6 +544,31 @@ pub static RESOURCES: &[ResourceDef] = &[
         &strategy::ROLE
     ),
     // scheduling.k8s.io/v1
+    // admissionregistration.k8s.io/v1
+    res!(
+        "admissionregistration.k8s.io",
+        "v1",
+        "MutatingWebhookConfiguration",
+        "mutatingwebhookconfigurations",
+        "mutatingwebhookconfiguration",
+        false,
+        &[],
+        &["api-extensions"],
+        &[],
+        &strategy::MUTATING_WEBHOOK_CONFIGURATION
+    ),
+    res!(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingWebhookConfiguration",
+        "validatingwebhookconfigurations",
+        "validatingwebhookconfiguration",
+        false,
+        &[],
+        &["api-extensions"],
+        &[],
+        &strategy::VALIDATING_WEBHOOK_CONFIGURATION
+    ),
     res!(
         "scheduling.k8s.io",
         "v1",

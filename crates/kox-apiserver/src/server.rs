@@ -198,6 +198,7 @@ impl Server {
             store,
             allocators: Arc::new(allocators),
             caches,
+            admission: Arc::new(crate::admission::Chain::standard()),
         };
         let app = Arc::new(App {
             registry,

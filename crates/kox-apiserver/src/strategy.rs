@@ -62,9 +62,10 @@ pub fn str_at<'a>(v: &'a Value, path: &str) -> Option<&'a str> {
 }
 
 use k8s_openapi::api::{
-    apps::v1 as apps, autoscaling::v2 as autoscaling, batch::v1 as batch,
-    coordination::v1 as coordination, core::v1 as core, discovery::v1 as discovery,
-    events::v1 as events, networking::v1 as networking, policy::v1 as policy, rbac::v1 as rbac,
+    admissionregistration::v1 as admissionregistration, apps::v1 as apps,
+    autoscaling::v2 as autoscaling, batch::v1 as batch, coordination::v1 as coordination,
+    core::v1 as core, discovery::v1 as discovery, events::v1 as events,
+    networking::v1 as networking, policy::v1 as policy, rbac::v1 as rbac,
     scheduling::v1 as scheduling, storage::v1 as storage,
 };
 
@@ -153,6 +154,24 @@ pub static ROLE: Strategy = Strategy {
     validate: validation::role,
     validate_update: validation::role_update,
     ..strategy_of::<rbac::Role>(&table::DEFAULT)
+};
+pub static MUTATING_WEBHOOK_CONFIGURATION: Strategy = Strategy {
+    defaults: validation::mutating_webhook_configuration_defaults,
+    validate: validation::mutating_webhook_configuration,
+    validate_update: validation::mutating_webhook_configuration_update,
+    tracks_generation: true,
+    ..strategy_of::<admissionregistration::MutatingWebhookConfiguration>(
+        &table::WEBHOOK_CONFIGURATION,
+    )
+};
+pub static VALIDATING_WEBHOOK_CONFIGURATION: Strategy = Strategy {
+    defaults: validation::validating_webhook_configuration_defaults,
+    validate: validation::validating_webhook_configuration,
+    validate_update: validation::validating_webhook_configuration_update,
+    tracks_generation: true,
+    ..strategy_of::<admissionregistration::ValidatingWebhookConfiguration>(
+        &table::WEBHOOK_CONFIGURATION,
+    )
 };
 pub static PRIORITY_CLASS: Strategy = Strategy {
     defaults: validation::priority_class_defaults,

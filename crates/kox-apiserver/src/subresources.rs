@@ -75,6 +75,7 @@ pub async fn bind(
     let opts = crate::registry::WriteOptions {
         dry_run,
         field_validation: crate::registry::FieldValidation::Ignore,
+        user: req.user(),
     };
     app.registry
         .update_with(r, Some("binding"), opts, |current| {
@@ -115,7 +116,15 @@ pub async fn evict(app: &Arc<App>, req: &Request, r: ObjectRef<'_>) -> ApiResult
     };
     let options = body.get("deleteOptions").cloned().unwrap_or(json!({}));
     app.registry
-        .delete(r, &options, req.query.get("dryRun") == Some("All"))
+        .delete(
+            r,
+            &options,
+            crate::registry::WriteOptions {
+                dry_run: req.query.get("dryRun") == Some("All"),
+                field_validation: crate::registry::FieldValidation::Ignore,
+                user: req.user(),
+            },
+        )
         .await?;
     Ok(json_response(StatusCode::CREATED, &success(201)))
 }
@@ -160,6 +169,7 @@ pub async fn scale(app: &Arc<App>, req: &Request, r: ObjectRef<'_>) -> ApiResult
     let opts = crate::registry::WriteOptions {
         dry_run: req.query.get("dryRun") == Some("All"),
         field_validation: crate::registry::FieldValidation::Ignore,
+        user: req.user(),
     };
     let ct = req
         .headers

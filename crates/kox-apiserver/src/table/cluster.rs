@@ -191,6 +191,18 @@ pub static CLUSTER_ROLE_BINDING: TableDef = TableDef {
     row: binding_row,
 };
 
+/// Mutating- and ValidatingWebhookConfigurations: NAME WEBHOOKS AGE.
+pub static WEBHOOK_CONFIGURATION: TableDef = TableDef {
+    columns: &[NAME, col("Webhooks", "integer", 0), AGE],
+    row: |v, now| {
+        let hooks = v
+            .get("webhooks")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        vec![name(v), json!(hooks), age(v, now)]
+    },
+};
+
 pub static PRIORITY_CLASS: TableDef = TableDef {
     columns: &[
         NAME,

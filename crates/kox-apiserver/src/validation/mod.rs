@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 
 pub use kox_api::field::{ErrorList as FieldErrors, FieldError, Path};
 
+mod admissionregistration;
 mod apps;
 mod batch;
 mod cluster;
@@ -29,6 +30,7 @@ mod rbac;
 mod services;
 mod storage;
 
+pub use admissionregistration::*;
 pub use apps::*;
 pub use batch::*;
 pub use cluster::*;
