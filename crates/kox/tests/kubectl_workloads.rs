@@ -429,6 +429,115 @@ fn deployment_creates_scales_updates_and_rolls_back() {
             Err(format!("{rs:?}"))
         }
     });
+
+    // Recreate: the old pods are all gone before the new ReplicaSet grows.
+    c.ok_stdin(&["apply", "-f", "-"], &deployment("rec", 2, "Recreate", ""));
+    rollout_status(&c, "deployment/rec");
+    let watch = Background::start(&c, &["get", "rs", "-l", "app=rec", "-w", "-o", "json"]);
+    wait_for(20, "the replica set watch", || {
+        if watch.lines().is_empty() {
+            Err("no output".into())
+        } else {
+            Ok(())
+        }
+    });
+    c.ok(&["set", "image", "deployment/rec", "c=busybox:1.37"]);
+    rollout_status(&c, "deployment/rec");
+    running(&c, "app=rec", 2);
+    let mut state: BTreeMap<String, i64> = BTreeMap::new();
+    let stream = watch.lines().join("\n");
+    for v in serde_json::Deserializer::from_str(&stream).into_iter::<Value>() {
+        let Ok(rs) = v else { break };
+        let name = rs["metadata"]["name"].as_str().unwrap_or("").to_string();
+        let live = rs["spec"]["replicas"]
+            .as_i64()
+            .unwrap_or(0)
+            .max(rs["status"]["replicas"].as_i64().unwrap_or(0));
+        state.insert(name, live);
+        let active = state.values().filter(|n| **n > 0).count();
+        assert!(
+            active <= 1,
+            "old and new pods at once under Recreate: {state:?}"
+        );
+    }
+    assert_eq!(state.len(), 2, "{state:?}");
+    drop(watch);
+
+    // A rollout that cannot progress reports ProgressDeadlineExceeded, and rollout status
+    // fails as against upstream.
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &deployment(
+            "stuck",
+            1,
+            "RollingUpdate",
+            "      nodeSelector:\n        nowhere: \"true\"\n",
+        ),
+    );
+    c.ok(&[
+        "patch",
+        "deployment",
+        "stuck",
+        "-p",
+        r#"{"spec":{"progressDeadlineSeconds":3}}"#,
+    ]);
+    let err = c.fails(&["rollout", "status", "deployment/stuck", "--timeout=60s"]);
+    assert!(
+        err.contains("deployment \"stuck\" exceeded its progress deadline"),
+        "{err}"
+    );
+    let cond = c.ok(&[
+        "get",
+        "deploy",
+        "stuck",
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"Progressing\")].status} {.status.conditions[?(@.type==\"Progressing\")].reason} {.status.conditions[?(@.type==\"Progressing\")].message}",
+    ]);
+    assert!(
+        cond.starts_with("False ProgressDeadlineExceeded ReplicaSet \"stuck-")
+            && cond.ends_with("\" has timed out progressing."),
+        "{cond}"
+    );
+
+    // ReplicationControllers adopt matching orphans.
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: stray\n  labels:\n    app: legacy\nspec:\n  containers:\n  - name: c\n    image: busybox\n",
+    );
+    running(&c, "app=legacy", 1);
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: ReplicationController\nmetadata:\n  name: legacy\nspec:\n  replicas: 2\n  selector:\n    app: legacy\n  template:\n    metadata:\n      labels:\n        app: legacy\n    spec:\n      containers:\n      - name: c\n        image: busybox\n",
+    );
+    let pods = running(&c, "app=legacy", 2);
+    assert!(pods.contains_key("stray"), "{pods:?}");
+    let owner = c.ok(&[
+        "get",
+        "pod",
+        "stray",
+        "-o",
+        "jsonpath={.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}",
+    ]);
+    assert_eq!(owner, "ReplicationController/legacy");
+    c.ok(&["scale", "rc", "legacy", "--replicas=3"]);
+    running(&c, "app=legacy", 3);
+    wait_for(30, "the rc status", || {
+        let st = c.ok(&[
+            "get",
+            "rc",
+            "legacy",
+            "-o",
+            "jsonpath={.status.readyReplicas}/{.status.replicas}",
+        ]);
+        if st == "3/3" { Ok(()) } else { Err(st) }
+    });
+}
+
+/// A Deployment of busybox pods labelled `app=<name>`, `extra` appended to the pod spec.
+fn deployment(name: &str, replicas: i32, strategy: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  replicas: {replicas}\n  strategy:\n    type: {strategy}\n  selector:\n    matchLabels:\n      app: {name}\n  template:\n    metadata:\n      labels:\n        app: {name}\n    spec:\n      containers:\n      - name: c\n        image: busybox\n{extra}"
+    )
 }
 
 const STATEFULSET: &str = r#"apiVersion: v1
@@ -567,6 +676,36 @@ fn statefulset_starts_in_order_and_scales_down_in_reverse() {
         matches!((t2, t0), (Some(a), Some(b)) if a < b),
         "the update should replace web-2 before web-0: {lines:#?}"
     );
+
+    // A partition keeps the ordinals below it at the current revision.
+    c.ok(&[
+        "patch",
+        "statefulset",
+        "web",
+        "-p",
+        r#"{"spec":{"updateStrategy":{"rollingUpdate":{"partition":2}}}}"#,
+    ]);
+    c.ok(&["set", "image", "statefulset/web", "nginx=nginx:1.27"]);
+    let out = rollout_status(&c, "statefulset/web");
+    assert!(
+        out.contains("partitioned roll out complete: 1 new pods have been updated"),
+        "{out}"
+    );
+    wait_for(30, "only web-2 updated", || {
+        let images = c.ok(&[
+            "get",
+            "pods",
+            "-l",
+            "app=nginx",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}={.spec.containers[0].image} {end}",
+        ]);
+        if images.trim() == "web-0=nginx:1.26 web-1=nginx:1.26 web-2=nginx:1.27" {
+            Ok(())
+        } else {
+            Err(images)
+        }
+    });
 
     // Scale down: the highest ordinals go, one after the other.
     c.ok(&["scale", "statefulset", "web", "--replicas=1"]);
@@ -773,7 +912,11 @@ fn jobs_complete_fail_and_cronjobs_start_jobs() {
     wait_for(60, "the finished job deleted", || {
         let out = c.kubectl(&["get", "job", "brief"]);
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        if err.contains("NotFound") { Ok(()) } else { Err(err) }
+        if err.contains("NotFound") {
+            Ok(())
+        } else {
+            Err(err)
+        }
     });
 
     // The CronJob started a Job of its own by now or within the minute, which completed.
