@@ -77,6 +77,21 @@ fn pod_security_labels_enforce_and_warn() {
         warning.contains("Warning: would violate PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false"),
         "{warning}"
     );
+    // Tightening the enforce level warns about the pods already there.
+    let out = c.kubectl(&[
+        "label",
+        "ns",
+        "locked",
+        "--overwrite",
+        "pod-security.kubernetes.io/enforce=restricted",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let warning = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warning.contains("Warning: existing pods in namespace \"locked\" violate the new PodSecurity enforce level \"restricted:latest\"")
+            && warning.contains("Warning: plain: allowPrivilegeEscalation != false, unrestricted capabilities, runAsNonRoot != true, seccompProfile"),
+        "{warning}"
+    );
     let err = c.fails(&[
         "label",
         "ns",

@@ -800,6 +800,71 @@ fn template_of<'v>(
     Some((t.get("metadata").unwrap_or(&Value::Null), t.get("spec")?))
 }
 
+/// When a namespace's enforce level changes, upstream warns about the pods already there that
+/// the new level would refuse: one line for the level, then one per distinct set of reasons.
+async fn existing_pod_warnings(reg: &Registry, a: &Attributes<'_>) -> ApiResult<Vec<String>> {
+    let (Some(new), Some(old)) = (a.object.as_ref(), a.old_object.as_ref()) else {
+        return Ok(Vec::new());
+    };
+    let new_policy = Policy::from_labels(&super::labels_of(new));
+    let old_policy = Policy::from_labels(&super::labels_of(old));
+    let Some((level, version)) = new_policy.enforce.clone() else {
+        return Ok(Vec::new());
+    };
+    if old_policy.enforce.as_ref() == Some(&(level, version.clone())) || level == Level::Privileged
+    {
+        return Ok(Vec::new());
+    }
+    let ns = a.object_name();
+    let pods_def = crate::resources::find("", "v1", "pods").expect("served");
+    let pods = reg
+        .list(pods_def, Some(ns), &crate::list::ListQuery::default())
+        .await?
+        .items;
+    // Distinct reason lists, in the order first seen, with the pods that have them.
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for pod in &pods {
+        let Some(spec) = pod.get("spec") else {
+            continue;
+        };
+        let meta = pod.get("metadata").unwrap_or(&Value::Null);
+        let violations = evaluate(level, meta, spec);
+        if violations.is_empty() {
+            continue;
+        }
+        let reasons = violations
+            .iter()
+            .map(|v| v.reason.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let name = meta
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        match groups.iter_mut().find(|(r, _)| *r == reasons) {
+            Some((_, names)) => names.push(name),
+            None => groups.push((reasons, vec![name])),
+        }
+    }
+    if groups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out = vec![format!(
+        "existing pods in namespace {ns:?} violate the new PodSecurity enforce level \"{}:{version}\"",
+        level.as_str()
+    )];
+    for (reasons, names) in groups {
+        let who = match names.len() {
+            1 => names[0].clone(),
+            2 => format!("{} (and 1 other pod)", names[0]),
+            n => format!("{} (and {} other pods)", names[0], n - 1),
+        };
+        out.push(format!("{who}: {reasons}"));
+    }
+    Ok(out)
+}
+
 #[async_trait]
 impl Plugin for PodSecurity {
     fn name(&self) -> &'static str {
@@ -826,6 +891,10 @@ impl Plugin for PodSecurity {
                             }
                         ),
                     ));
+                }
+                if a.operation == Operation::Update {
+                    let warnings = existing_pod_warnings(reg, a).await?;
+                    a.warnings.extend(warnings);
                 }
             }
             return Ok(());
