@@ -516,6 +516,15 @@ async fn resource(
             w.warnings.extend(duplicates);
             Ok(written(req, w, render, def))
         }
+        (&Method::POST, Some(name), Some("token")) => {
+            crate::authn::service_account::token_request(
+                app,
+                req,
+                target.namespace.unwrap_or(""),
+                name,
+            )
+            .await
+        }
         (&Method::POST, Some(name), Some("binding")) => {
             subresources::bind(app, req, target.namespace.unwrap_or(""), Some(name)).await
         }

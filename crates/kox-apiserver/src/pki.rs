@@ -60,6 +60,7 @@ impl ClusterPki {
                 (cert, key)
             }
         };
+        crate::authn::service_account::ensure_key(data_dir)?;
         let ca_key = KeyPair::from_pem(&ca_key_pem).context("parsing tls/ca.key")?;
         let issuer =
             Issuer::from_ca_cert_pem(&ca_cert_pem, ca_key).context("parsing tls/ca.crt")?;

@@ -210,6 +210,7 @@ impl Server {
                 .as_deref()
                 .map(TokenFile::load)
                 .transpose()?,
+            service_accounts: Some(crate::authn::TokenSigner::load(&config.data_dir)?),
         };
         let caches = Arc::new(crate::watch_cache::WatchCaches::new(store.clone()));
         let authz = Authorizer::new(caches.clone());

@@ -8,6 +8,7 @@
 //! 401 `Unauthorized`. Every authenticated user gets `system:authenticated`.
 
 pub mod review;
+pub mod service_account;
 pub mod token_file;
 pub mod x509;
 
@@ -18,6 +19,7 @@ use crate::error::ApiError;
 use crate::registry::Registry;
 use crate::user::UserInfo;
 
+pub use service_account::TokenSigner;
 pub use token_file::TokenFile;
 
 /// The configured authentication methods.
@@ -25,6 +27,9 @@ pub use token_file::TokenFile;
 pub struct Authenticator {
     /// Static tokens of `--token-auth-file` (default: none).
     pub token_file: Option<TokenFile>,
+    /// The service-account token signer (default: none, so no such tokens are issued or
+    /// accepted).
+    pub service_accounts: Option<TokenSigner>,
 }
 
 /// 401 as upstream's authentication filter writes it.
@@ -37,7 +42,7 @@ impl Authenticator {
     /// client certificate, if it presented one.
     pub async fn authenticate(
         &self,
-        _registry: &Registry,
+        registry: &Registry,
         client_cert: Option<&UserInfo>,
         headers: &HeaderMap,
     ) -> Result<UserInfo, ApiError> {
@@ -47,7 +52,7 @@ impl Authenticator {
         let Some(token) = bearer_token(headers)? else {
             return Ok(UserInfo::anonymous());
         };
-        match self.authenticate_token(_registry, token, &[]).await {
+        match self.authenticate_token(registry, token, &[]).await {
             Ok(user) => Ok(user),
             Err(why) => {
                 tracing::debug!("authentication failed: {why}");
@@ -60,12 +65,18 @@ impl Authenticator {
     /// The error says why the token is not valid.
     pub async fn authenticate_token(
         &self,
-        _registry: &Registry,
+        registry: &Registry,
         token: &str,
-        _audiences: &[String],
+        audiences: &[String],
     ) -> Result<UserInfo, String> {
         if let Some(user) = self.token_file.as_ref().and_then(|f| f.lookup(token)) {
             return Ok(user.clone().with_authenticated_group());
+        }
+        // Only a JWT (three dot-separated parts) can be a service-account token.
+        if let Some(signer) = &self.service_accounts
+            && token.split('.').count() == 3
+        {
+            return service_account::authenticate(signer, registry, token, audiences).await;
         }
         Err("invalid bearer token".to_string())
     }
