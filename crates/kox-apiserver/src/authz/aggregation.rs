@@ -71,9 +71,22 @@ pub fn aggregated_rules(role: &Value, all: &[Value]) -> Option<Vec<PolicyRule>> 
     Some(rules)
 }
 
-/// Brings every aggregated ClusterRole's rules up to date.
+/// Brings every aggregated ClusterRole's rules up to date. Aggregated roles may select other
+/// aggregated roles (`admin` selects `edit`, which selects `view`), so passes repeat until
+/// nothing changes.
 pub async fn aggregate(registry: &Registry) -> ApiResult<()> {
+    for _ in 0..8 {
+        if !aggregate_once(registry).await? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// One pass; whether it changed a role.
+async fn aggregate_once(registry: &Registry) -> ApiResult<bool> {
     let def = cluster_roles();
+    let mut changed = false;
     let all = registry.list(def, None, &ListQuery::default()).await?.items;
     for role in all.iter().filter(|r| r.get("aggregationRule").is_some()) {
         let Some(rules) = aggregated_rules(role, &all) else {
@@ -96,17 +109,19 @@ pub async fn aggregate(registry: &Registry) -> ApiResult<()> {
                 Ok((next, Vec::new()))
             })
             .await;
-        if let Err(e) = result
-            && e.code() != 404
-        {
-            tracing::warn!(
-                role = role_name,
-                "aggregating cluster role: {}",
-                e.message()
-            );
+        match result {
+            Ok(_) => changed = true,
+            Err(e) if e.code() == 404 => {}
+            Err(e) => {
+                tracing::warn!(
+                    role = role_name,
+                    "aggregating cluster role: {}",
+                    e.message()
+                );
+            }
         }
     }
-    Ok(())
+    Ok(changed)
 }
 
 /// Re-aggregates after every ClusterRole change until the server stops.
