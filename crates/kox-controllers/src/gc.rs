@@ -319,7 +319,7 @@ impl Gc {
                 .filter(|o| !gone.contains(o.uid.as_str()))
                 .collect();
             let patch = json!({"metadata": {
-                "ownerReferences": keep,
+                "ownerReferences": none_if_empty(&keep),
                 "resourceVersion": obj.metadata.resource_version,
             }});
             patch_ignoring_gone(&api, &node.name, &patch).await?;
@@ -434,7 +434,7 @@ impl Gc {
             };
             let keep: Vec<&OwnerReference> = dnode.owners.iter().filter(|o| o.uid != uid).collect();
             let patch = json!({"metadata": {
-                "ownerReferences": keep,
+                "ownerReferences": none_if_empty(&keep),
                 "resourceVersion": dobj.metadata.resource_version,
             }});
             let api = self.api(&dres, dnode.namespace.as_deref());
@@ -498,11 +498,21 @@ impl Gc {
             .filter(|f| *f != finalizer)
             .collect();
         let patch = json!({"metadata": {
-            "finalizers": keep,
+            "finalizers": none_if_empty(&keep),
             "resourceVersion": obj.metadata.resource_version,
         }});
         let api = self.api(resource, node.namespace.as_deref());
         patch_ignoring_gone(&api, &node.name, &patch).await
+    }
+}
+
+/// A list for a merge patch; an empty one removes the field (as upstream's objects omit empty
+/// lists).
+fn none_if_empty<T: serde::Serialize>(items: &[T]) -> serde_json::Value {
+    if items.is_empty() {
+        serde_json::Value::Null
+    } else {
+        json!(items)
     }
 }
 

@@ -24,12 +24,16 @@
 
 pub mod context;
 pub mod discovery;
+pub mod endpoints;
+pub mod endpointslice;
 pub mod events;
 pub mod gc;
 pub mod informer;
 pub mod manager;
 pub mod namespace;
 pub mod queue;
+pub mod root_ca_publisher;
+pub mod serviceaccount;
 pub mod workloads;
 
 pub use context::{Context, ControllerManagerConfig};
@@ -66,6 +70,10 @@ pub fn all_controllers() -> Vec<Box<dyn Controller>> {
     let mine: Vec<Box<dyn Controller>> = vec![
         Box::new(namespace::NamespaceController),
         Box::new(gc::GarbageCollector),
+        Box::new(serviceaccount::ServiceAccountController),
+        Box::new(root_ca_publisher::RootCaPublisher),
+        Box::new(endpoints::EndpointsController),
+        Box::new(endpointslice::EndpointSliceController),
     ];
     mine.into_iter().chain(workloads::controllers()).collect()
 }

@@ -1,5 +1,11 @@
 //! The node agent's part for pods bound to simulated nodes: report them Running and Ready
 //! with a pod IP, and finish their graceful deletion at once (there is nothing to stop).
+//!
+//! A pod that is meant to finish (restartPolicy `Never` or `OnFailure`, every container given
+//! an explicit `command`) runs for about a second and then terminates as its command would:
+//! exit code N for a command ending in `exit N`, 1 for `false`, otherwise 0. That is what
+//! lets Jobs complete on simulated nodes. A failing `OnFailure` pod keeps running, as a
+//! kubelet restarting it would.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -43,7 +49,41 @@ fn key(pod: &Pod) -> String {
 enum Action {
     Nothing,
     ReportRunning,
+    /// The containers exited with this code.
+    ReportExit(i32),
     FinishDeletion,
+}
+
+/// How long a finite pod runs on a simulated node.
+const RUN_TIME: Duration = Duration::from_secs(1);
+
+/// The exit code a pod's containers end with, if the pod is meant to finish (see the module
+/// docs); `None` for a pod that runs until deleted.
+fn exit_code(pod: &Pod) -> Option<i32> {
+    let spec = pod.spec.as_ref()?;
+    let policy = spec.restart_policy.as_deref().unwrap_or("Always");
+    if policy == "Always" || spec.containers.is_empty() {
+        return None;
+    }
+    let mut worst = 0;
+    for c in &spec.containers {
+        let command = c.command.as_ref().filter(|c| !c.is_empty())?;
+        let line: Vec<&str> = command
+            .iter()
+            .chain(c.args.iter().flatten())
+            .flat_map(|w| w.split_whitespace())
+            .collect();
+        let code = match line.as_slice() {
+            [.., "exit", n] => n.trim_end_matches(';').parse().unwrap_or(1),
+            ["false"] | ["/bin/false"] => 1,
+            _ => 0,
+        };
+        if worst == 0 {
+            worst = code;
+        }
+    }
+    // A failing container under OnFailure is restarted in place: the pod does not finish.
+    (worst == 0 || policy == "Never").then_some(worst)
 }
 
 fn next_action(pod: &Pod) -> Action {
@@ -57,7 +97,10 @@ fn next_action(pod: &Pod) -> Action {
         .is_some_and(|ip| !ip.is_empty());
     match phase {
         "Succeeded" | "Failed" => Action::Nothing,
-        "Running" if has_ip => Action::Nothing,
+        "Running" if has_ip => match exit_code(pod) {
+            Some(code) => Action::ReportExit(code),
+            None => Action::Nothing,
+        },
         _ => Action::ReportRunning,
     }
 }
@@ -109,6 +152,50 @@ fn running_status(pod: &Pod, node: &FakeNode, pod_ip: &str) -> Value {
         status["initContainerStatuses"] = json!(init);
     }
     json!({ "status": status })
+}
+
+/// The status a kubelet reports once every container exited with `code`.
+fn exited_status(pod: &Pod, code: i32) -> Value {
+    let now = now_rfc3339();
+    let uid = pod.metadata.uid.as_deref().unwrap_or("");
+    let (phase, reason) = if code == 0 {
+        ("Succeeded", "Completed")
+    } else {
+        ("Failed", "Error")
+    };
+    let started = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.start_time.clone())
+        .map(|t| json!(t))
+        .unwrap_or(json!(now));
+    let containers: Vec<Value> = pod
+        .spec
+        .iter()
+        .flat_map(|s| s.containers.iter())
+        .map(|c| {
+            json!({
+                "name": c.name, "image": c.image.clone().unwrap_or_default(), "imageID": "",
+                "containerID": format!("kox-fake://{uid}-{}", c.name),
+                "ready": false, "started": false, "restartCount": 0,
+                "state": {"terminated": {"exitCode": code, "reason": reason, "startedAt": started, "finishedAt": now}},
+            })
+        })
+        .collect();
+    let cond = |t: &str, status: &str| json!({"type": t, "status": status, "lastProbeTime": null, "lastTransitionTime": now});
+    let mut conditions = vec![
+        cond("PodReadyToStartContainers", "False"),
+        cond("Initialized", "True"),
+        cond("Ready", "False"),
+        cond("ContainersReady", "False"),
+        cond("PodScheduled", "True"),
+    ];
+    for c in &mut conditions {
+        if c["status"] == "False" && c["type"] != "PodReadyToStartContainers" {
+            c["reason"] = json!("PodCompleted");
+        }
+    }
+    json!({"status": {"phase": phase, "conditions": conditions, "containerStatuses": containers}})
 }
 
 /// Watches all pods and acts for those on simulated nodes, until `stop`.
@@ -182,6 +269,16 @@ pub async fn serve(client: Client, nodes: Arc<Nodes>, stop: CancellationToken) {
                     )
                     .await
                     .map(|_| ()),
+                Action::ReportExit(code) => {
+                    tokio::time::sleep(RUN_TIME).await;
+                    api.patch_status(
+                        &name,
+                        &PatchParams::default(),
+                        &Patch::Merge(exited_status(&pod, code)),
+                    )
+                    .await
+                    .map(|_| ())
+                }
                 Action::FinishDeletion => {
                     let dp = DeleteParams {
                         grace_period_seconds: Some(0),
@@ -237,6 +334,53 @@ mod tests {
         ] {
             assert_eq!(next_action(&pod(p.clone())), want, "{p}");
         }
+    }
+
+    #[test]
+    fn finite_pods_exit_as_their_command_says() {
+        let job = |policy: &str, cmd: Value| {
+            pod(
+                json!({"spec": {"restartPolicy": policy, "containers": [{"name": "c", "command": cmd}]},
+                "status": {"phase": "Running", "podIP": "10.0.0.2"}}),
+            )
+        };
+        assert_eq!(
+            next_action(&job("Never", json!(["sh", "-c", "echo hi"]))),
+            Action::ReportExit(0)
+        );
+        assert_eq!(
+            next_action(&job("Never", json!(["sh", "-c", "exit 3"]))),
+            Action::ReportExit(3)
+        );
+        assert_eq!(
+            next_action(&job("Never", json!(["false"]))),
+            Action::ReportExit(1)
+        );
+        assert_eq!(
+            next_action(&job("OnFailure", json!(["true"]))),
+            Action::ReportExit(0)
+        );
+        // A failing OnFailure pod is restarted in place, not finished.
+        assert_eq!(
+            next_action(&job("OnFailure", json!(["sh", "-c", "exit 1"]))),
+            Action::Nothing
+        );
+        // Servers (restartPolicy Always) and pods running their image's entrypoint never finish.
+        assert_eq!(
+            next_action(&job("Always", json!(["true"]))),
+            Action::Nothing
+        );
+        let no_command = pod(
+            json!({"spec": {"restartPolicy": "Never", "containers": [{"name": "c"}]},
+            "status": {"phase": "Running", "podIP": "10.0.0.2"}}),
+        );
+        assert_eq!(next_action(&no_command), Action::Nothing);
+        let s = &exited_status(&job("Never", json!(["false"])), 1)["status"];
+        assert_eq!(s["phase"], "Failed");
+        assert_eq!(
+            s["containerStatuses"][0]["state"]["terminated"]["exitCode"],
+            1
+        );
     }
 
     #[test]

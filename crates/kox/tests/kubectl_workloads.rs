@@ -429,6 +429,115 @@ fn deployment_creates_scales_updates_and_rolls_back() {
             Err(format!("{rs:?}"))
         }
     });
+
+    // Recreate: the old pods are all gone before the new ReplicaSet grows.
+    c.ok_stdin(&["apply", "-f", "-"], &deployment("rec", 2, "Recreate", ""));
+    rollout_status(&c, "deployment/rec");
+    let watch = Background::start(&c, &["get", "rs", "-l", "app=rec", "-w", "-o", "json"]);
+    wait_for(20, "the replica set watch", || {
+        if watch.lines().is_empty() {
+            Err("no output".into())
+        } else {
+            Ok(())
+        }
+    });
+    c.ok(&["set", "image", "deployment/rec", "c=busybox:1.37"]);
+    rollout_status(&c, "deployment/rec");
+    running(&c, "app=rec", 2);
+    let mut state: BTreeMap<String, i64> = BTreeMap::new();
+    let stream = watch.lines().join("\n");
+    for v in serde_json::Deserializer::from_str(&stream).into_iter::<Value>() {
+        let Ok(rs) = v else { break };
+        let name = rs["metadata"]["name"].as_str().unwrap_or("").to_string();
+        let live = rs["spec"]["replicas"]
+            .as_i64()
+            .unwrap_or(0)
+            .max(rs["status"]["replicas"].as_i64().unwrap_or(0));
+        state.insert(name, live);
+        let active = state.values().filter(|n| **n > 0).count();
+        assert!(
+            active <= 1,
+            "old and new pods at once under Recreate: {state:?}"
+        );
+    }
+    assert_eq!(state.len(), 2, "{state:?}");
+    drop(watch);
+
+    // A rollout that cannot progress reports ProgressDeadlineExceeded, and rollout status
+    // fails as against upstream.
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &deployment(
+            "stuck",
+            1,
+            "RollingUpdate",
+            "      nodeSelector:\n        nowhere: \"true\"\n",
+        ),
+    );
+    c.ok(&[
+        "patch",
+        "deployment",
+        "stuck",
+        "-p",
+        r#"{"spec":{"progressDeadlineSeconds":3}}"#,
+    ]);
+    let err = c.fails(&["rollout", "status", "deployment/stuck", "--timeout=60s"]);
+    assert!(
+        err.contains("deployment \"stuck\" exceeded its progress deadline"),
+        "{err}"
+    );
+    let cond = c.ok(&[
+        "get",
+        "deploy",
+        "stuck",
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"Progressing\")].status} {.status.conditions[?(@.type==\"Progressing\")].reason} {.status.conditions[?(@.type==\"Progressing\")].message}",
+    ]);
+    assert!(
+        cond.starts_with("False ProgressDeadlineExceeded ReplicaSet \"stuck-")
+            && cond.ends_with("\" has timed out progressing."),
+        "{cond}"
+    );
+
+    // ReplicationControllers adopt matching orphans.
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: stray\n  labels:\n    app: legacy\nspec:\n  containers:\n  - name: c\n    image: busybox\n",
+    );
+    running(&c, "app=legacy", 1);
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: ReplicationController\nmetadata:\n  name: legacy\nspec:\n  replicas: 2\n  selector:\n    app: legacy\n  template:\n    metadata:\n      labels:\n        app: legacy\n    spec:\n      containers:\n      - name: c\n        image: busybox\n",
+    );
+    let pods = running(&c, "app=legacy", 2);
+    assert!(pods.contains_key("stray"), "{pods:?}");
+    let owner = c.ok(&[
+        "get",
+        "pod",
+        "stray",
+        "-o",
+        "jsonpath={.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}",
+    ]);
+    assert_eq!(owner, "ReplicationController/legacy");
+    c.ok(&["scale", "rc", "legacy", "--replicas=3"]);
+    running(&c, "app=legacy", 3);
+    wait_for(30, "the rc status", || {
+        let st = c.ok(&[
+            "get",
+            "rc",
+            "legacy",
+            "-o",
+            "jsonpath={.status.readyReplicas}/{.status.replicas}",
+        ]);
+        if st == "3/3" { Ok(()) } else { Err(st) }
+    });
+}
+
+/// A Deployment of busybox pods labelled `app=<name>`, `extra` appended to the pod spec.
+fn deployment(name: &str, replicas: i32, strategy: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  replicas: {replicas}\n  strategy:\n    type: {strategy}\n  selector:\n    matchLabels:\n      app: {name}\n  template:\n    metadata:\n      labels:\n        app: {name}\n    spec:\n      containers:\n      - name: c\n        image: busybox\n{extra}"
+    )
 }
 
 const STATEFULSET: &str = r#"apiVersion: v1
@@ -568,6 +677,36 @@ fn statefulset_starts_in_order_and_scales_down_in_reverse() {
         "the update should replace web-2 before web-0: {lines:#?}"
     );
 
+    // A partition keeps the ordinals below it at the current revision.
+    c.ok(&[
+        "patch",
+        "statefulset",
+        "web",
+        "-p",
+        r#"{"spec":{"updateStrategy":{"rollingUpdate":{"partition":2}}}}"#,
+    ]);
+    c.ok(&["set", "image", "statefulset/web", "nginx=nginx:1.27"]);
+    let out = rollout_status(&c, "statefulset/web");
+    assert!(
+        out.contains("partitioned roll out complete: 1 new pods have been updated"),
+        "{out}"
+    );
+    wait_for(30, "only web-2 updated", || {
+        let images = c.ok(&[
+            "get",
+            "pods",
+            "-l",
+            "app=nginx",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}={.spec.containers[0].image} {end}",
+        ]);
+        if images.trim() == "web-0=nginx:1.26 web-1=nginx:1.26 web-2=nginx:1.27" {
+            Ok(())
+        } else {
+            Err(images)
+        }
+    });
+
     // Scale down: the highest ordinals go, one after the other.
     c.ok(&["scale", "statefulset", "web", "--replicas=1"]);
     wait_for(60, "one pod left", || {
@@ -655,7 +794,6 @@ spec:
       containers:
       - name: c
         image: busybox
-        command: ["sh", "-c", "echo $JOB_COMPLETION_INDEX"]
 "#;
 
 #[test]
@@ -674,7 +812,7 @@ fn jobs_complete_fail_and_cronjobs_start_jobs() {
         "true",
     ]);
 
-    // Completions run `parallelism` at a time.
+    // A pod whose command finishes completes the Job (the simulated node runs it to exit 0).
     c.ok(&[
         "create",
         "job",
@@ -685,8 +823,6 @@ fn jobs_complete_fail_and_cronjobs_start_jobs() {
         "-c",
         "exit 0",
     ]);
-    let pods = job_pods(&c, "work", 1);
-    finish_pod(&c, &pods[0], 0);
     c.ok(&[
         "wait",
         "--for=condition=complete",
@@ -698,14 +834,15 @@ fn jobs_complete_fail_and_cronjobs_start_jobs() {
         "job",
         "work",
         "-o",
-        "jsonpath={.status.succeeded} {.status.conditions[?(@.type==\"Complete\")].reason} {.status.completionTime}",
+        "jsonpath={.status.succeeded} {.status.active} {.status.conditions[?(@.type==\"Complete\")].reason} {.status.completionTime}",
     ]);
-    assert!(st.starts_with("1 CompletionsReached 20"), "{st}");
+    assert!(st.starts_with("1 0 CompletionsReached 20"), "{st}");
     let ev = events(&c, "Job");
     assert!(ev.contains("Created pod: work-"), "{ev}");
     assert!(ev.contains("Completed"), "{ev}");
 
-    // Indexed: every index succeeds once, two at a time.
+    // Indexed: every index succeeds once, two at a time (these pods run until told to stop,
+    // as their kubelet would report).
     c.ok_stdin(&["apply", "-f", "-"], INDEXED_JOB);
     let pods = job_pods(&c, "indexed", 2);
     let index = |p: &str| {
@@ -750,18 +887,8 @@ fn jobs_complete_fail_and_cronjobs_start_jobs() {
     // Failures beyond backoffLimit fail the Job.
     c.ok_stdin(
         &["apply", "-f", "-"],
-        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: doomed\nspec:\n  backoffLimit: 1\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: c\n        image: busybox\n        command: [\"false\"]\n",
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: doomed\nspec:\n  backoffLimit: 1\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: c\n        image: busybox\n        command: [\"sh\", \"-c\", \"exit 2\"]\n",
     );
-    for round in 0..2 {
-        let pod = wait_for(60, &format!("failing pod {round}"), || {
-            let pods = live_pods(&c, "batch.kubernetes.io/job-name=doomed");
-            pods.iter()
-                .find(|(_, phase)| *phase == "Running")
-                .map(|(p, _)| p.clone())
-                .ok_or(format!("{pods:?}"))
-        });
-        finish_pod(&c, &pod, 1);
-    }
     c.ok(&[
         "wait",
         "--for=condition=failed",
@@ -777,7 +904,22 @@ fn jobs_complete_fail_and_cronjobs_start_jobs() {
     ]);
     assert_eq!(st, "2 BackoffLimitExceeded");
 
-    // The CronJob started a Job of its own by now or within the minute.
+    // A finished Job with ttlSecondsAfterFinished is deleted.
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: brief\nspec:\n  ttlSecondsAfterFinished: 1\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: c\n        image: busybox\n        command: [\"true\"]\n",
+    );
+    wait_for(60, "the finished job deleted", || {
+        let out = c.kubectl(&["get", "job", "brief"]);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        if err.contains("NotFound") {
+            Ok(())
+        } else {
+            Err(err)
+        }
+    });
+
+    // The CronJob started a Job of its own by now or within the minute, which completed.
     let job = wait_for(75, "a job from the cronjob", || {
         let jobs = items(&json(&c, &["get", "jobs"]));
         jobs.iter()
@@ -788,15 +930,21 @@ fn jobs_complete_fail_and_cronjobs_start_jobs() {
     assert!(job.starts_with("tick-"), "{job}");
     let minutes: i64 = job["tick-".len()..].parse().expect("minutes in the name");
     assert!(minutes > 29_000_000, "{job}");
+    c.ok(&[
+        "wait",
+        "--for=condition=complete",
+        &format!("job/{job}"),
+        "--timeout=60s",
+    ]);
     wait_for(30, "the cronjob status", || {
         let st = c.ok(&[
             "get",
             "cronjob",
             "tick",
             "-o",
-            "jsonpath={.status.active[0].name} {.status.lastScheduleTime}",
+            "jsonpath={.status.lastScheduleTime} {.status.lastSuccessfulTime}",
         ]);
-        if st.starts_with(&format!("{job} 20")) {
+        if st.starts_with("20") && st.contains(" 20") {
             Ok(())
         } else {
             Err(st)
@@ -804,6 +952,10 @@ fn jobs_complete_fail_and_cronjobs_start_jobs() {
     });
     let ev = events(&c, "CronJob");
     assert!(ev.contains(&format!("Created job {job}")), "{ev}");
+    assert!(
+        ev.contains(&format!("Saw completed job: {job}, status: Complete")),
+        "{ev}"
+    );
 }
 
 const DAEMONSETS: &str = r#"apiVersion: apps/v1

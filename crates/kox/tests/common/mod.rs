@@ -13,9 +13,10 @@ pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub port: u16,
     cache: tempfile::TempDir,
+    extra: Vec<String>,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     l.local_addr().expect("local addr").port()
 }
@@ -23,12 +24,18 @@ fn free_port() -> u16 {
 impl Cluster {
     /// Starts a server and waits until `/readyz` answers.
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server with extra `kox server` flags and waits until `/readyz` answers.
+    pub fn start_with(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut c = Cluster {
             child: None,
             dir,
             port: free_port(),
             cache: tempfile::tempdir().expect("temp dir"),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         c.spawn();
         c
@@ -46,6 +53,7 @@ impl Cluster {
                 "--data-dir",
             ])
             .arg(self.dir.path())
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

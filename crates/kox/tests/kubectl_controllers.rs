@@ -1,0 +1,643 @@
+//! The controller manager end to end: a real `kox server` (which runs the controller manager
+//! in-process unless told not to), standalone `kox controller-manager` processes, and the real
+//! kubectl.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use common::{Cluster, free_port};
+
+/// Polls `f` until it returns `Ok`, failing with `what` and the last error after `secs`.
+fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(last) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "timed out waiting for {what}; last: {last}"
+                );
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        }
+    }
+}
+
+/// `kubectl get … -o jsonpath=…` output, or the error text.
+fn jsonpath(c: &Cluster, args: &[&str], path: &str) -> Result<String, String> {
+    let mut all: Vec<&str> = args.to_vec();
+    let p = format!("jsonpath={path}");
+    all.extend(["-o", &p]);
+    let out = c.kubectl(&all);
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+fn names(c: &Cluster, args: &[&str]) -> Vec<String> {
+    let mut all = args.to_vec();
+    all.extend(["-o", "name"]);
+    let mut v: Vec<String> = c
+        .ok(&all)
+        .lines()
+        .map(str::to_string)
+        .filter(|l| !l.is_empty())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn deleting_a_namespace_deletes_its_content_and_then_the_namespace() {
+    let c = Cluster::start();
+    wait_for(
+        30,
+        "componentstatuses to report the controller manager",
+        || {
+            let out = c.ok(&[
+                "get",
+                "componentstatuses",
+                "controller-manager",
+                "--no-headers",
+            ]);
+            if out.contains("Healthy") && !out.contains("Unhealthy") {
+                Ok(())
+            } else {
+                Err(out)
+            }
+        },
+    );
+    // `kubectl delete namespace` returns once the namespace is gone.
+    c.ok(&["create", "namespace", "plain"]);
+    c.ok(&[
+        "-n",
+        "plain",
+        "create",
+        "configmap",
+        "settings",
+        "--from-literal=a=b",
+    ]);
+    c.ok(&[
+        "-n",
+        "plain",
+        "create",
+        "service",
+        "clusterip",
+        "web",
+        "--tcp=80:8080",
+    ]);
+    c.ok(&["delete", "namespace", "plain", "--timeout=90s"]);
+    let err = c.fails(&["get", "namespace", "plain"]);
+    assert!(err.contains("NotFound"), "{err}");
+
+    // A namespace whose content has a finalizer no one removes waits, and says why.
+    c.ok(&["create", "namespace", "doomed"]);
+    c.ok(&[
+        "-n",
+        "doomed",
+        "create",
+        "configmap",
+        "settings",
+        "--from-literal=a=b",
+    ]);
+    c.ok(&[
+        "-n",
+        "doomed",
+        "create",
+        "secret",
+        "generic",
+        "token",
+        "--from-literal=t=x",
+    ]);
+    c.ok(&[
+        "-n",
+        "doomed",
+        "create",
+        "deployment",
+        "web",
+        "--image=busybox",
+    ]);
+    c.ok_stdin(
+        &["-n", "doomed", "apply", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: held\n  finalizers: [example.com/hold]\n",
+    );
+    c.ok(&["delete", "namespace", "doomed", "--wait=false"]);
+    let phase = jsonpath(&c, &["get", "namespace", "doomed"], "{.status.phase}");
+    assert_eq!(phase.as_deref(), Ok("Terminating"));
+    wait_for(
+        60,
+        "the namespace to report the remaining finalizer",
+        || {
+            let msg = jsonpath(
+                &c,
+                &["get", "namespace", "doomed"],
+                "{.status.conditions[?(@.type==\"NamespaceFinalizersRemaining\")].message}",
+            )?;
+            if msg
+                == "Some content in the namespace has finalizers remaining: example.com/hold in 1 resource instances"
+            {
+                Ok(())
+            } else {
+                Err(msg)
+            }
+        },
+    );
+    let remaining = jsonpath(
+        &c,
+        &["get", "namespace", "doomed"],
+        "{.status.conditions[?(@.type==\"NamespaceContentRemaining\")].message}",
+    );
+    assert_eq!(
+        remaining.as_deref(),
+        Ok("Some resources are remaining: configmaps. has 1 resource instances")
+    );
+    wait_for(60, "everything but the held ConfigMap to go", || {
+        let left = names(
+            &c,
+            &[
+                "-n",
+                "doomed",
+                "get",
+                "configmaps,secrets,services,deployments,replicasets,pods",
+            ],
+        );
+        if left == ["configmap/held"] {
+            Ok(())
+        } else {
+            Err(format!("{left:?}"))
+        }
+    });
+    c.ok(&[
+        "-n",
+        "doomed",
+        "patch",
+        "configmap",
+        "held",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
+    wait_for(60, "the namespace to go", || {
+        let out = c.kubectl(&["get", "namespace", "doomed"]);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        if err.contains("NotFound") {
+            Ok(())
+        } else {
+            Err(format!("{}{err}", String::from_utf8_lossy(&out.stdout)))
+        }
+    });
+}
+
+/// Creates ConfigMap `owner` and two Secrets it owns (blocking its foreground deletion).
+fn owner_with_dependents(c: &Cluster, owner: &str) {
+    c.ok(&["create", "configmap", owner]);
+    let uid = jsonpath(c, &["get", "configmap", owner], "{.metadata.uid}").expect("uid");
+    for i in 1..=2 {
+        c.ok_stdin(
+            &["apply", "-f", "-"],
+            &format!(
+                "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {owner}-dep{i}\n  ownerReferences:\n  - apiVersion: v1\n    kind: ConfigMap\n    name: {owner}\n    uid: {uid}\n    blockOwnerDeletion: true\n"
+            ),
+        );
+    }
+}
+
+fn secrets_of(c: &Cluster, owner: &str) -> Vec<String> {
+    names(c, &["get", "secrets"])
+        .into_iter()
+        .filter(|n| n.starts_with(&format!("secret/{owner}-")))
+        .collect()
+}
+
+#[test]
+fn deleting_an_owner_cascades_in_background_or_foreground_unless_orphaned() {
+    let c = Cluster::start();
+    owner_with_dependents(&c, "bg");
+    owner_with_dependents(&c, "fg");
+    owner_with_dependents(&c, "orph");
+
+    c.ok(&["delete", "configmap", "bg"]);
+    wait_for(60, "the background owner's dependents to go", || {
+        let left = secrets_of(&c, "bg");
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{left:?}"))
+        }
+    });
+
+    // Foreground: the owner goes only after its blocking dependents, so once kubectl sees
+    // it gone, they are gone too.
+    c.ok(&[
+        "delete",
+        "configmap",
+        "fg",
+        "--cascade=foreground",
+        "--timeout=90s",
+    ]);
+    assert_eq!(secrets_of(&c, "fg"), Vec::<String>::new());
+
+    c.ok(&[
+        "delete",
+        "configmap",
+        "orph",
+        "--cascade=orphan",
+        "--timeout=90s",
+    ]);
+    assert_eq!(
+        secrets_of(&c, "orph"),
+        ["secret/orph-dep1", "secret/orph-dep2"]
+    );
+    for s in ["orph-dep1", "orph-dep2"] {
+        let refs = jsonpath(&c, &["get", "secret", s], "{.metadata.ownerReferences}");
+        assert_eq!(
+            refs.as_deref(),
+            Ok(""),
+            "orphaned {s} keeps no owner reference"
+        );
+    }
+
+    // The workload chain: a Deployment owns a ReplicaSet, which owns the pods.
+    c.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=busybox",
+        "--replicas=2",
+    ]);
+    wait_for(60, "the deployment's ReplicaSet and pods", || {
+        let rs = names(&c, &["get", "replicasets", "-l", "app=web"]);
+        let pods = names(&c, &["get", "pods", "-l", "app=web"]);
+        if rs.len() == 1 && pods.len() == 2 {
+            Ok(())
+        } else {
+            Err(format!("{rs:?} {pods:?}"))
+        }
+    });
+    c.ok(&[
+        "delete",
+        "deployment",
+        "web",
+        "--cascade=orphan",
+        "--timeout=90s",
+    ]);
+    wait_for(
+        60,
+        "the orphaned ReplicaSet to lose its owner reference",
+        || {
+            let refs = jsonpath(
+                &c,
+                &["get", "replicasets", "-l", "app=web"],
+                "{.items[*].metadata.ownerReferences}",
+            )?;
+            if refs.is_empty() { Ok(()) } else { Err(refs) }
+        },
+    );
+    assert_eq!(names(&c, &["get", "pods", "-l", "app=web"]).len(), 2);
+    c.ok(&["delete", "replicasets", "-l", "app=web"]);
+    wait_for(60, "the ReplicaSet's pods to be deleted with it", || {
+        let pods = names(&c, &["get", "pods", "-l", "app=web"]);
+        if pods.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{pods:?}"))
+        }
+    });
+}
+
+#[test]
+fn new_namespaces_get_the_default_service_account_and_the_root_ca() {
+    let c = Cluster::start();
+    let kubeconfig = std::fs::read_to_string(c.kubeconfig()).expect("kubeconfig");
+    let ca_data = kubeconfig
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("certificate-authority-data:"))
+        .expect("the admin kubeconfig embeds the CA")
+        .trim()
+        .to_string();
+    let ca = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(&ca_data)
+            .expect("base64 CA"),
+    )
+    .expect("PEM");
+    c.ok(&["create", "namespace", "team"]);
+    let sa_uid = wait_for(30, "the default ServiceAccount", || {
+        jsonpath(
+            &c,
+            &["-n", "team", "get", "serviceaccount", "default"],
+            "{.metadata.uid}",
+        )
+    });
+    wait_for(30, "kube-root-ca.crt", || {
+        let got = jsonpath(
+            &c,
+            &["-n", "team", "get", "configmap", "kube-root-ca.crt"],
+            "{.data.ca\\.crt}",
+        )?;
+        if got.trim() == ca.trim() {
+            Ok(())
+        } else {
+            Err(got)
+        }
+    });
+    // Both come back when deleted or edited.
+    c.ok(&["-n", "team", "delete", "serviceaccount", "default"]);
+    wait_for(30, "a new default ServiceAccount", || {
+        let uid = jsonpath(
+            &c,
+            &["-n", "team", "get", "serviceaccount", "default"],
+            "{.metadata.uid}",
+        )?;
+        if uid != sa_uid { Ok(()) } else { Err(uid) }
+    });
+    c.ok(&[
+        "-n",
+        "team",
+        "patch",
+        "configmap",
+        "kube-root-ca.crt",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"ca.crt":"tampered"}}"#,
+    ]);
+    wait_for(30, "kube-root-ca.crt restored", || {
+        let got = jsonpath(
+            &c,
+            &["-n", "team", "get", "configmap", "kube-root-ca.crt"],
+            "{.data.ca\\.crt}",
+        )?;
+        if got.trim() == ca.trim() {
+            Ok(())
+        } else {
+            Err(got)
+        }
+    });
+    // Every system namespace has them too.
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        wait_for(30, &format!("the default ServiceAccount in {ns}"), || {
+            jsonpath(
+                &c,
+                &["-n", ns, "get", "serviceaccount", "default"],
+                "{.metadata.name}",
+            )
+        });
+    }
+}
+
+/// Sets a pod's IP and Ready condition through the status subresource, as a kubelet would.
+fn set_pod_status(c: &Cluster, pod: &str, ip: &str, ready: bool) {
+    let ready = if ready { "True" } else { "False" };
+    c.ok(&[
+        "patch",
+        "pod",
+        pod,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &format!(
+            r#"{{"status":{{"phase":"Running","podIP":"{ip}","podIPs":[{{"ip":"{ip}"}}],"conditions":[{{"type":"Ready","status":"{ready}"}}]}}}}"#
+        ),
+    ]);
+}
+
+#[test]
+fn endpoints_and_endpoint_slices_follow_pod_readiness() {
+    let c = Cluster::start();
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector:\n    app: web\n  ports:\n  - name: http\n    port: 80\n    targetPort: web\n",
+    );
+    for pod in ["a", "b"] {
+        // Bound to a node no agent runs, so only this test writes their status.
+        c.ok_stdin(
+            &["apply", "-f", "-"],
+            &format!(
+                "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {pod}\n  labels:\n    app: web\nspec:\n  nodeName: ghost\n  containers:\n  - name: c\n    image: busybox\n    ports:\n    - name: web\n      containerPort: 8080\n"
+            ),
+        );
+    }
+    set_pod_status(&c, "a", "10.9.0.1", true);
+    set_pod_status(&c, "b", "10.9.0.2", false);
+    let endpoints = |c: &Cluster| {
+        jsonpath(
+            c,
+            &["get", "endpoints", "web"],
+            "{.subsets[*].addresses[*].ip}/{.subsets[*].notReadyAddresses[*].ip}/{.subsets[*].ports[*].port}",
+        )
+    };
+    let slices = |c: &Cluster| {
+        jsonpath(
+            c,
+            &[
+                "get",
+                "endpointslices",
+                "-l",
+                "kubernetes.io/service-name=web,endpointslice.kubernetes.io/managed-by=endpointslice-controller.k8s.io",
+            ],
+            "{range .items[*].endpoints[*]}{.addresses[0]}={.conditions.ready} {end}",
+        )
+    };
+    wait_for(60, "endpoints with one ready and one unready pod", || {
+        let e = endpoints(&c)?;
+        if e == "10.9.0.1/10.9.0.2/8080" {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    });
+    wait_for(
+        60,
+        "a slice with one ready and one unready endpoint",
+        || {
+            let s = slices(&c)?;
+            if s == "10.9.0.1=true 10.9.0.2=false" {
+                Ok(())
+            } else {
+                Err(s)
+            }
+        },
+    );
+    set_pod_status(&c, "b", "10.9.0.2", true);
+    wait_for(60, "both pods ready in the endpoints", || {
+        let e = endpoints(&c)?;
+        if e == "10.9.0.1 10.9.0.2//8080" {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    });
+    wait_for(60, "both pods ready in the slice", || {
+        let s = slices(&c)?;
+        if s == "10.9.0.1=true 10.9.0.2=true" {
+            Ok(())
+        } else {
+            Err(s)
+        }
+    });
+    c.ok(&["delete", "pod", "a", "--grace-period=0", "--force"]);
+    wait_for(60, "the deleted pod to leave the endpoints", || {
+        let e = endpoints(&c)?;
+        if e == "10.9.0.2//8080" {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    });
+    wait_for(60, "the deleted pod to leave the slice", || {
+        let s = slices(&c)?;
+        if s == "10.9.0.2=true" { Ok(()) } else { Err(s) }
+    });
+    // The slice belongs to the service: it goes with it.
+    c.ok(&["delete", "service", "web"]);
+    wait_for(60, "the service's endpoints and slices to go", || {
+        let e = names(
+            &c,
+            &[
+                "get",
+                "endpoints,endpointslices",
+                "-l",
+                "kubernetes.io/service-name=web",
+            ],
+        );
+        let gone = c.kubectl(&["get", "endpoints", "web"]);
+        if e.is_empty() && !gone.status.success() {
+            Ok(())
+        } else {
+            Err(format!("{e:?}"))
+        }
+    });
+}
+
+/// A `kox controller-manager` process, killed when dropped.
+struct ControllerManager {
+    child: Child,
+    port: u16,
+}
+
+impl ControllerManager {
+    fn start(c: &Cluster, log: &str) -> Self {
+        let port = free_port();
+        let log = std::fs::File::create(c.data_dir().join(log)).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_kox"))
+            .arg("controller-manager")
+            .arg("--kubeconfig")
+            .arg(c.kubeconfig())
+            .args([
+                "--bind-address",
+                "127.0.0.1",
+                "--secure-port",
+                &port.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start kox controller-manager");
+        ControllerManager { child, port }
+    }
+
+    /// Whether it leads, from its `/metrics` (`None` if it does not answer).
+    fn leading(&self) -> Option<bool> {
+        let out = Command::new("curl")
+            .args(["-sk", "--max-time", "5"])
+            .arg(format!("https://127.0.0.1:{}/metrics", self.port))
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("leader_election_master_status"))?;
+        Some(line.trim_end().ends_with(" 1"))
+    }
+}
+
+impl Drop for ControllerManager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_standby_controller_manager_takes_over_when_the_leader_dies() {
+    let c = Cluster::start_with(&["--disable-controller-manager"]);
+    let a = ControllerManager::start(&c, "cm-a.log");
+    let b = ControllerManager::start(&c, "cm-b.log");
+    let a_leads = wait_for(60, "one leader and one standby", || {
+        match (a.leading(), b.leading()) {
+            (Some(true), Some(false)) => Ok(true),
+            (Some(false), Some(true)) => Ok(false),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    let holder = jsonpath(
+        &c,
+        &[
+            "-n",
+            "kube-system",
+            "get",
+            "lease",
+            "kube-controller-manager",
+        ],
+        "{.spec.holderIdentity}",
+    )
+    .expect("the lease names its holder");
+    c.ok(&["create", "namespace", "before"]);
+    wait_for(
+        30,
+        "the leader to create the default ServiceAccount",
+        || {
+            jsonpath(
+                &c,
+                &["-n", "before", "get", "serviceaccount", "default"],
+                "{.metadata.name}",
+            )
+        },
+    );
+
+    // Kill the leader without letting it release the lease.
+    let (survivor, mut dead) = if a_leads { (b, a) } else { (a, b) };
+    let _ = dead.child.kill();
+    let _ = dead.child.wait();
+    let killed = Instant::now();
+    wait_for(60, "the standby to take over", || {
+        match survivor.leading() {
+            Some(true) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    let took = killed.elapsed();
+    eprintln!("standby took over after {took:?}");
+    let new_holder = jsonpath(
+        &c,
+        &[
+            "-n",
+            "kube-system",
+            "get",
+            "lease",
+            "kube-controller-manager",
+        ],
+        "{.spec.holderIdentity}",
+    )
+    .expect("the lease names its holder");
+    assert_ne!(new_holder, holder);
+    c.ok(&["create", "namespace", "after"]);
+    wait_for(
+        30,
+        "the new leader to create the default ServiceAccount",
+        || {
+            jsonpath(
+                &c,
+                &["-n", "after", "get", "serviceaccount", "default"],
+                "{.metadata.name}",
+            )
+        },
+    );
+    drop(dead);
+}
