@@ -16,7 +16,7 @@
 //!
 //! The controllers: `namespace`, `garbagecollector` (`gc.rs`), `serviceaccount`,
 //! `root_ca_publisher`, `endpoints`, `endpointslice`, `node_lifecycle`, `taint_eviction`,
-//! `podgc`; and the workload controllers in `workloads/`.
+//! `podgc`, `disruption`; and the workload controllers in `workloads/`.
 //!
 //! **Architecture invariant:** this crate talks to the cluster only through the Kubernetes API
 //! (kube-rs); it does not depend on `kox-store` or `kox-apiserver`.
@@ -24,6 +24,7 @@
 
 pub mod context;
 pub mod discovery;
+pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod events;
@@ -80,6 +81,7 @@ pub fn all_controllers() -> Vec<Box<dyn Controller>> {
         Box::new(node_lifecycle::NodeLifecycleController),
         Box::new(taint_eviction::TaintEvictionController),
         Box::new(podgc::PodGcController),
+        Box::new(disruption::DisruptionController),
     ];
     mine.into_iter().chain(workloads::controllers()).collect()
 }

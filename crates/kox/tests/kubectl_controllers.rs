@@ -854,3 +854,73 @@ fn a_node_that_stops_heartbeating_goes_not_ready_and_its_pods_are_evicted() {
     let _ = cm.kill();
     let _ = cm.wait();
 }
+
+#[test]
+fn disruption_budgets_report_how_many_pods_may_go() {
+    let c = Cluster::start();
+    let _nodes = FakeNodes::start(&c, "nodes.log", "pdb-");
+    c.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=busybox",
+        "--replicas=3",
+    ]);
+    c.ok(&[
+        "create",
+        "poddisruptionbudget",
+        "by-count",
+        "--selector=app=web",
+        "--min-available=2",
+    ]);
+    c.ok(&[
+        "create",
+        "poddisruptionbudget",
+        "by-percent",
+        "--selector=app=web",
+        "--max-unavailable=50%",
+    ]);
+    let budget = |name: &str| {
+        jsonpath(
+            &c,
+            &["get", "pdb", name],
+            "{.status.expectedPods}/{.status.currentHealthy}/{.status.desiredHealthy}/{.status.disruptionsAllowed}/{.status.conditions[0].reason}",
+        )
+    };
+    wait_for(90, "the count budget to allow one disruption", || {
+        let b = budget("by-count")?;
+        if b == "3/3/2/1/SufficientPods" {
+            Ok(())
+        } else {
+            Err(b)
+        }
+    });
+    // 50% of the Deployment's 3 replicas rounds up to 2 unavailable.
+    wait_for(
+        60,
+        "the percentage budget to follow the deployment's scale",
+        || {
+            let b = budget("by-percent")?;
+            if b == "3/3/1/2/SufficientPods" {
+                Ok(())
+            } else {
+                Err(b)
+            }
+        },
+    );
+    let row = c.ok(&["get", "pdb", "by-count", "--no-headers"]);
+    assert_eq!(
+        row.split_whitespace().take(4).collect::<Vec<_>>(),
+        ["by-count", "2", "N/A", "1"],
+        "{row}"
+    );
+    c.ok(&["scale", "deployment", "web", "--replicas=1"]);
+    wait_for(90, "the count budget to allow nothing", || {
+        let b = budget("by-count")?;
+        if b == "1/1/2/0/InsufficientPods" {
+            Ok(())
+        } else {
+            Err(b)
+        }
+    });
+}
