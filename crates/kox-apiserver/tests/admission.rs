@@ -67,6 +67,15 @@ async fn quota_exceeded_is_forbidden_with_upstreams_text_and_nothing_is_written(
     pods.delete("first", &DeleteParams::default())
         .await
         .unwrap();
+    let used = quotas
+        .get("compute")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .used
+        .unwrap();
+    assert_eq!(used["pods"].0, "0", "a deletion gives quota back at once");
     pods.create(&PostParams::default(), &pod("third"))
         .await
         .unwrap();
@@ -278,4 +287,47 @@ async fn priority_classes_give_pods_their_priority() {
         err.message,
         "pods \"m\" is forbidden: no PriorityClass with name gold was found"
     );
+}
+
+#[tokio::test]
+async fn concurrent_creates_cannot_overrun_a_quota() {
+    let s = start().await;
+    let ns = namespace(&s.client, "race").await;
+    let quotas: Api<ResourceQuota> = Api::namespaced(s.client.clone(), &ns);
+    let quota: ResourceQuota = serde_json::from_value(json!({
+        "metadata": {"name": "three"}, "spec": {"hard": {"configmaps": "3"}},
+    }))
+    .unwrap();
+    quotas.create(&PostParams::default(), &quota).await.unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(s.client.clone(), &ns);
+    let attempts = (0..8).map(|i| {
+        let cms = cms.clone();
+        async move {
+            cms.create(&PostParams::default(), &config_map(&format!("c{i}"), "v"))
+                .await
+        }
+    });
+    let results = futures::future::join_all(attempts).await;
+    let admitted = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(admitted, 3, "{results:?}");
+    for r in results.into_iter().filter(|r| r.is_err()) {
+        let err = api_error(r);
+        assert_eq!(err.code, 403, "{err:?}");
+        assert!(
+            err.message.contains("exceeded quota: three"),
+            "{}",
+            err.message
+        );
+    }
+    let stored = cms.list(&ListParams::default()).await.unwrap().items.len();
+    assert_eq!(stored, 3);
+    let used = quotas
+        .get("three")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .used
+        .unwrap();
+    assert_eq!(used["configmaps"].0, "3");
 }

@@ -15,8 +15,8 @@
 //!   the controllers.
 //!
 //! The controllers: `namespace`, `garbagecollector` (`gc.rs`), `serviceaccount`,
-//! `root_ca_publisher`, `endpoints`, `endpointslice`, `node_lifecycle`, `podgc`,
-//! `resourcequota`, `disruption`; and the workload controllers in `workloads/`.
+//! `root_ca_publisher`, `endpoints`, `endpointslice`, `node_lifecycle`, `taint_eviction`,
+//! `podgc`, `disruption`; and the workload controllers in `workloads/`.
 //!
 //! **Architecture invariant:** this crate talks to the cluster only through the Kubernetes API
 //! (kube-rs); it does not depend on `kox-store` or `kox-apiserver`.
@@ -24,6 +24,7 @@
 
 pub mod context;
 pub mod discovery;
+pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod events;
@@ -31,9 +32,12 @@ pub mod gc;
 pub mod informer;
 pub mod manager;
 pub mod namespace;
+pub mod node_lifecycle;
+pub mod podgc;
 pub mod queue;
 pub mod root_ca_publisher;
 pub mod serviceaccount;
+pub mod taint_eviction;
 pub mod workloads;
 
 pub use context::{Context, ControllerManagerConfig};
@@ -74,6 +78,10 @@ pub fn all_controllers() -> Vec<Box<dyn Controller>> {
         Box::new(root_ca_publisher::RootCaPublisher),
         Box::new(endpoints::EndpointsController),
         Box::new(endpointslice::EndpointSliceController),
+        Box::new(node_lifecycle::NodeLifecycleController),
+        Box::new(taint_eviction::TaintEvictionController),
+        Box::new(podgc::PodGcController),
+        Box::new(disruption::DisruptionController),
     ];
     mine.into_iter().chain(workloads::controllers()).collect()
 }

@@ -198,6 +198,19 @@ fn exited_status(pod: &Pod, code: i32) -> Value {
     json!({"status": {"phase": phase, "conditions": conditions, "containerStatuses": containers}})
 }
 
+/// Lets a finite pod run for [`RUN_TIME`], then reports it exited with `code`.
+async fn report_exit(api: &Api<Pod>, pod: &Pod, code: i32) -> Result<(), kube::Error> {
+    tokio::time::sleep(RUN_TIME).await;
+    let name = pod.metadata.name.as_deref().unwrap_or("");
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(exited_status(pod, code)),
+    )
+    .await
+    .map(|_| ())
+}
+
 /// Watches all pods and acts for those on simulated nodes, until `stop`.
 pub async fn serve(client: Client, nodes: Arc<Nodes>, stop: CancellationToken) {
     let api: Api<Pod> = Api::all(client.clone());
@@ -261,24 +274,22 @@ pub async fn serve(client: Client, nodes: Arc<Nodes>, stop: CancellationToken) {
             let name = pod.metadata.name.clone().unwrap_or_default();
             let api: Api<Pod> = Api::namespaced(client, &ns);
             let res = match action {
-                Action::ReportRunning => api
-                    .patch_status(
-                        &name,
-                        &PatchParams::default(),
-                        &Patch::Merge(running_status(&pod, &node, &ip)),
-                    )
-                    .await
-                    .map(|_| ()),
-                Action::ReportExit(code) => {
-                    tokio::time::sleep(RUN_TIME).await;
-                    api.patch_status(
-                        &name,
-                        &PatchParams::default(),
-                        &Patch::Merge(exited_status(&pod, code)),
-                    )
-                    .await
-                    .map(|_| ())
+                Action::ReportRunning => {
+                    let ran = api
+                        .patch_status(
+                            &name,
+                            &PatchParams::default(),
+                            &Patch::Merge(running_status(&pod, &node, &ip)),
+                        )
+                        .await;
+                    // A pod meant to finish exits here: the watch event of the Running report
+                    // may arrive while this pod is still marked busy, and none follows it.
+                    match (ran, exit_code(&pod)) {
+                        (Ok(running), Some(code)) => report_exit(&api, &running, code).await,
+                        (r, _) => r.map(|_| ()),
+                    }
                 }
+                Action::ReportExit(code) => report_exit(&api, &pod, code).await,
                 Action::FinishDeletion => {
                     let dp = DeleteParams {
                         grace_period_seconds: Some(0),

@@ -193,6 +193,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
 /// Runs `kox apiserver`: the API server without the components `kox server` hosts beside it.
 pub async fn run_apiserver(mut args: ServerArgs) -> Result<()> {
     args.disable_scheduler = true;
+    args.disable_controller_manager = true;
     run(args).await
 }
 

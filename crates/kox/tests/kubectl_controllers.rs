@@ -641,3 +641,286 @@ fn a_standby_controller_manager_takes_over_when_the_leader_dies() {
     );
     drop(dead);
 }
+
+/// A `kox fake-nodes` process, killed when dropped.
+struct FakeNodes(Child);
+
+impl FakeNodes {
+    fn start(c: &Cluster, log: &str, prefix: &str) -> Self {
+        let log = std::fs::File::create(c.data_dir().join(log)).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_kox"))
+            .arg("fake-nodes")
+            .arg("--kubeconfig")
+            .arg(c.kubeconfig())
+            .args([
+                "--count",
+                "1",
+                "--heartbeat-seconds",
+                "2",
+                "--name-prefix",
+                prefix,
+            ])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start kox fake-nodes");
+        FakeNodes(child)
+    }
+}
+
+impl Drop for FakeNodes {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_node_that_stops_heartbeating_goes_not_ready_and_its_pods_are_evicted() {
+    let c = Cluster::start_with(&["--disable-controller-manager"]);
+    let cm_port = free_port().to_string();
+    let log = std::fs::File::create(c.data_dir().join("cm.log")).expect("log file");
+    let mut cm = Command::new(env!("CARGO_BIN_EXE_kox"))
+        .arg("controller-manager")
+        .arg("--kubeconfig")
+        .arg(c.kubeconfig())
+        .args([
+            "--bind-address",
+            "127.0.0.1",
+            "--secure-port",
+            &cm_port,
+            "--leader-elect=false",
+            "--node-monitor-grace-period",
+            "10s",
+            "--node-monitor-period",
+            "1s",
+        ])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start kox controller-manager");
+    let _stay = FakeNodes::start(&c, "stay.log", "stay-");
+    let mut gone = FakeNodes::start(&c, "gone.log", "gone-");
+    wait_for(60, "two Ready nodes", || {
+        let out = c.ok(&["get", "nodes", "--no-headers"]);
+        if out.lines().filter(|l| l.contains(" Ready ")).count() == 2 {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    });
+    c.ok(&["create", "namespace", "work"]);
+    wait_for(30, "the default ServiceAccount", || {
+        jsonpath(
+            &c,
+            &["-n", "work", "get", "serviceaccount", "default"],
+            "{.metadata.name}",
+        )
+    });
+    let pod = |name: &str, tolerations: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  nodeName: gone-0\n  containers:\n  - name: c\n    image: busybox\n{tolerations}"
+        )
+    };
+    // Leaves 3 s after the node becomes unreachable.
+    c.ok_stdin(
+        &["-n", "work", "apply", "-f", "-"],
+        &pod(
+            "short",
+            "  tolerations:\n  - key: node.kubernetes.io/unreachable\n    operator: Exists\n    effect: NoExecute\n    tolerationSeconds: 3\n",
+        ),
+    );
+    // Tolerates it for good.
+    c.ok_stdin(
+        &["-n", "work", "apply", "-f", "-"],
+        &pod(
+            "forever",
+            "  tolerations:\n  - key: node.kubernetes.io/unreachable\n    operator: Exists\n    effect: NoExecute\n",
+        ),
+    );
+    // Gets the admission default: 300 s.
+    c.ok_stdin(&["-n", "work", "apply", "-f", "-"], &pod("default", ""));
+    wait_for(60, "the pods to run on the doomed node", || {
+        let out = c.ok(&["-n", "work", "get", "pods", "--no-headers"]);
+        if out.lines().filter(|l| l.contains("Running")).count() == 3 {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    });
+
+    let _ = gone.0.kill();
+    let _ = gone.0.wait();
+    wait_for(90, "the silent node to become NotReady", || {
+        let msg = jsonpath(
+            &c,
+            &["get", "node", "gone-0"],
+            "{.status.conditions[?(@.type==\"Ready\")].status}/{.status.conditions[?(@.type==\"Ready\")].message}",
+        )?;
+        if msg == "Unknown/Kubelet stopped posting node status." {
+            Ok(())
+        } else {
+            Err(msg)
+        }
+    });
+    let status = c.ok(&["get", "node", "gone-0", "--no-headers"]);
+    assert!(status.contains("NotReady"), "{status}");
+    wait_for(30, "the unreachable taints", || {
+        let taints = jsonpath(
+            &c,
+            &["get", "node", "gone-0"],
+            "{range .spec.taints[*]}{.key}:{.effect} {end}",
+        )?;
+        if taints.contains("node.kubernetes.io/unreachable:NoExecute")
+            && taints.contains("node.kubernetes.io/unreachable:NoSchedule")
+        {
+            Ok(())
+        } else {
+            Err(taints)
+        }
+    });
+    assert_eq!(
+        c.ok(&["get", "node", "stay-0", "--no-headers"])
+            .split_whitespace()
+            .nth(1),
+        Some("Ready"),
+        "the healthy node is left alone"
+    );
+    // The pod tolerating 3 s is evicted: deleted, so Terminating while its node cannot
+    // confirm; the others stay, marked not ready.
+    wait_for(60, "the short-toleration pod to be evicted", || {
+        let ts = jsonpath(
+            &c,
+            &["-n", "work", "get", "pod", "short"],
+            "{.metadata.deletionTimestamp}",
+        )?;
+        if ts.is_empty() {
+            Err("not deleted".into())
+        } else {
+            Ok(())
+        }
+    });
+    let events = c.ok(&[
+        "-n",
+        "work",
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=short",
+    ]);
+    assert!(
+        events.contains("TaintManagerEviction")
+            && events.contains("Marking for deletion Pod work/short"),
+        "{events}"
+    );
+    for p in ["forever", "default"] {
+        let ts = jsonpath(
+            &c,
+            &["-n", "work", "get", "pod", p],
+            "{.metadata.deletionTimestamp}",
+        );
+        assert_eq!(ts.as_deref(), Ok(""), "{p} tolerates the taint (for now)");
+        wait_for(30, &format!("{p} marked not ready"), || {
+            let ready = jsonpath(
+                &c,
+                &["-n", "work", "get", "pod", p],
+                "{.status.conditions[?(@.type==\"Ready\")].status}",
+            )?;
+            if ready == "False" { Ok(()) } else { Err(ready) }
+        });
+    }
+    // The default toleration is upstream's 300 s.
+    let secs = jsonpath(
+        &c,
+        &["-n", "work", "get", "pod", "default"],
+        "{.spec.tolerations[?(@.key==\"node.kubernetes.io/unreachable\")].tolerationSeconds}",
+    );
+    assert_eq!(secs.as_deref(), Ok("300"));
+
+    // A deleted node's pods are garbage-collected (force-deleted).
+    c.ok(&["delete", "node", "gone-0"]);
+    wait_for(
+        90,
+        "the pod garbage collector to remove the deleted node's pods",
+        || {
+            let left = names(&c, &["-n", "work", "get", "pods"]);
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{left:?}"))
+            }
+        },
+    );
+    let _ = cm.kill();
+    let _ = cm.wait();
+}
+
+#[test]
+fn disruption_budgets_report_how_many_pods_may_go() {
+    let c = Cluster::start();
+    let _nodes = FakeNodes::start(&c, "nodes.log", "pdb-");
+    c.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=busybox",
+        "--replicas=3",
+    ]);
+    c.ok(&[
+        "create",
+        "poddisruptionbudget",
+        "by-count",
+        "--selector=app=web",
+        "--min-available=2",
+    ]);
+    c.ok(&[
+        "create",
+        "poddisruptionbudget",
+        "by-percent",
+        "--selector=app=web",
+        "--max-unavailable=50%",
+    ]);
+    let budget = |name: &str| {
+        jsonpath(
+            &c,
+            &["get", "pdb", name],
+            "{.status.expectedPods}/{.status.currentHealthy}/{.status.desiredHealthy}/{.status.disruptionsAllowed}/{.status.conditions[0].reason}",
+        )
+    };
+    wait_for(90, "the count budget to allow one disruption", || {
+        let b = budget("by-count")?;
+        if b == "3/3/2/1/SufficientPods" {
+            Ok(())
+        } else {
+            Err(b)
+        }
+    });
+    // 50% of the Deployment's 3 replicas rounds up to 2 unavailable.
+    wait_for(
+        60,
+        "the percentage budget to follow the deployment's scale",
+        || {
+            let b = budget("by-percent")?;
+            if b == "3/3/1/2/SufficientPods" {
+                Ok(())
+            } else {
+                Err(b)
+            }
+        },
+    );
+    let row = c.ok(&["get", "pdb", "by-count", "--no-headers"]);
+    assert_eq!(
+        row.split_whitespace().take(4).collect::<Vec<_>>(),
+        ["by-count", "2", "N/A", "1"],
+        "{row}"
+    );
+    c.ok(&["scale", "deployment", "web", "--replicas=1"]);
+    wait_for(90, "the count budget to allow nothing", || {
+        let b = budget("by-count")?;
+        if b == "1/1/2/0/InsufficientPods" {
+            Ok(())
+        } else {
+            Err(b)
+        }
+    });
+}

@@ -558,6 +558,8 @@ metadata:
 spec:
   serviceName: nginx
   replicas: 3
+  persistentVolumeClaimRetentionPolicy:
+    whenScaled: Delete
   selector:
     matchLabels:
       app: nginx
@@ -747,9 +749,16 @@ fn statefulset_starts_in_order_and_scales_down_in_reverse() {
             Err(format!("{pods:?}"))
         }
     });
-    // Claims outlive the set (retention policy Retain).
-    let claims = c.ok(&["get", "pvc", "-o", "name"]);
-    assert_eq!(claims.lines().count(), 3, "{claims}");
+    // Claims of scaled-away pods went with them (whenScaled: Delete); the rest outlive the
+    // set (whenDeleted: Retain).
+    wait_for(60, "the claims of web-1 and web-2 gone", || {
+        let claims = c.ok(&["get", "pvc", "-o", "name"]);
+        if claims.trim() == "persistentvolumeclaim/www-web-0" {
+            Ok(())
+        } else {
+            Err(claims)
+        }
+    });
 }
 
 /// Finishes a Job pod as its kubelet would when the container exits with `code`.

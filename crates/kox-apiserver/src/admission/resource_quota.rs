@@ -1,14 +1,16 @@
 //! ResourceQuota: a create that would take a namespace past one of its quotas' `hard` limits is
 //! refused with upstream's `exceeded quota: …` message; an admitted create records the new
-//! usage in the quota's `status.used` (not on a dry run).
+//! usage in the quota's `status.used` (not on a dry run), and a delete gives it back.
 //!
 //! Usage is computed at admission from the objects the namespace holds (not carried forward
-//! from `status.used`), so deletions give quota back without a quota controller. The status
-//! write is a compare-and-swap on the quota's resourceVersion; after a lost race the check runs
-//! again and counts at least what the winner recorded, so two racing creates cannot both take
-//! the last unit.
+//! from `status.used`), so no quota controller is needed to replenish it. An admitted object
+//! is not stored yet when the next admission lists the namespace, so each admission also
+//! records its object in the quota's `quota.kox.dev/pending` annotation until it shows up (at
+//! most 30 s); the status write is a compare-and-swap on the quota's resourceVersion, and a
+//! lost race counts again. Concurrent creates therefore cannot overrun a quota, on one API
+//! server or several.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
 use kox_api::quantity::{Format, Quantity};
@@ -27,7 +29,13 @@ pub struct ResourceQuota;
 pub type Usage = BTreeMap<String, Quantity>;
 
 /// Lost status-write races tolerated before the request is refused with a conflict.
-const ATTEMPTS: usize = 8;
+const ATTEMPTS: usize = 16;
+
+/// The annotation on a quota listing admitted objects that may not be stored yet (so a
+/// concurrent admission counts them), each for at most [`PENDING_SECONDS`].
+pub const PENDING_ANNOTATION: &str = "quota.kox.dev/pending";
+/// How long an admitted object counts as pending before it must show in the namespace.
+const PENDING_SECONDS: i64 = 30;
 
 fn count(n: i64) -> Quantity {
     Quantity::from_units(n, Format::DecimalSI)
@@ -349,8 +357,14 @@ fn counted_resource(name: &str) -> Option<&'static ResourceDef> {
     None
 }
 
-/// The namespace's current usage of `keys` under `quota`, from the objects it holds.
-async fn live_usage(reg: &Registry, ns: &str, quota: &Value, keys: &[String]) -> ApiResult<Usage> {
+/// The namespace's current usage of `keys` under `quota`, from the objects it holds, and the
+/// objects counted (`<resource>/<name>`), by the resources listed.
+async fn live_usage(
+    reg: &Registry,
+    ns: &str,
+    quota: &Value,
+    keys: &[String],
+) -> ApiResult<(Usage, BTreeSet<String>, BTreeSet<String>)> {
     let mut by_resource: BTreeMap<String, (&'static ResourceDef, Vec<String>)> = BTreeMap::new();
     for k in keys {
         if let Some(def) = counted_resource(k) {
@@ -365,9 +379,12 @@ async fn live_usage(reg: &Registry, ns: &str, quota: &Value, keys: &[String]) ->
     for k in keys {
         used.insert(k.clone(), count(0));
     }
+    let mut seen = BTreeSet::new();
+    let listed: BTreeSet<String> = by_resource.keys().cloned().collect();
     for (def, wanted) in by_resource.into_values() {
         let objects = reg.list(def, Some(ns), &ListQuery::default()).await?.items;
         for obj in objects.iter().filter(|o| in_scope(quota, def, o)) {
+            seen.insert(pending_key(def, obj));
             let u = usage_of(def, obj);
             for k in &wanted {
                 if let Some(q) = u.get(k) {
@@ -376,7 +393,45 @@ async fn live_usage(reg: &Registry, ns: &str, quota: &Value, keys: &[String]) ->
             }
         }
     }
-    Ok(used)
+    Ok((used, seen, listed))
+}
+
+/// `configmaps/name`, `deployments.apps/name`: how pending admissions name their object.
+fn pending_key(def: &ResourceDef, obj: &Value) -> String {
+    format!(
+        "{}/{}",
+        def.qualified(),
+        obj.pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    )
+}
+
+/// The admissions a quota records as possibly not stored yet: key → (admitted at, usage).
+fn pending_of(quota: &Value) -> BTreeMap<String, (i64, Usage)> {
+    quota
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(PENDING_ANNOTATION))
+        .and_then(Value::as_str)
+        .and_then(|s| serde_json::from_str::<Value>(s).ok())
+        .and_then(|v| v.as_object().cloned())
+        .map(|m| {
+            m.into_iter()
+                .filter_map(|(k, v)| {
+                    let at = v.get("at")?.as_i64()?;
+                    Some((k, (at, resources_at(&v, "/usage"))))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn pending_json(p: &BTreeMap<String, (i64, Usage)>) -> String {
+    let m: serde_json::Map<String, Value> = p
+        .iter()
+        .map(|(k, (at, u))| (k.clone(), json!({ "at": at, "usage": to_json(u) })))
+        .collect();
+    Value::Object(m).to_string()
 }
 
 fn quotas_def() -> &'static ResourceDef {
@@ -404,11 +459,11 @@ impl Plugin for ResourceQuota {
         let hard = resources_at(quota, "/spec/hard");
         let mut keys: Vec<String> = hard.keys().cloned().collect();
         keys.retain(|k| k != "resourcequotas" && k != "count/resourcequotas");
-        let mut used = live_usage(reg, ns, quota, &keys).await?;
+        let (mut used, _, _) = live_usage(reg, ns, quota, &keys).await?;
         // This quota is one of the namespace's quotas too.
         for k in ["resourcequotas", "count/resourcequotas"] {
             if hard.contains_key(k) {
-                let others = live_usage(reg, ns, quota, &[k.to_string()]).await?;
+                let (others, _, _) = live_usage(reg, ns, quota, &[k.to_string()]).await?;
                 let n = others.get(k).map_or(0, Quantity::value) + i64::from(creating);
                 used.insert(k.to_string(), count(n));
             }
@@ -421,6 +476,9 @@ impl Plugin for ResourceQuota {
     }
 
     async fn validate(&self, reg: &Registry, a: &mut Attributes<'_>) -> ApiResult<()> {
+        if a.operation == Operation::Delete && a.subresource.is_none() && !a.dry_run {
+            return release(reg, a).await;
+        }
         if a.operation != Operation::Create || a.subresource.is_some() {
             return Ok(());
         }
@@ -431,8 +489,9 @@ impl Plugin for ResourceQuota {
         if delta.is_empty() {
             return Ok(());
         }
-        let mut floors: BTreeMap<String, Usage> = BTreeMap::new();
-        for _ in 0..ATTEMPTS {
+        let now = jiff::Timestamp::now().as_second();
+        let me = pending_key(a.def, obj);
+        'attempt: for _ in 0..ATTEMPTS {
             let quotas = reg
                 .list(quotas_def(), Some(ns), &ListQuery::default())
                 .await?
@@ -459,11 +518,20 @@ impl Plugin for ResourceQuota {
                 if keys.is_empty() {
                     continue;
                 }
-                let mut used = live_usage(reg, ns, quota, &keys).await?;
-                if let Some(floor) = floors.get(&qname) {
-                    for (k, q) in floor {
-                        if used.get(k).is_some_and(|u| u.as_nanos() < q.as_nanos()) {
-                            used.insert(k.clone(), q.clone());
+                let (mut used, seen, listed) = live_usage(reg, ns, quota, &keys).await?;
+                // Admissions recorded on the quota whose objects are not stored yet count too;
+                // those stored (or older than the pending window) are dropped.
+                let mut pending = pending_of(quota);
+                pending.retain(|key, (at, _)| {
+                    let resource = key.rsplit_once('/').map_or("", |(r, _)| r);
+                    now - *at <= PENDING_SECONDS
+                        && !(listed.contains(resource) && seen.contains(key))
+                        && *key != me
+                });
+                for (_, u) in pending.values() {
+                    for k in &keys {
+                        if let Some(q) = u.get(k) {
+                            add(&mut used, k, q);
                         }
                     }
                 }
@@ -492,34 +560,22 @@ impl Plugin for ResourceQuota {
                         ),
                     ));
                 }
-                writes.push((quota.clone(), qname, new_used));
+                let mine: Usage = keys.iter().map(|k| (k.clone(), delta[k].clone())).collect();
+                pending.insert(me.clone(), (now, mine));
+                writes.push((quota.clone(), new_used, pending));
             }
             if a.dry_run {
                 return Ok(());
             }
-            let mut lost = false;
-            for (quota, qname, new_used) in writes {
-                match write_used(reg, ns, &quota, &new_used).await {
+            for (quota, new_used, pending) in writes {
+                match write_used(reg, ns, &quota, &new_used, &pending).await {
                     Ok(()) => {}
-                    Err(e) if e.code() == 409 => {
-                        // Someone else recorded usage first: count at least what they recorded.
-                        let current = reg
-                            .get(ObjectRef {
-                                def: quotas_def(),
-                                namespace: Some(ns),
-                                name: &qname,
-                            })
-                            .await?;
-                        floors.insert(qname, resources_at(&current, "/status/used"));
-                        lost = true;
-                        break;
-                    }
+                    // Another admission recorded usage first: count again with it.
+                    Err(e) if e.code() == 409 => continue 'attempt,
                     Err(e) => return Err(e),
                 }
             }
-            if !lost {
-                return Ok(());
-            }
+            return Ok(());
         }
         Err(ApiError::new(
             409,
@@ -527,6 +583,70 @@ impl Plugin for ResourceQuota {
             "Operation cannot be fulfilled on resourcequotas: too many concurrent updates of the namespace's quotas; try again",
         ))
     }
+}
+
+/// A deleted object gives its quota back at once (upstream's quota controller replenishes on
+/// deletions): every quota that counts it is recomputed without it, and its pending entry (it
+/// was stored, or it would not be deleted) is dropped.
+async fn release(reg: &Registry, a: &Attributes<'_>) -> ApiResult<()> {
+    let (Some(ns), Some(old)) = (a.namespace, a.old_object.as_ref()) else {
+        return Ok(());
+    };
+    let key = pending_key(a.def, old);
+    let usage = usage_of(a.def, old);
+    let now = jiff::Timestamp::now().as_second();
+    for _ in 0..ATTEMPTS {
+        let quotas = reg
+            .list(quotas_def(), Some(ns), &ListQuery::default())
+            .await?
+            .items;
+        let mut lost = false;
+        for quota in &quotas {
+            let mut pending = pending_of(quota);
+            let was_pending = pending.remove(&key).is_some();
+            let hard = resources_at(quota, "/spec/hard");
+            let keys: Vec<String> = usage
+                .keys()
+                .filter(|k| hard.contains_key(*k))
+                .cloned()
+                .collect();
+            if !was_pending && (keys.is_empty() || !in_scope(quota, a.def, old)) {
+                continue;
+            }
+            let (mut used, seen, listed) = live_usage(reg, ns, quota, &keys).await?;
+            if seen.contains(&key) {
+                for k in &keys {
+                    if let (Some(u), Some(q)) = (used.get(k), usage.get(k)) {
+                        let less = u.checked_sub(q).unwrap_or_else(|| u.clone());
+                        used.insert(k.clone(), less);
+                    }
+                }
+            }
+            pending.retain(|p, (at, _)| {
+                let resource = p.rsplit_once('/').map_or("", |(r, _)| r);
+                now - *at <= PENDING_SECONDS && !(listed.contains(resource) && seen.contains(p))
+            });
+            for (_, u) in pending.values() {
+                for k in &keys {
+                    if let Some(q) = u.get(k) {
+                        add(&mut used, k, q);
+                    }
+                }
+            }
+            match write_used(reg, ns, quota, &used, &pending).await {
+                Ok(()) => {}
+                Err(e) if e.code() == 409 => {
+                    lost = true;
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if !lost {
+            return Ok(());
+        }
+    }
+    Ok(())
 }
 
 fn to_json(u: &Usage) -> Value {
@@ -539,7 +659,13 @@ fn to_json(u: &Usage) -> Value {
 
 /// Writes `status.used` (merged over what the quota already records) and `status.hard`, pinned
 /// to the resourceVersion the check read: a 409 means another request recorded usage first.
-async fn write_used(reg: &Registry, ns: &str, quota: &Value, used: &Usage) -> ApiResult<()> {
+async fn write_used(
+    reg: &Registry,
+    ns: &str,
+    quota: &Value,
+    used: &Usage,
+    pending: &BTreeMap<String, (i64, Usage)>,
+) -> ApiResult<()> {
     let name = quota
         .pointer("/metadata/name")
         .and_then(Value::as_str)
@@ -557,6 +683,21 @@ async fn write_used(reg: &Registry, ns: &str, quota: &Value, used: &Usage) -> Ap
         "hard": quota.pointer("/spec/hard").cloned().unwrap_or(json!({})),
         "used": merged,
     });
+    let meta = crate::meta::metadata_mut(&mut new);
+    let annotations = meta.entry("annotations").or_insert_with(|| json!({}));
+    if !annotations.is_object() {
+        *annotations = json!({});
+    }
+    if let Some(m) = annotations.as_object_mut() {
+        if pending.is_empty() {
+            m.remove(PENDING_ANNOTATION);
+        } else {
+            m.insert(PENDING_ANNOTATION.into(), json!(pending_json(pending)));
+        }
+        if m.is_empty() {
+            meta.remove("annotations");
+        }
+    }
     let opts = WriteOptions {
         dry_run: false,
         field_validation: FieldValidation::Ignore,

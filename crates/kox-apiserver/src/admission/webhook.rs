@@ -628,6 +628,45 @@ mod tests {
         assert_eq!(r["request"]["oldObject"], Value::Null);
     }
 
+    #[tokio::test]
+    async fn a_service_reference_resolves_to_the_services_endpoints_then_its_cluster_ip() {
+        let (reg, _dir) = crate::admission::testing::registry().await;
+        crate::admission::testing::put(
+            &reg,
+            "services",
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "hooks", "namespace": "sys"},
+                   "spec": {"clusterIP": "10.43.0.50", "ports": [{"name": "https", "port": 443, "targetPort": 8443}]}}),
+        )
+        .await;
+        let hook = Hook {
+            configuration: "c".into(),
+            spec: json!({"name": "h.example.com", "timeoutSeconds": 5,
+                         "clientConfig": {"service": {"namespace": "sys", "name": "hooks", "port": 443, "path": "/check"}}}),
+        };
+        let ep = endpoint(&reg, &hook).await.unwrap();
+        assert_eq!(ep.connect, "10.43.0.50:443");
+        assert_eq!(ep.server_name, "hooks.sys.svc");
+        assert_eq!(ep.url, "https://hooks.sys.svc:443/check?timeout=5s");
+        assert_eq!(ep.path_and_query, "/check?timeout=5s");
+        crate::admission::testing::put(
+            &reg,
+            "endpoints",
+            json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "hooks", "namespace": "sys"},
+                   "subsets": [{"addresses": [{"ip": "10.1.2.3"}], "ports": [{"name": "https", "port": 8443}]}]}),
+        )
+        .await;
+        let ep = endpoint(&reg, &hook).await.unwrap();
+        assert_eq!(ep.connect, "10.1.2.3:8443");
+        assert_eq!(ep.server_name, "hooks.sys.svc");
+        let url = Hook {
+            configuration: "c".into(),
+            spec: json!({"name": "u.example.com", "clientConfig": {"url": "https://127.0.0.1:9443/x"}}),
+        };
+        let ep = endpoint(&reg, &url).await.unwrap();
+        assert_eq!(ep.connect, "127.0.0.1:9443");
+        assert_eq!(ep.url, "https://127.0.0.1:9443/x?timeout=10s");
+    }
+
     #[test]
     fn denials_are_worded_as_upstream() {
         let hook = Hook {

@@ -1,6 +1,7 @@
 //! The Job controller: runs pods until `completions` succeed (NonIndexed, or Indexed with one
 //! success per index), at most `parallelism` at a time; fails the Job past `backoffLimit`
-//! failures or `activeDeadlineSeconds`; honours `suspend`; reports Complete / Failed
+//! failures (new pods waiting out upstream's exponential backoff after each failure) or
+//! `activeDeadlineSeconds`; honours `suspend`; reports Complete / Failed
 //! conditions with upstream's reasons; deletes finished Jobs after `ttlSecondsAfterFinished`
 //! (upstream's ttl-after-finished controller, folded in here).
 
@@ -111,6 +112,47 @@ fn set_condition(s: &mut JobStatus, c: JobCondition) {
     } else {
         conds.push(c);
     }
+}
+
+/// Upstream's pod failure backoff: 10 s, doubling per failure since the last success, at
+/// most 10 minutes.
+pub fn backoff(failures: u32) -> Duration {
+    if failures == 0 {
+        return Duration::ZERO;
+    }
+    let secs = 10u64.saturating_mul(1u64 << (failures - 1).min(16));
+    Duration::from_secs(secs.min(600))
+}
+
+/// When a finished pod finished (its containers' latest finish time).
+fn finished_at(p: &Pod) -> Option<Timestamp> {
+    p.status
+        .as_ref()?
+        .container_statuses
+        .iter()
+        .flatten()
+        .filter_map(|c| c.state.as_ref()?.terminated.as_ref()?.finished_at.as_ref())
+        .map(|t| t.0)
+        .max()
+}
+
+/// How long new pods must still wait after the failures since the last success.
+fn backoff_remaining(pods: &[Pod], now: Timestamp) -> Option<Duration> {
+    let last_success = pods
+        .iter()
+        .filter(|p| util::phase(p) == "Succeeded")
+        .filter_map(finished_at)
+        .max();
+    let failures: Vec<Timestamp> = pods
+        .iter()
+        .filter(|p| util::phase(p) == "Failed")
+        .filter_map(finished_at)
+        .filter(|t| last_success.is_none_or(|s| *t > s))
+        .collect();
+    let last = failures.iter().max()?;
+    let until = last.as_millisecond() + backoff(failures.len() as u32).as_millis() as i64;
+    let left = until - now.as_millisecond();
+    (left > 0).then(|| Duration::from_millis(left as u64))
 }
 
 /// The pods a Job should start now (NonIndexed: a count; Indexed: the indexes).
@@ -417,16 +459,26 @@ impl JobController {
                     })
                 },
             );
+            // New pods wait out the backoff after recent failures.
+            let wait = backoff_remaining(&mine, now);
             if satisfied {
                 let active_idx: Vec<Option<i32>> = active.iter().map(|p| index_of(p)).collect();
-                match plan(
+                let next = plan(
                     parallelism,
                     completions,
                     indexed,
                     succeeded,
                     &active_idx,
                     &done_indexes,
-                ) {
+                );
+                let next = match (next, wait) {
+                    (Plan::Start(_) | Plan::StartIndexes(_), Some(w)) => {
+                        requeue = Some(requeue.map_or(w, |r| r.min(w)));
+                        Plan::Hold
+                    }
+                    (p, _) => p,
+                };
+                match next {
                     Plan::Start(n) => {
                         for _ in 0..n {
                             self.create_pod(&job, &pods_api, key, None).await?;
@@ -596,6 +648,29 @@ impl JobController {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failures_back_off_exponentially() {
+        assert_eq!(backoff(0), Duration::ZERO);
+        assert_eq!(backoff(1), Duration::from_secs(10));
+        assert_eq!(backoff(3), Duration::from_secs(40));
+        assert_eq!(backoff(20), Duration::from_secs(600));
+        let failed = |at: &str| -> Pod {
+            serde_json::from_value(json!({"status": {"phase": "Failed", "containerStatuses": [{
+                "name": "c", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"terminated": {"exitCode": 1, "finishedAt": at}}}]}}))
+            .expect("pod")
+        };
+        let now: Timestamp = "2026-01-01T00:00:15Z".parse().expect("now");
+        let one = [failed("2026-01-01T00:00:10Z")];
+        assert_eq!(backoff_remaining(&one, now), Some(Duration::from_secs(5)));
+        let two = [
+            failed("2026-01-01T00:00:00Z"),
+            failed("2026-01-01T00:00:10Z"),
+        ];
+        assert_eq!(backoff_remaining(&two, now), Some(Duration::from_secs(15)));
+        assert_eq!(backoff_remaining(&[], now), None);
+    }
 
     #[test]
     fn indexes_round_trip() {

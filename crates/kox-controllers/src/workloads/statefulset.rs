@@ -1,8 +1,10 @@
 //! The StatefulSet controller: pods with stable names `<set>-<ordinal>`, created in order
 //! (OrderedReady waits for each to be Running and Ready; Parallel does not) and removed from
 //! the highest ordinal down; PersistentVolumeClaims `<claim>-<set>-<ordinal>` from
-//! `volumeClaimTemplates`; templates recorded as ControllerRevisions; RollingUpdate (highest
-//! ordinal first, down to `partition`) or OnDelete; status as upstream's.
+//! `volumeClaimTemplates`, deleted with their pod on scale-down or with the set when
+//! `persistentVolumeClaimRetentionPolicy` says `Delete`; templates recorded as
+//! ControllerRevisions; RollingUpdate (highest ordinal first, down to `partition`) or OnDelete;
+//! status as upstream's.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -399,6 +401,7 @@ impl StatefulSetController {
                 continue;
             }
             let pname = p.metadata.name.clone().unwrap_or_default();
+            self.release_claims_with(set, ns, p).await?;
             self.delete_pod(set, &api, &pname).await?;
             if monotonic {
                 return Ok(());
@@ -452,6 +455,53 @@ impl StatefulSetController {
                 Err(e.into())
             }
         }
+    }
+
+    /// With `persistentVolumeClaimRetentionPolicy.whenScaled: Delete`, makes a condemned pod
+    /// the owner of its claims, so they go with it (upstream's scale-down claim cleanup).
+    async fn release_claims_with(
+        &self,
+        set: &StatefulSet,
+        ns: &str,
+        pod: &Pod,
+    ) -> anyhow::Result<()> {
+        let spec = set.spec.clone().unwrap_or_default();
+        let delete = spec
+            .persistent_volume_claim_retention_policy
+            .as_ref()
+            .and_then(|p| p.when_scaled.as_deref())
+            == Some("Delete");
+        if !delete {
+            return Ok(());
+        }
+        let name = set.metadata.name.clone().unwrap_or_default();
+        let Some(ord) = ordinal(&name, pod.metadata.name.as_deref().unwrap_or("")) else {
+            return Ok(());
+        };
+        let api: Api<PersistentVolumeClaim> = Api::namespaced(self.ctx.client.clone(), ns);
+        let mut owner = controller_ref(&pod.metadata, "v1", "Pod");
+        owner.controller = None;
+        for t in spec.volume_claim_templates.iter().flatten() {
+            let cname = claim_name(t.metadata.name.as_deref().unwrap_or(""), &name, ord);
+            let Some(claim) = self.claims.get_in(Some(ns), &cname) else {
+                continue;
+            };
+            let mut refs = claim.metadata.owner_references.clone().unwrap_or_default();
+            if refs.iter().any(|r| r.uid == owner.uid) {
+                continue;
+            }
+            refs.push(owner.clone());
+            let patch = json!({"metadata": {"ownerReferences": refs}});
+            match api
+                .patch(&cname, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
     }
 
     /// Creates the pod's claims that do not exist yet.

@@ -121,10 +121,14 @@ pub async fn run(args: ApiListArgs) -> Result<()> {
     }
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); Kind::ALL.len()];
     let mut sizes = vec![(0, 0); Kind::ALL.len()];
+    // Server CPU seconds per kind: unlike wall time, barely moved by other load on the machine.
+    let mut cpu = vec![0.0f64; Kind::ALL.len()];
     // Interleaved, so that noise from the shared machine spreads over every kind.
     for _ in 0..args.reps.max(1) {
         for (k, kind) in Kind::ALL.into_iter().enumerate() {
+            let cpu_before = server.cpu_seconds()?;
             let (took, items, bytes) = full_list(conn, kind, args.page_size).await?;
+            cpu[k] += server.cpu_seconds()? - cpu_before;
             let want = match kind {
                 Kind::Selector => args.pods.div_ceil(2),
                 _ => args.pods,
@@ -147,7 +151,7 @@ pub async fn run(args: ApiListArgs) -> Result<()> {
             args.pods,
             args.reps.max(1)
         ),
-        &["list", "items", "MiB", "median", "p99", "min"],
+        &["list", "items", "MiB", "median", "p99", "min", "server CPU ms"],
     );
     let mut results = Vec::new();
     let mut medians = Vec::new();
@@ -168,6 +172,7 @@ pub async fn run(args: ApiListArgs) -> Result<()> {
             format!("{med:.1}"),
             format!("{p99:.1}"),
             format!("{:.1}", t[0]),
+            format!("{:.1}", cpu[k] * 1000.0 / t.len() as f64),
         ]);
         results.push(json!({
             "list": kind.name(),
@@ -176,6 +181,7 @@ pub async fn run(args: ApiListArgs) -> Result<()> {
             "median_ms": med,
             "p99_ms": p99,
             "min_ms": t[0],
+            "server_cpu_ms_per_list": cpu[k] * 1000.0 / t.len() as f64,
             "all_ms": t,
         }));
     }

@@ -32,7 +32,7 @@ fn free_port() -> Result<u16> {
 }
 
 impl ServerProcess {
-    /// Starts the API server alone (`kox server --disable-scheduler`) on `data_dir` (created if
+    /// Starts the API server alone (`kox server --disable-scheduler --disable-controller-manager`) on `data_dir` (created if
     /// absent), logging to `log`, and waits until `/readyz` answers 200.
     pub async fn start(data_dir: &Path, log: &Path) -> Result<Self> {
         Self::spawn(data_dir, log, false, &[]).await
@@ -66,8 +66,9 @@ impl ServerProcess {
             .args(["--bind-address", "127.0.0.1", "--secure-port"])
             .arg(port.to_string());
         if !scheduler {
-            // The API benchmarks measure the API server alone; the scheduler would add writes.
-            command.arg("--disable-scheduler");
+            // The API benchmarks measure the API server alone: the scheduler and the controllers
+            // would add their own requests and CPU to the server's figures.
+            command.args(["--disable-scheduler", "--disable-controller-manager"]);
         }
         command.args(flags);
         let started = Instant::now();
