@@ -362,6 +362,15 @@ async fn handle(
             return e.into_response();
         }
     };
+    let user = match crate::authn::impersonation::apply(&app.authz, user, &parts.headers).await {
+        Ok(u) => u,
+        Err(e) => {
+            drop(permit);
+            app.metrics
+                .observe(&verb, &resource, e.code(), started.elapsed());
+            return e.into_response();
+        }
+    };
     let info = RequestInfo::from_request(&parts.method, parts.uri.path(), &query);
     if let Err(e) = app.authz.check(&user, &info).await {
         drop(permit);

@@ -7,6 +7,7 @@
 //! credentials that are present but not valid (unknown token, bad signature, expired) are a
 //! 401 `Unauthorized`. Every authenticated user gets `system:authenticated`.
 
+pub mod impersonation;
 pub mod review;
 pub mod service_account;
 pub mod token_file;
