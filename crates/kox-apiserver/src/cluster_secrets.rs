@@ -23,7 +23,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 
 /// Files under the data directory that every server of a cluster must hold the same copy of.
-pub const SHARED_FILES: &[&str] = &["tls/ca.crt", "tls/ca.key"];
+pub const SHARED_FILES: &[&str] = &["tls/ca.crt", "tls/ca.key", "tls/service-account.key"];
 
 /// Where the encrypted record lives in the datastore (outside `/registry/`, so no API lists it).
 pub const RECORD_KEY: &[u8] = b"/kox/bootstrap/cluster-secrets";

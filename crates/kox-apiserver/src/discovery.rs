@@ -67,6 +67,12 @@ fn resource_entries(r: &ResourceDef) -> Vec<Value> {
             ),
             "binding" => ("Binding", None, None, &["create"]),
             "eviction" => ("Eviction", Some("policy"), Some("v1"), &["create"]),
+            "token" => (
+                "TokenRequest",
+                Some("authentication.k8s.io"),
+                Some("v1"),
+                &["create"],
+            ),
             "finalize" => (r.kind, None, None, &["update"]),
             _ => (r.kind, None, None, &["get"]),
         };

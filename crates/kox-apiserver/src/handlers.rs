@@ -16,6 +16,7 @@ use crate::registry::{FieldValidation, ObjectRef, WriteOptions, Written};
 use crate::render::Render;
 use crate::resources::{self, ResourceDef};
 use crate::server::App;
+use crate::user::UserInfo;
 use crate::{discovery, health, openapi, subresources};
 
 /// Largest request body accepted.
@@ -101,6 +102,8 @@ pub struct Request {
     pub query: Query,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// Who sent it, as authentication established (anonymous without credentials).
+    pub user: UserInfo,
 }
 
 impl Request {
@@ -133,11 +136,11 @@ impl Request {
 
     /// The requesting user, as admission sees it.
     pub fn user(&self) -> Option<&crate::admission::UserInfo> {
-        None
+        Some(&self.user)
     }
 
     /// The request body as JSON (from JSON or YAML).
-    fn json_body(&self) -> ApiResult<Value> {
+    pub(crate) fn json_body(&self) -> ApiResult<Value> {
         decode_body(self.content_type(), &self.body)
     }
 }
@@ -195,6 +198,20 @@ fn respond(req: &Request, code: StatusCode, value: &Value, warnings: &[String]) 
         }
     }
     resp
+}
+
+/// Encodes a JSON response body as the client asked (JSON or YAML).
+pub(crate) fn respond_json(req: &Request, code: StatusCode, value: &Value) -> Response {
+    respond(req, code, value, &[])
+}
+
+/// 404 for a path the server does not serve.
+pub(crate) fn not_found() -> ApiError {
+    ApiError::new(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+    )
 }
 
 fn written(req: &Request, w: Written, render: Render, def: &ResourceDef) -> Response {
@@ -418,6 +435,20 @@ async fn resource(
     if target.def.kind == "ComponentStatus" {
         return subresources::component_statuses(app, req, target.name).await;
     }
+    if target.def.create_only {
+        if req.method != Method::POST || target.name.is_some() {
+            return Err(ApiError::method_not_allowed(
+                "the server does not allow this method on the requested resource".to_string(),
+            ));
+        }
+        return match target.def.group {
+            "authentication.k8s.io" => crate::authn::review::create(app, req, target.def).await,
+            "authorization.k8s.io" => {
+                crate::authz::review::create(app, req, target.def, target.namespace).await
+            }
+            _ => Err(not_found_path(req)),
+        };
+    }
     let render = Render::negotiate(req.accept(), req.query.get("includeObject"));
     let def = target.def;
     let reg = &app.registry;
@@ -472,11 +503,27 @@ async fn resource(
             }
             let opts = req.write_options()?;
             let duplicates = duplicate_field_warnings(req, def, opts)?;
-            let mut w = reg
-                .create(def, target.namespace, req.json_body()?, opts)
-                .await?;
+            let body = req.json_body()?;
+            crate::authz::escalation::check_write(
+                &app.authz,
+                &req.user,
+                def,
+                target.namespace,
+                &body,
+            )
+            .await?;
+            let mut w = reg.create(def, target.namespace, body, opts).await?;
             w.warnings.extend(duplicates);
             Ok(written(req, w, render, def))
+        }
+        (&Method::POST, Some(name), Some("token")) => {
+            crate::authn::service_account::token_request(
+                app,
+                req,
+                target.namespace.unwrap_or(""),
+                name,
+            )
+            .await
         }
         (&Method::POST, Some(name), Some("binding")) => {
             subresources::bind(app, req, target.namespace.unwrap_or(""), Some(name)).await
@@ -514,6 +561,14 @@ async fn resource(
             };
             let duplicates = duplicate_field_warnings(req, def, opts)?;
             let (body, mut warnings) = reg.admit_body(def, req.json_body()?, opts)?;
+            crate::authz::escalation::check_write(
+                &app.authz,
+                &req.user,
+                def,
+                target.namespace,
+                &body,
+            )
+            .await?;
             warnings.extend(duplicates);
             let mut w = reg
                 .update_with(r, sub, opts, |_current| Ok((body.clone(), Vec::new())))
@@ -540,9 +595,36 @@ async fn resource(
                 _ => serde_json::from_slice(&req.body)
                     .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,
             };
+            // RBAC objects: check what the patch would grant before writing, and write only
+            // that (a concurrent change that alters the grant is a conflict, not a bypass).
+            let checked_grant = if def.group == "rbac.authorization.k8s.io" {
+                let current = reg.get(r).await?;
+                let patched = apply_patch(def, patch_type, &current, &patch)?;
+                crate::authz::escalation::check_write(
+                    &app.authz,
+                    &req.user,
+                    def,
+                    target.namespace,
+                    &patched,
+                )
+                .await?;
+                crate::authz::escalation::Grant::of(def, &patched)
+            } else {
+                None
+            };
             let w = reg
                 .update_with(r, sub, opts, |current| {
                     let patched = apply_patch(def, patch_type, current, &patch)?;
+                    if checked_grant.is_some()
+                        && crate::authz::escalation::Grant::of(def, &patched) != checked_grant
+                    {
+                        return Err(r.with_target(|t| {
+                            ApiError::conflict(
+                                t,
+                                "the object changed while its permissions were checked; retry",
+                            )
+                        }));
+                    }
                     let mut patched_checked = patched;
                     // A patch cannot pin another resourceVersion than the one it was applied to
                     // unless the patch names one itself.

@@ -9,6 +9,8 @@
 
 pub mod admission;
 pub mod allocator;
+pub mod authn;
+pub mod authz;
 pub mod bootstrap;
 pub mod cluster_secrets;
 pub mod discovery;
@@ -30,6 +32,7 @@ pub mod store_metrics;
 pub mod strategy;
 pub mod subresources;
 pub mod table;
+pub mod user;
 pub mod validation;
 pub mod watch;
 pub mod watch_cache;

@@ -110,6 +110,10 @@ fn build(group: &str, version: &str) -> Value {
             "application/strategic-merge-patch+json": { "schema": { "type": "object" } },
             "application/apply-patch+yaml": { "schema": { "type": "object" } },
         }});
+        if def.create_only {
+            paths.insert(collection, json!({ "post": post }));
+            continue;
+        }
         paths.insert(
             collection.clone(),
             json!({ "get": op("list"), "post": post }),

@@ -60,6 +60,7 @@ impl ClusterPki {
                 (cert, key)
             }
         };
+        crate::authn::service_account::ensure_key(data_dir)?;
         let ca_key = KeyPair::from_pem(&ca_key_pem).context("parsing tls/ca.key")?;
         let issuer =
             Issuer::from_ca_cert_pem(&ca_cert_pem, ca_key).context("parsing tls/ca.crt")?;
@@ -107,15 +108,71 @@ impl ClusterPki {
 
     /// A kubeconfig for the admin user against `server` (e.g. `https://127.0.0.1:6443`).
     pub fn admin_kubeconfig(&self, server: &str) -> String {
-        use base64::Engine;
-        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: kox\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\nusers:\n- name: kox-admin\n  user:\n    client-certificate-data: {cert}\n    client-key-data: {key}\ncontexts:\n- name: kox\n  context:\n    cluster: kox\n    user: kox-admin\ncurrent-context: kox\npreferences: {{}}\n",
-            ca = b64(&self.ca_cert_pem),
-            cert = b64(&self.admin_cert_pem),
-            key = b64(&self.admin_key_pem),
+        client_kubeconfig(
+            server,
+            &self.ca_cert_pem,
+            "kox-admin",
+            &self.admin_cert_pem,
+            &self.admin_key_pem,
         )
     }
+}
+
+/// A kubeconfig that authenticates with a client certificate.
+pub fn client_kubeconfig(
+    server: &str,
+    ca_cert_pem: &str,
+    user: &str,
+    cert_pem: &str,
+    key_pem: &str,
+) -> String {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: kox\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\nusers:\n- name: {user}\n  user:\n    client-certificate-data: {cert}\n    client-key-data: {key}\ncontexts:\n- name: kox\n  context:\n    cluster: kox\n    user: {user}\ncurrent-context: kox\npreferences: {{}}\n",
+        ca = b64(ca_cert_pem),
+        cert = b64(cert_pem),
+        key = b64(key_pem),
+    )
+}
+
+/// Issues a client certificate (CN = `user`, O = `groups`) signed by the cluster CA under
+/// `data_dir/tls`; returns the certificate and key PEM. At most one group: the certificate
+/// library keeps one value per subject attribute.
+pub fn issue_client_certificate(
+    data_dir: &Path,
+    user: &str,
+    groups: &[&str],
+) -> Result<(String, String)> {
+    anyhow::ensure!(
+        groups.len() <= 1,
+        "a kox-issued certificate names at most one group"
+    );
+    let dir = data_dir.join("tls");
+    let ca_cert = std::fs::read_to_string(dir.join("ca.crt")).context("reading tls/ca.crt")?;
+    let ca_key = std::fs::read_to_string(dir.join("ca.key")).context("reading tls/ca.key")?;
+    let key = KeyPair::from_pem(&ca_key).context("parsing tls/ca.key")?;
+    let issuer = Issuer::from_ca_cert_pem(&ca_cert, key).context("parsing tls/ca.crt")?;
+    new_leaf(&issuer, user, groups, &[], false)
+}
+
+/// A new self-signed CA (certificate and key PEM), e.g. to show that another CA's
+/// certificates are refused.
+pub fn new_certificate_authority() -> Result<(String, String)> {
+    new_ca()
+}
+
+/// Issues a client certificate signed by the given CA (certificate and key PEM).
+pub fn issue_client_certificate_by(
+    ca_cert_pem: &str,
+    ca_key_pem: &str,
+    user: &str,
+    groups: &[&str],
+) -> Result<(String, String)> {
+    let key = KeyPair::from_pem(ca_key_pem).context("parsing the CA key")?;
+    let issuer =
+        Issuer::from_ca_cert_pem(ca_cert_pem, key).context("parsing the CA certificate")?;
+    new_leaf(&issuer, user, groups, &[], false)
 }
 
 fn new_ca() -> Result<(String, String)> {

@@ -16,6 +16,9 @@ pub struct ResourceDef {
     pub subresources: &'static [&'static str],
     /// Read-only resources (computed by the server) offer only get and list.
     pub read_only: bool,
+    /// Create-only resources (reviews: TokenReview, SubjectAccessReview, …) are computed
+    /// answers to a question, never stored; they offer only create.
+    pub create_only: bool,
     pub strategy: &'static Strategy,
 }
 
@@ -61,6 +64,8 @@ impl ResourceDef {
     pub fn verbs(&self) -> &'static [&'static str] {
         if self.read_only {
             &["get", "list"]
+        } else if self.create_only {
+            &["create"]
         } else {
             &[
                 "create",
@@ -91,6 +96,7 @@ macro_rules! res {
             categories: $cat,
             subresources: $sub,
             read_only: false,
+            create_only: false,
             strategy: $strategy,
         }
     };
@@ -291,7 +297,7 @@ pub static RESOURCES: &[ResourceDef] = &[
         true,
         &["sa"],
         &[],
-        &[],
+        &["token"],
         &strategy::SERVICE_ACCOUNT
     ),
     res!(
@@ -367,6 +373,98 @@ pub static RESOURCES: &[ResourceDef] = &[
         &["scale", "status"],
         &strategy::STATEFUL_SET
     ),
+    // authentication.k8s.io/v1
+    ResourceDef {
+        create_only: true,
+        ..res!(
+            "authentication.k8s.io",
+            "v1",
+            "SelfSubjectReview",
+            "selfsubjectreviews",
+            "selfsubjectreview",
+            false,
+            &[],
+            &[],
+            &[],
+            &strategy::SELF_SUBJECT_REVIEW
+        )
+    },
+    ResourceDef {
+        create_only: true,
+        ..res!(
+            "authentication.k8s.io",
+            "v1",
+            "TokenReview",
+            "tokenreviews",
+            "tokenreview",
+            false,
+            &[],
+            &[],
+            &[],
+            &strategy::TOKEN_REVIEW
+        )
+    },
+    // authorization.k8s.io/v1
+    ResourceDef {
+        create_only: true,
+        ..res!(
+            "authorization.k8s.io",
+            "v1",
+            "LocalSubjectAccessReview",
+            "localsubjectaccessreviews",
+            "localsubjectaccessreview",
+            true,
+            &[],
+            &[],
+            &[],
+            &strategy::LOCAL_SUBJECT_ACCESS_REVIEW
+        )
+    },
+    ResourceDef {
+        create_only: true,
+        ..res!(
+            "authorization.k8s.io",
+            "v1",
+            "SelfSubjectAccessReview",
+            "selfsubjectaccessreviews",
+            "selfsubjectaccessreview",
+            false,
+            &[],
+            &[],
+            &[],
+            &strategy::SELF_SUBJECT_ACCESS_REVIEW
+        )
+    },
+    ResourceDef {
+        create_only: true,
+        ..res!(
+            "authorization.k8s.io",
+            "v1",
+            "SelfSubjectRulesReview",
+            "selfsubjectrulesreviews",
+            "selfsubjectrulesreview",
+            false,
+            &[],
+            &[],
+            &[],
+            &strategy::SELF_SUBJECT_RULES_REVIEW
+        )
+    },
+    ResourceDef {
+        create_only: true,
+        ..res!(
+            "authorization.k8s.io",
+            "v1",
+            "SubjectAccessReview",
+            "subjectaccessreviews",
+            "subjectaccessreview",
+            false,
+            &[],
+            &[],
+            &[],
+            &strategy::SUBJECT_ACCESS_REVIEW
+        )
+    },
     // autoscaling/v2
     res!(
         "autoscaling",

@@ -20,11 +20,14 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::allocator::Allocators;
+use crate::authn::{Authenticator, TokenFile};
+use crate::authz::{Authorizer, RequestInfo};
 use crate::error::ApiError;
 use crate::handlers::{self, MAX_BODY_BYTES, Query};
 use crate::metrics::Metrics;
 use crate::pki::ClusterPki;
 use crate::registry::Registry;
+use crate::user::UserInfo;
 
 /// Bytes an HTTP/2 stream may queue ahead of the socket (see `serve`).
 const WATCH_SEND_BUFFER: usize = 64 * 1024;
@@ -49,6 +52,9 @@ pub struct ServerConfig {
     /// The address other cluster members reach this server at, published as the `kubernetes`
     /// service's endpoint (default: none, so the service has no endpoints).
     pub advertise_address: Option<IpAddr>,
+    /// Static bearer tokens, upstream's CSV format `token,user,uid,"group1,group2"`
+    /// (default: none).
+    pub token_auth_file: Option<PathBuf>,
     /// The cluster token: with it, the cluster's CA and keys are kept in the datastore,
     /// encrypted with the token, so that servers sharing a datastore share them (`None`: each
     /// server keeps its own; right for the embedded store).
@@ -66,6 +72,7 @@ impl Default for ServerConfig {
             max_in_flight: 400,
             request_timeout: Duration::from_secs(60),
             advertise_address: None,
+            token_auth_file: None,
             cluster_token: None,
         }
     }
@@ -79,6 +86,10 @@ pub struct App {
     pub shutdown: CancellationToken,
     /// `host:port` clients are told to use.
     pub advertise: String,
+    /// Authentication methods.
+    pub authn: Authenticator,
+    /// The authorizer chain (system:masters, then RBAC).
+    pub authz: Authorizer,
     bootstrapped: AtomicBool,
     in_flight: Semaphore,
     request_timeout: Duration,
@@ -193,7 +204,16 @@ impl Server {
         )?;
 
         let tls = tls_acceptor(&pki)?;
+        let authn = Authenticator {
+            token_file: config
+                .token_auth_file
+                .as_deref()
+                .map(TokenFile::load)
+                .transpose()?,
+            service_accounts: Some(crate::authn::TokenSigner::load(&config.data_dir)?),
+        };
         let caches = Arc::new(crate::watch_cache::WatchCaches::new(store.clone()));
+        let authz = Authorizer::new(caches.clone());
         let registry = Registry {
             store,
             allocators: Arc::new(allocators),
@@ -205,6 +225,8 @@ impl Server {
             metrics,
             shutdown: CancellationToken::new(),
             advertise: advertise.clone(),
+            authn,
+            authz,
             bootstrapped: AtomicBool::new(false),
             in_flight: Semaphore::new(config.max_in_flight),
             request_timeout: config.request_timeout,
@@ -218,6 +240,13 @@ impl Server {
         )
         .await
         .map_err(|e| anyhow::anyhow!("creating the bootstrap objects: {}", e.message()))?;
+        crate::authz::policy::ensure(&app.registry)
+            .await
+            .map_err(|e| anyhow::anyhow!("reconciling the default RBAC policy: {}", e.message()))?;
+        crate::authz::aggregation::aggregate(&app.registry)
+            .await
+            .map_err(|e| anyhow::anyhow!("aggregating cluster roles: {}", e.message()))?;
+        crate::authz::aggregation::spawn(app.clone());
         app.bootstrapped.store(true, Ordering::Relaxed);
         Ok(Self {
             app,
@@ -253,9 +282,22 @@ impl Server {
                         Ok(Ok(s)) => s,
                         _ => return,
                     };
+                // The chain was verified against the cluster CA during the handshake.
+                let client_cert: Option<Arc<UserInfo>> = stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|certs| certs.first())
+                    .and_then(|leaf| crate::authn::x509::user_from_der(leaf))
+                    .map(Arc::new);
                 let service = hyper::service::service_fn(move |req| {
                     let app = app.clone();
-                    async move { Ok::<_, std::convert::Infallible>(handle(app, req).await) }
+                    let client_cert = client_cert.clone();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(
+                            handle(app, client_cert.as_deref(), req).await,
+                        )
+                    }
                 });
                 let mut builder = auto::Builder::new(TokioExecutor::new());
                 // Data a stream may have queued in HTTP/2 beyond what reached the socket: a
@@ -280,7 +322,11 @@ impl Server {
     }
 }
 
-async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> Response {
+async fn handle(
+    app: Arc<App>,
+    client_cert: Option<&UserInfo>,
+    req: hyper::Request<Incoming>,
+) -> Response {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let query = Query::parse(parts.uri.query());
@@ -303,6 +349,26 @@ async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> Response {
             }
         }
     };
+    let user = match app
+        .authn
+        .authenticate(&app.registry, client_cert, &parts.headers)
+        .await
+    {
+        Ok(u) => u,
+        Err(e) => {
+            drop(permit);
+            app.metrics
+                .observe(&verb, &resource, 401, started.elapsed());
+            return e.into_response();
+        }
+    };
+    let info = RequestInfo::from_request(&parts.method, parts.uri.path(), &query);
+    if let Err(e) = app.authz.check(&user, &info).await {
+        drop(permit);
+        app.metrics
+            .observe(&verb, &resource, 403, started.elapsed());
+        return e.into_response();
+    }
     let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => {
@@ -315,6 +381,7 @@ async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> Response {
         query,
         headers: parts.headers,
         body,
+        user,
     };
     let resp = if is_watch {
         handlers::dispatch(app.clone(), request).await

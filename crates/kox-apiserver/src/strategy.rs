@@ -63,6 +63,7 @@ pub fn str_at<'a>(v: &'a Value, path: &str) -> Option<&'a str> {
 
 use k8s_openapi::api::{
     admissionregistration::v1 as admissionregistration, apps::v1 as apps,
+    authentication::v1 as authentication, authorization::v1 as authorization,
     autoscaling::v2 as autoscaling, batch::v1 as batch, coordination::v1 as coordination,
     core::v1 as core, discovery::v1 as discovery, events::v1 as events,
     networking::v1 as networking, policy::v1 as policy, rbac::v1 as rbac,
@@ -155,6 +156,17 @@ pub static ROLE: Strategy = Strategy {
     validate_update: validation::role_update,
     ..strategy_of::<rbac::Role>(&table::DEFAULT)
 };
+pub static SELF_SUBJECT_REVIEW: Strategy =
+    strategy_of::<authentication::SelfSubjectReview>(&table::DEFAULT);
+pub static TOKEN_REVIEW: Strategy = strategy_of::<authentication::TokenReview>(&table::DEFAULT);
+pub static LOCAL_SUBJECT_ACCESS_REVIEW: Strategy =
+    strategy_of::<authorization::LocalSubjectAccessReview>(&table::DEFAULT);
+pub static SELF_SUBJECT_ACCESS_REVIEW: Strategy =
+    strategy_of::<authorization::SelfSubjectAccessReview>(&table::DEFAULT);
+pub static SELF_SUBJECT_RULES_REVIEW: Strategy =
+    strategy_of::<authorization::SelfSubjectRulesReview>(&table::DEFAULT);
+pub static SUBJECT_ACCESS_REVIEW: Strategy =
+    strategy_of::<authorization::SubjectAccessReview>(&table::DEFAULT);
 pub static MUTATING_WEBHOOK_CONFIGURATION: Strategy = Strategy {
     defaults: validation::mutating_webhook_configuration_defaults,
     validate: validation::mutating_webhook_configuration,

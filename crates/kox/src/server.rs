@@ -35,6 +35,9 @@ pub struct ServerArgs {
     /// The range Services' ClusterIPs come from.
     #[arg(long, default_value = "10.43.0.0/16")]
     pub service_cidr: String,
+    /// Static bearer tokens: a CSV file of `token,user,uid,"group1,group2"` lines.
+    #[arg(long)]
+    pub token_auth_file: Option<PathBuf>,
     /// Do not run the scheduler in this process.
     #[arg(long)]
     pub disable_scheduler: bool,
@@ -152,6 +155,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         secure_port: args.secure_port,
         tls_sans: args.tls_san,
         service_cidr: args.service_cidr,
+        token_auth_file: args.token_auth_file,
         advertise_address: args
             .advertise_address
             .or_else(|| {

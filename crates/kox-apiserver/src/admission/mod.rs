@@ -38,13 +38,7 @@ pub mod validating_webhook;
 pub mod webhook;
 
 /// Who makes a request, as authentication found it (`system:admin`, `system:node:n1`, …).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct UserInfo {
-    pub name: String,
-    pub uid: String,
-    pub groups: Vec<String>,
-    pub extra: BTreeMap<String, Vec<String>>,
-}
+pub use crate::user::UserInfo;
 
 /// The operation a request performs, as admission sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

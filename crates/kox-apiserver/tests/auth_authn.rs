@@ -1,0 +1,152 @@
+//! Authentication: client certificates, static bearer tokens, anonymous requests, and the
+//! identities `SelfSubjectReview` / `TokenReview` report.
+
+mod auth_support;
+
+use auth_support::{get_raw, start, start_with};
+use k8s_openapi::api::authentication::v1::{
+    SelfSubjectReview, TokenReview, TokenReviewSpec, UserInfo,
+};
+use kube::api::{Api, PostParams};
+
+async fn whoami(client: &kube::Client) -> UserInfo {
+    let api: Api<SelfSubjectReview> = Api::all(client.clone());
+    let review = api
+        .create(&PostParams::default(), &SelfSubjectReview::default())
+        .await
+        .expect("creating a SelfSubjectReview");
+    review
+        .status
+        .and_then(|s| s.user_info)
+        .expect("status.userInfo")
+}
+
+const TOKENS: &str = "secret-jane,jane,uid-jane,\"dev,ops\"\nsecret-bob,bob,uid-bob\n";
+
+#[tokio::test]
+async fn client_certificate_names_the_user_and_its_groups() {
+    let s = start().await;
+    let jane = s.user("jane", &["dev", "ops"]).await;
+    let me = whoami(&jane).await;
+    assert_eq!(me.username.as_deref(), Some("jane"));
+    assert_eq!(
+        me.groups.unwrap_or_default(),
+        ["dev", "ops", "system:authenticated"]
+    );
+}
+
+#[tokio::test]
+async fn admin_kubeconfig_is_kubernetes_admin_in_system_masters() {
+    let s = start().await;
+    let me = whoami(&s.admin).await;
+    assert_eq!(me.username.as_deref(), Some("kubernetes-admin"));
+    assert_eq!(
+        me.groups.unwrap_or_default(),
+        ["system:masters", "system:authenticated"]
+    );
+}
+
+#[tokio::test]
+async fn token_file_tokens_authenticate_with_uid_and_groups() {
+    let s = start_with(|dir, config| {
+        let path = dir.join("tokens.csv");
+        std::fs::write(&path, TOKENS).unwrap();
+        config.token_auth_file = Some(path);
+    })
+    .await;
+    let me = whoami(&s.with_token("secret-jane").await).await;
+    assert_eq!(me.username.as_deref(), Some("jane"));
+    assert_eq!(me.uid.as_deref(), Some("uid-jane"));
+    assert_eq!(
+        me.groups.unwrap_or_default(),
+        ["dev", "ops", "system:authenticated"]
+    );
+    let bob = whoami(&s.with_token("secret-bob").await).await;
+    assert_eq!(bob.groups.unwrap_or_default(), ["system:authenticated"]);
+}
+
+#[tokio::test]
+async fn unknown_bearer_token_is_401_unauthorized() {
+    let s = start_with(|dir, config| {
+        let path = dir.join("tokens.csv");
+        std::fs::write(&path, TOKENS).unwrap();
+        config.token_auth_file = Some(path);
+    })
+    .await;
+    let stranger = s.with_token("not-a-token").await;
+    let (code, body) = get_raw(&stranger, "/api/v1/namespaces").await;
+    assert_eq!(code, 401, "{body}");
+    assert_eq!(body["kind"], "Status");
+    assert_eq!(body["reason"], "Unauthorized");
+    assert_eq!(body["message"], "Unauthorized");
+    // Even endpoints anonymous users may read refuse bad credentials.
+    let (code, _) = get_raw(&stranger, "/healthz").await;
+    assert_eq!(code, 401);
+}
+
+#[tokio::test]
+async fn certificate_from_another_ca_is_refused() {
+    let s = start().await;
+    let (ca_cert, ca_key) = kox_apiserver::pki::new_certificate_authority().unwrap();
+    let (cert, key) = kox_apiserver::pki::issue_client_certificate_by(
+        &ca_cert,
+        &ca_key,
+        "mallory",
+        &["system:masters"],
+    )
+    .unwrap();
+    let mallory = s.with_cert(&cert, &key).await;
+    let api: Api<SelfSubjectReview> = Api::all(mallory);
+    let result = api
+        .create(&PostParams::default(), &SelfSubjectReview::default())
+        .await;
+    assert!(
+        result.is_err(),
+        "a certificate from another CA must not authenticate: {result:?}"
+    );
+}
+
+#[tokio::test]
+async fn request_without_credentials_is_anonymous_and_reaches_healthz() {
+    let s = start().await;
+    let anon = s.anonymous().await;
+    let (code, _) = get_raw(&anon, "/healthz").await;
+    assert_eq!(code, 200);
+    let (code, body) = get_raw(&anon, "/version").await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["major"], "1");
+}
+
+#[tokio::test]
+async fn token_review_reports_the_token_owner_or_that_it_is_invalid() {
+    let s = start_with(|dir, config| {
+        let path = dir.join("tokens.csv");
+        std::fs::write(&path, TOKENS).unwrap();
+        config.token_auth_file = Some(path);
+    })
+    .await;
+    let api: Api<TokenReview> = Api::all(s.admin.clone());
+    let review = |token: &str| TokenReview {
+        spec: TokenReviewSpec {
+            token: Some(token.to_string()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let ok = api
+        .create(&PostParams::default(), &review("secret-jane"))
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(ok.authenticated, Some(true));
+    assert_eq!(ok.user.unwrap().username.as_deref(), Some("jane"));
+    let bad = api
+        .create(&PostParams::default(), &review("nope"))
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_ne!(bad.authenticated, Some(true));
+    assert!(!bad.error.unwrap_or_default().is_empty());
+}
