@@ -16,7 +16,7 @@
 //!
 //! The controllers: `namespace`, `garbagecollector` (`gc.rs`), `serviceaccount`,
 //! `root_ca_publisher`, `endpoints`, `endpointslice`, `node_lifecycle`, `taint_eviction`,
-//! `podgc`, `disruption`; and the workload controllers in `workloads/`.
+//! `podgc`, `disruption`, `resourcequota`; and the workload controllers in `workloads/`.
 //!
 //! **Architecture invariant:** this crate talks to the cluster only through the Kubernetes API
 //! (kube-rs); it does not depend on `kox-store` or `kox-apiserver`.
@@ -35,6 +35,7 @@ pub mod namespace;
 pub mod node_lifecycle;
 pub mod podgc;
 pub mod queue;
+pub mod resourcequota;
 pub mod root_ca_publisher;
 pub mod serviceaccount;
 pub mod taint_eviction;
@@ -82,6 +83,7 @@ pub fn all_controllers() -> Vec<Box<dyn Controller>> {
         Box::new(taint_eviction::TaintEvictionController),
         Box::new(podgc::PodGcController),
         Box::new(disruption::DisruptionController),
+        Box::new(resourcequota::ResourceQuotaController),
     ];
     mine.into_iter().chain(workloads::controllers()).collect()
 }

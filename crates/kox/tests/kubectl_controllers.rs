@@ -924,3 +924,25 @@ fn disruption_budgets_report_how_many_pods_may_go() {
         }
     });
 }
+
+#[test]
+fn quota_usage_gives_back_what_finished_pods_held() {
+    let c = Cluster::start();
+    let _nodes = FakeNodes::start(&c, "nodes.log", "quota-");
+    c.ok(&["create", "quota", "q", "--hard=pods=5,count/pods=5"]);
+    c.ok(&["create", "job", "once", "--image=busybox", "--", "true"]);
+    wait_for(90, "the job to complete", || {
+        let s = jsonpath(&c, &["get", "job", "once"], "{.status.succeeded}")?;
+        if s == "1" { Ok(()) } else { Err(s) }
+    });
+    // The finished pod is still there, but no longer counts.
+    assert_eq!(names(&c, &["get", "pods", "-l", "job-name=once"]).len(), 1);
+    wait_for(60, "the quota to count no pods", || {
+        let used = jsonpath(
+            &c,
+            &["get", "quota", "q"],
+            "{.status.used.pods}/{.status.used.count/pods}",
+        )?;
+        if used == "0/0" { Ok(()) } else { Err(used) }
+    });
+}

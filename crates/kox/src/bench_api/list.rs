@@ -151,7 +151,15 @@ pub async fn run(args: ApiListArgs) -> Result<()> {
             args.pods,
             args.reps.max(1)
         ),
-        &["list", "items", "MiB", "median", "p99", "min", "server CPU ms"],
+        &[
+            "list",
+            "items",
+            "MiB",
+            "median",
+            "p99",
+            "min",
+            "server CPU ms",
+        ],
     );
     let mut results = Vec::new();
     let mut medians = Vec::new();
