@@ -55,6 +55,9 @@ pub struct ServerConfig {
     /// Static bearer tokens, upstream's CSV format `token,user,uid,"group1,group2"`
     /// (default: none).
     pub token_auth_file: Option<PathBuf>,
+    /// Where to append the audit log, one JSON `audit.k8s.io/v1` Event per request at the
+    /// Metadata level (default: no audit log).
+    pub audit_log_path: Option<PathBuf>,
     /// The cluster token: with it, the cluster's CA and keys are kept in the datastore,
     /// encrypted with the token, so that servers sharing a datastore share them (`None`: each
     /// server keeps its own; right for the embedded store).
@@ -73,6 +76,7 @@ impl Default for ServerConfig {
             request_timeout: Duration::from_secs(60),
             advertise_address: None,
             token_auth_file: None,
+            audit_log_path: None,
             cluster_token: None,
         }
     }
@@ -90,6 +94,8 @@ pub struct App {
     pub authn: Authenticator,
     /// The authorizer chain (system:masters, then RBAC).
     pub authz: Authorizer,
+    /// The audit log, if configured.
+    pub audit: Option<crate::audit::AuditLog>,
     bootstrapped: AtomicBool,
     in_flight: Semaphore,
     request_timeout: Duration,
@@ -227,6 +233,11 @@ impl Server {
             advertise: advertise.clone(),
             authn,
             authz,
+            audit: config
+                .audit_log_path
+                .as_deref()
+                .map(crate::audit::AuditLog::open)
+                .transpose()?,
             bootstrapped: AtomicBool::new(false),
             in_flight: Semaphore::new(config.max_in_flight),
             request_timeout: config.request_timeout,
@@ -262,7 +273,7 @@ impl Server {
     pub async fn serve(self, stop: CancellationToken) -> Result<()> {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         loop {
-            let (tcp, _peer) = tokio::select! {
+            let (tcp, peer) = tokio::select! {
                 _ = stop.cancelled() => break,
                 accepted = self.listener.accept() => match accepted {
                     Ok(a) => a,
@@ -295,7 +306,7 @@ impl Server {
                     let client_cert = client_cert.clone();
                     async move {
                         Ok::<_, std::convert::Infallible>(
-                            handle(app, client_cert.as_deref(), req).await,
+                            handle(app, client_cert.as_deref(), Some(peer.ip()), req).await,
                         )
                     }
                 });
@@ -325,8 +336,10 @@ impl Server {
 async fn handle(
     app: Arc<App>,
     client_cert: Option<&UserInfo>,
+    source_ip: Option<IpAddr>,
     req: hyper::Request<Incoming>,
 ) -> Response {
+    let received = jiff::Timestamp::now();
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let query = Query::parse(parts.uri.query());
@@ -372,12 +385,36 @@ async fn handle(
         }
     };
     let info = RequestInfo::from_request(&parts.method, parts.uri.path(), &query);
+    let uri = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| parts.uri.path().to_string());
+    let user_agent = parts
+        .headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     if let Err(e) = app.authz.check(&user, &info).await {
         drop(permit);
         app.metrics
             .observe(&verb, &resource, 403, started.elapsed());
+        if let Some(audit) = &app.audit {
+            audit.record(
+                received,
+                &uri,
+                &info,
+                &user,
+                source_ip,
+                &user_agent,
+                403,
+                "forbid",
+            );
+        }
         return e.into_response();
     }
+    let audit_user = app.audit.as_ref().map(|_| user.clone());
     let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => {
@@ -411,6 +448,19 @@ async fn handle(
     drop(permit);
     app.metrics
         .observe(&verb, &resource, resp.status().as_u16(), started.elapsed());
+    if let (Some(audit), Some(user)) = (&app.audit, &audit_user) {
+        let code = resp.status().as_u16();
+        audit.record(
+            received,
+            &uri,
+            &info,
+            user,
+            source_ip,
+            &user_agent,
+            code,
+            "allow",
+        );
+    }
     resp.map(Body::new)
 }
 

@@ -150,3 +150,44 @@ async fn token_review_reports_the_token_owner_or_that_it_is_invalid() {
     assert_ne!(bad.authenticated, Some(true));
     assert!(!bad.error.unwrap_or_default().is_empty());
 }
+
+#[tokio::test]
+async fn audit_log_records_each_request_at_metadata_level() {
+    let s = start_with(|dir, config| {
+        config.audit_log_path = Some(dir.join("audit.log"));
+    })
+    .await;
+    let jane = s.user("jane", &[]).await;
+    let (code, _) = get_raw(&jane, "/api/v1/namespaces/default/pods").await;
+    assert_eq!(code, 403);
+    let path = s.data_dir.parent().unwrap().join("audit.log");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let event = loop {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let found = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|e| e["user"]["username"] == "jane");
+        if let Some(e) = found {
+            break e;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no audit event for jane: {text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(event["kind"], "Event");
+    assert_eq!(event["apiVersion"], "audit.k8s.io/v1");
+    assert_eq!(event["level"], "Metadata");
+    assert_eq!(event["verb"], "list");
+    assert_eq!(event["requestURI"], "/api/v1/namespaces/default/pods");
+    assert_eq!(event["objectRef"]["resource"], "pods");
+    assert_eq!(event["objectRef"]["namespace"], "default");
+    assert_eq!(event["responseStatus"]["code"], 403);
+    assert_eq!(
+        event["annotations"]["authorization.k8s.io/decision"],
+        "forbid"
+    );
+    assert!(event.get("requestObject").is_none());
+}

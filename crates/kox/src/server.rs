@@ -38,6 +38,9 @@ pub struct ServerArgs {
     /// Static bearer tokens: a CSV file of `token,user,uid,"group1,group2"` lines.
     #[arg(long)]
     pub token_auth_file: Option<PathBuf>,
+    /// Append an audit log here: one JSON audit.k8s.io/v1 Event per request (Metadata level).
+    #[arg(long)]
+    pub audit_log_path: Option<PathBuf>,
     /// Do not run the scheduler in this process.
     #[arg(long)]
     pub disable_scheduler: bool,
@@ -156,6 +159,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         tls_sans: args.tls_san,
         service_cidr: args.service_cidr,
         token_auth_file: args.token_auth_file,
+        audit_log_path: args.audit_log_path,
         advertise_address: args
             .advertise_address
             .or_else(|| {
