@@ -477,9 +477,16 @@ fn writes_survive_etcd_failures_and_quorum_loss_fails_fast() {
             .iter()
             .filter(|(_, _, t)| *t > at && *t < at + Duration::from_secs(8))
             .count();
+        let since: Vec<String> = acked
+            .iter()
+            .filter(|(_, _, t)| *t > at - Duration::from_secs(3))
+            .map(|(n, _, t)| format!("{n}@{:.1}s", t.duration_since(at).as_secs_f64()))
+            .collect();
         assert!(
             after > 0,
-            "no write succeeded in the 8 s after the etcd {what} was killed"
+            "no write succeeded in the 8 s after the etcd {what} was killed; acknowledged from 3 s before: {since:?}\nA: {}\nB: {}",
+            a.log(),
+            b.log()
         );
     }
     // Every acknowledged write is there, with its value.

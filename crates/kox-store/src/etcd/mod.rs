@@ -105,6 +105,15 @@ fn backend(e: etcd_client::Error) -> Error {
     Error::Backend(format!("etcd: {e}"))
 }
 
+/// Pause before trying a request again whose member refused the connection.
+const CONNECT_RETRY_PAUSE: Duration = Duration::from_millis(20);
+
+/// Whether a request failed before anything was sent (the connection to its member could not
+/// be made), so trying it again cannot apply it twice.
+fn never_sent(e: &etcd_client::Error) -> bool {
+    e.to_string().contains("tcp connect error")
+}
+
 /// A gRPC error etcd returns for a read or compaction at a compacted or future revision.
 enum RevisionError {
     Compacted,
@@ -265,29 +274,48 @@ impl EtcdStore {
         })?
     }
 
-    /// Runs `fut`, failing with `Error::Backend("… timed out")` after the request timeout.
-    async fn bounded<T>(
+    /// Runs `attempt` with a KV client, failing with `Error::Backend("… timed out")` after the
+    /// request timeout. An attempt that could not even connect (the member it was balanced to
+    /// is down, so nothing was sent) is tried again: a dead member fails at once, and the
+    /// balancer would otherwise keep preferring it as the least loaded.
+    async fn bounded<T, F, Fut>(
         &self,
         what: &str,
-        fut: impl Future<Output = std::result::Result<T, etcd_client::Error>>,
-    ) -> Result<std::result::Result<T, etcd_client::Error>> {
-        tokio::time::timeout(self.options.request_timeout, fut)
-            .await
-            .map_err(|_| {
-                Error::Backend(format!(
-                    "etcd {what} timed out after {:?}",
-                    self.options.request_timeout
-                ))
-            })
+        mut attempt: F,
+    ) -> Result<std::result::Result<T, etcd_client::Error>>
+    where
+        F: FnMut(KvClient) -> Fut,
+        Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.options.request_timeout;
+        let timed_out = || {
+            Error::Backend(format!(
+                "etcd {what} timed out after {:?}",
+                self.options.request_timeout
+            ))
+        };
+        loop {
+            let out = tokio::time::timeout_at(deadline, attempt(self.kv.clone()))
+                .await
+                .map_err(|_| timed_out())?;
+            match out {
+                Err(e)
+                    if never_sent(&e)
+                        && tokio::time::Instant::now() + CONNECT_RETRY_PAUSE < deadline =>
+                {
+                    tokio::time::sleep(CONNECT_RETRY_PAUSE).await;
+                }
+                other => return Ok(other),
+            }
+        }
     }
 
     async fn current_revision(&self) -> Result<Revision> {
-        let mut kv = self.kv.clone();
         let resp = self
-            .bounded(
-                "read",
-                kv.get(vec![0], Some(GetOptions::new().with_count_only())),
-            )
+            .bounded("read", |mut kv| async move {
+                kv.get(vec![0], Some(GetOptions::new().with_count_only()))
+                    .await
+            })
             .await?
             .map_err(backend)?;
         header_revision(resp.header())
@@ -295,9 +323,14 @@ impl EtcdStore {
 
     /// Whether `revision` can still be read (`false`: it has been compacted).
     async fn readable(&self, revision: Revision) -> Result<bool> {
-        let mut kv = self.kv.clone();
         let options = GetOptions::new().with_count_only().with_revision(revision);
-        match self.bounded("read", kv.get(vec![0], Some(options))).await? {
+        match self
+            .bounded("read", |mut kv| {
+                let options = options.clone();
+                async move { kv.get(vec![0], Some(options)).await }
+            })
+            .await?
+        {
             Ok(_) => Ok(true),
             Err(e) => match classify(e) {
                 RevisionError::Compacted => Ok(false),
@@ -359,8 +392,13 @@ impl EtcdStore {
             .when(compares)
             .and_then(vec![then])
             .or_else(vec![TxnOp::get(key.to_vec(), None)]);
-        let mut kv = self.kv.clone();
-        let resp = self.bounded("write", kv.txn(txn)).await?.map_err(backend)?;
+        let resp = self
+            .bounded("write", |mut kv| {
+                let txn = txn.clone();
+                async move { kv.txn(txn).await }
+            })
+            .await?
+            .map_err(backend)?;
         let revision = header_revision(resp.header())?;
         let op = resp.op_responses().into_iter().next();
         if resp.succeeded() {
@@ -406,8 +444,13 @@ impl Store for EtcdStore {
         } else if let Some(limit) = req.limit {
             options = options.with_limit(limit as i64);
         }
-        let mut kv = self.kv.clone();
-        let resp = match self.bounded("read", kv.get(start, Some(options))).await? {
+        let resp = match self
+            .bounded("read", |mut kv| {
+                let (start, options) = (start.clone(), options.clone());
+                async move { kv.get(start, Some(options)).await }
+            })
+            .await?
+        {
             Ok(resp) => resp,
             Err(e) => {
                 let requested = req.revision.unwrap_or(0);
@@ -466,9 +509,11 @@ impl Store for EtcdStore {
             Condition::None => Compare::mod_revision(key.clone(), CompareOp::Greater, 0),
             // "Must not exist" can never hold for a delete: report the current value.
             Condition::Absent => {
-                let mut kv = self.kv.clone();
                 let resp = self
-                    .bounded("read", kv.get(key, None))
+                    .bounded("read", |mut kv| {
+                        let key = key.clone();
+                        async move { kv.get(key, None).await }
+                    })
                     .await?
                     .map_err(backend)?;
                 return Ok(WriteOutcome::Failed {
@@ -491,9 +536,10 @@ impl Store for EtcdStore {
     }
 
     async fn compact(&self, revision: Revision) -> Result<()> {
-        let mut kv = self.kv.clone();
         match self
-            .bounded("compaction", kv.compact(revision, None))
+            .bounded("compaction", |mut kv| async move {
+                kv.compact(revision, None).await
+            })
             .await?
         {
             Ok(_) => {
