@@ -257,7 +257,11 @@ impl Registry {
         attrs.user = opts.user;
         attrs.object = Some(obj);
         self.admission.mutate(self, &mut attrs).await?;
-        let obj = attrs.object.take().unwrap_or_default();
+        let mut obj = attrs.object.take().unwrap_or_default();
+        if def.group.is_empty() && def.kind == "Pod" {
+            // Computed from what admission made of the resources (LimitRange defaults).
+            crate::validation::pods::set_qos_class(&mut obj);
+        }
         let name = str_at(&obj, "/metadata/name").to_string();
         let errs = (def.strategy.validate)(&obj);
         if !errs.is_empty() {

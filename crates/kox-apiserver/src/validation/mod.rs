@@ -25,7 +25,7 @@ mod cluster;
 mod core;
 mod cron;
 mod networking;
-mod pods;
+pub(crate) mod pods;
 mod rbac;
 mod services;
 mod storage;

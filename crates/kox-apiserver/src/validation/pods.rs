@@ -102,6 +102,50 @@ pub fn pod_defaults(v: &mut Value) {
     }
 }
 
+/// Sets `status.qosClass` as upstream's `GetPodQOS` computes it on create, after mutating
+/// admission (so LimitRange defaults count): BestEffort without any cpu/memory request or limit;
+/// Guaranteed when every container limits both cpu and memory and requests exactly that;
+/// otherwise Burstable.
+pub fn set_qos_class(pod: &mut Value) {
+    let class = qos_class(pod);
+    if let Some(status) = pod.as_object_mut().and_then(|m| {
+        m.entry("status")
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+    }) {
+        status.insert("qosClass".into(), json!(class));
+    }
+}
+
+fn qos_class(pod: &Value) -> &'static str {
+    const COMPUTE: [&str; 2] = ["cpu", "memory"];
+    let quantity = |v: Option<&Value>| {
+        v.and_then(Value::as_str)
+            .and_then(|s| kox_api::quantity::Quantity::parse(s).ok())
+            .map(|q| q.as_nanos())
+    };
+    let containers = ["initContainers", "containers"]
+        .iter()
+        .filter_map(|k| pod.pointer(&format!("/spec/{k}")).and_then(Value::as_array))
+        .flatten();
+    let (mut any, mut guaranteed) = (false, true);
+    for c in containers {
+        for res in COMPUTE {
+            let request = quantity(c.pointer(&format!("/resources/requests/{res}")));
+            let limit = quantity(c.pointer(&format!("/resources/limits/{res}")));
+            let nonzero = |q: Option<i128>| q.is_some_and(|q| q != 0);
+            any |= nonzero(request) || nonzero(limit);
+            // A missing request defaults to the limit.
+            guaranteed &= limit.is_some_and(|l| l != 0) && request.is_none_or(|r| Some(r) == limit);
+        }
+    }
+    match (any, guaranteed) {
+        (false, _) => "BestEffort",
+        (true, true) => "Guaranteed",
+        (true, false) => "Burstable",
+    }
+}
+
 const PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
 
 /// Upstream's `ValidateDNS1123Label` at `path`.
@@ -612,5 +656,56 @@ mod tests {
                 "spec.template.spec.restartPolicy: Unsupported value: \"Never\": supported values: \"Always\"",
             ],
         );
+    }
+}
+
+#[cfg(test)]
+mod qos_tests {
+    use super::*;
+
+    fn pod(resources: &[Value]) -> Value {
+        let containers: Vec<Value> = resources
+            .iter()
+            .enumerate()
+            .map(|(i, r)| json!({"name": format!("c{i}"), "image": "x", "resources": r}))
+            .collect();
+        json!({"spec": {"containers": containers}})
+    }
+
+    #[test]
+    fn qos_class_follows_upstream() {
+        assert_eq!(qos_class(&pod(&[json!({})])), "BestEffort");
+        assert_eq!(
+            qos_class(&pod(&[json!({"limits": {"cpu": "1", "memory": "1Gi"}})])),
+            "Guaranteed"
+        );
+        assert_eq!(
+            qos_class(&pod(&[
+                json!({"requests": {"cpu": "1000m", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}})
+            ])),
+            "Guaranteed"
+        );
+        assert_eq!(
+            qos_class(&pod(&[
+                json!({"requests": {"cpu": "500m"}, "limits": {"cpu": "1", "memory": "1Gi"}})
+            ])),
+            "Burstable"
+        );
+        assert_eq!(
+            qos_class(&pod(&[
+                json!({"limits": {"cpu": "1", "memory": "1Gi"}}),
+                json!({})
+            ])),
+            "Burstable"
+        );
+        assert_eq!(
+            qos_class(&pod(&[json!({"requests": {"memory": "10Mi"}})])),
+            "Burstable"
+        );
+        let mut p = pod(&[json!({"limits": {"cpu": "1", "memory": "1Gi"}})]);
+        p["status"] = json!({"qosClass": "BestEffort", "phase": "Pending"});
+        set_qos_class(&mut p);
+        assert_eq!(p["status"]["qosClass"], "Guaranteed");
+        assert_eq!(p["status"]["phase"], "Pending");
     }
 }
