@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::cron;
 use super::job::is_finished;
-use super::util::{self, controller_of, controller_ref, is_controlled_by};
+use super::util::{self, controller_ref, is_controlled_by};
 use crate::context::Context;
 use crate::events::Recorder;
 use crate::informer::{Change, Informer, key_of, split_key};
@@ -93,15 +93,8 @@ impl CronJobController {
         let q = this.queue.clone();
         this.cronjobs
             .add_handler(move |c: &Change<'_, CronJob>| q.add(key_of(c.object().as_ref())));
-        let q = this.queue.clone();
-        this.jobs.add_handler(move |c: &Change<'_, Job>| {
-            for j in [Some(c.object()), c.old()].into_iter().flatten() {
-                if let Some(r) = controller_of(&j.metadata).filter(|r| r.kind == "CronJob") {
-                    let ns = j.metadata.namespace.as_deref().unwrap_or("");
-                    q.add(format!("{ns}/{}", r.name));
-                }
-            }
-        });
+        this.jobs
+            .add_handler(util::enqueue_controller(this.queue.clone(), "CronJob"));
         this.cronjobs.synced().await;
         this.jobs.synced().await;
         let me = this.clone();

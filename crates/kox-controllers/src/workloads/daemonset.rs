@@ -20,9 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::claim::{self, Claim};
 use super::history::{self, HASH_LABEL};
-use super::util::{
-    self, controller_of, controller_ref, is_pod_available, is_pod_ready, scaled_value,
-};
+use super::util::{self, controller_ref, is_pod_available, is_pod_ready, scaled_value};
 use crate::context::Context;
 use crate::events::Recorder;
 use crate::informer::{Change, Informer, key_of, split_key};
@@ -245,15 +243,8 @@ impl DaemonSetController {
         let q = this.queue.clone();
         this.sets
             .add_handler(move |c: &Change<'_, DaemonSet>| q.add(key_of(c.object().as_ref())));
-        let q = this.queue.clone();
-        this.pods.add_handler(move |c: &Change<'_, Pod>| {
-            for p in [Some(c.object()), c.old()].into_iter().flatten() {
-                if let Some(r) = controller_of(&p.metadata).filter(|r| r.kind == "DaemonSet") {
-                    let ns = p.metadata.namespace.as_deref().unwrap_or("");
-                    q.add(format!("{ns}/{}", r.name));
-                }
-            }
-        });
+        this.pods
+            .add_handler(util::enqueue_controller(this.queue.clone(), "DaemonSet"));
         let (q, sets) = (this.queue.clone(), this.sets.clone());
         this.nodes.add_handler(move |c: &Change<'_, Node>| {
             // Only what decides placement matters: labels, taints, existence.

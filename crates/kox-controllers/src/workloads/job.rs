@@ -19,7 +19,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::claim::{self, Claim};
-use super::util::{self, controller_of, controller_ref, is_pod_ready};
+use super::util::{self, controller_ref, is_pod_ready};
 use crate::context::Context;
 use crate::events::Recorder;
 use crate::informer::{Change, Informer, key_of, split_key};
@@ -235,15 +235,8 @@ impl JobController {
         let q = this.queue.clone();
         this.jobs
             .add_handler(move |c: &Change<'_, Job>| q.add(key_of(c.object().as_ref())));
-        let q = this.queue.clone();
-        this.pods.add_handler(move |c: &Change<'_, Pod>| {
-            for p in [Some(c.object()), c.old()].into_iter().flatten() {
-                if let Some(r) = controller_of(&p.metadata).filter(|r| r.kind == "Job") {
-                    let ns = p.metadata.namespace.as_deref().unwrap_or("");
-                    q.add(format!("{ns}/{}", r.name));
-                }
-            }
-        });
+        this.pods
+            .add_handler(util::enqueue_controller(this.queue.clone(), "Job"));
         this.jobs.synced().await;
         this.pods.synced().await;
         let me = this.clone();

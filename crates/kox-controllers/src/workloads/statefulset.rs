@@ -23,9 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::claim::{self, Claim};
 use super::history;
-use super::util::{
-    self, controller_of, controller_ref, is_pod_available, is_pod_ready, seconds_until_available,
-};
+use super::util::{self, controller_ref, is_pod_available, is_pod_ready, seconds_until_available};
 use crate::context::Context;
 use crate::events::Recorder;
 use crate::informer::{Change, Informer, key_of, split_key};
@@ -140,15 +138,8 @@ impl StatefulSetController {
         let q = this.queue.clone();
         this.sets
             .add_handler(move |c: &Change<'_, StatefulSet>| q.add(key_of(c.object().as_ref())));
-        let q = this.queue.clone();
-        this.pods.add_handler(move |c: &Change<'_, Pod>| {
-            for p in [Some(c.object()), c.old()].into_iter().flatten() {
-                if let Some(r) = controller_of(&p.metadata).filter(|r| r.kind == "StatefulSet") {
-                    let ns = p.metadata.namespace.as_deref().unwrap_or("");
-                    q.add(format!("{ns}/{}", r.name));
-                }
-            }
-        });
+        this.pods
+            .add_handler(util::enqueue_controller(this.queue.clone(), "StatefulSet"));
         this.sets.synced().await;
         this.pods.synced().await;
         this.revisions.synced().await;

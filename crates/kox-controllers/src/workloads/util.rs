@@ -46,6 +46,26 @@ pub fn controller_of(meta: &ObjectMeta) -> Option<&OwnerReference> {
         .find(|r| r.controller == Some(true))
 }
 
+/// An informer handler for owned objects: queues `namespace/name` of the controller of kind
+/// `kind` that owns the object, before and after the change (an object may change owner).
+pub fn enqueue_controller<K>(
+    queue: crate::queue::WorkQueue,
+    kind: &'static str,
+) -> impl Fn(&crate::informer::Change<'_, K>) + Send + Sync + 'static
+where
+    K: k8s_openapi::Metadata<Ty = ObjectMeta>,
+{
+    move |c| {
+        for o in [Some(c.object()), c.old()].into_iter().flatten() {
+            let meta = o.metadata();
+            if let Some(r) = controller_of(meta).filter(|r| r.kind == kind) {
+                let ns = meta.namespace.as_deref().unwrap_or("");
+                queue.add(format!("{ns}/{}", r.name));
+            }
+        }
+    }
+}
+
 /// Whether `meta` is controlled by the object with `uid`.
 pub fn is_controlled_by(meta: &ObjectMeta, uid: &str) -> bool {
     controller_of(meta).is_some_and(|r| r.uid == uid)
