@@ -2,16 +2,14 @@
 //! with the real `kubectl` survive a snapshot restored into a fresh data directory, and a move
 //! from the embedded store to a real etcd, with their resourceVersions in the same order.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use kox_store::etcd::local::{LocalEtcd, LocalEtcdOptions, etcd_available};
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
-}
+use common::free_port;
+use kox_store::etcd::local::{LocalEtcd, LocalEtcdOptions};
 
 /// `kox server` on a given data directory (and datastore flags), stopped with SIGTERM.
 struct Server {
@@ -232,12 +230,7 @@ fn a_snapshot_restores_into_a_fresh_data_dir() {
 
 #[test]
 fn migrate_moves_an_embedded_cluster_to_etcd() {
-    if !etcd_available() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "/usr/bin/etcd is missing in CI: scripts/test.sh installs Debian's etcd-server"
-        );
-        eprintln!("*** SKIPPED: /usr/bin/etcd is missing; migrate was NOT tested ***");
+    if !common::etcd_or_skip("kox datastore migrate") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

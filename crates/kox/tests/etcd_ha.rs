@@ -2,6 +2,8 @@
 //! started by the tests on loopback), driven with the real `kubectl`: they form one cluster
 //! (shared CA through the token), see each other's writes, and ride out member failures.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -10,24 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kox_store::etcd::local::{LocalEtcdCluster, LocalEtcdOptions, etcd_available};
-
-/// Fails in CI when etcd is missing; elsewhere, skips loudly.
-fn etcd_or_skip() -> bool {
-    if etcd_available() {
-        return true;
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("/usr/bin/etcd is missing in CI: scripts/test.sh installs Debian's etcd-server");
-    }
-    eprintln!("\n*** SKIPPED: /usr/bin/etcd is missing; kox HA on etcd was NOT tested ***\n");
-    false
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
-}
+use common::free_port;
+use kox_store::etcd::local::{LocalEtcdCluster, LocalEtcdOptions};
 
 /// One `kox apiserver` process with its own data directory and port.
 struct ApiServer {
@@ -215,7 +201,7 @@ fn etcd3() -> LocalEtcdCluster {
 
 #[test]
 fn api_servers_sharing_etcd_form_one_cluster() {
-    if !etcd_or_skip() {
+    if !common::etcd_or_skip("kox HA on etcd") {
         return;
     }
     let etcd = etcd3();
@@ -435,7 +421,7 @@ fn configmap_values(server: &ApiServer) -> BTreeMap<String, String> {
 
 #[test]
 fn writes_survive_etcd_failures_and_quorum_loss_fails_fast() {
-    if !etcd_or_skip() {
+    if !common::etcd_or_skip("kox HA on etcd") {
         return;
     }
     let mut etcd = etcd3();

@@ -1,12 +1,15 @@
 //! The real `kubectl` against a `kox server` whose state lives in a real etcd
 //! (`--datastore-endpoint`), started by the test on loopback and killed when it ends.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use kox_store::etcd::local::{LocalEtcd, LocalEtcdOptions, etcd_available};
+use common::free_port;
+use kox_store::etcd::local::{LocalEtcd, LocalEtcdOptions};
 
 /// A `kox server` on etcd (kept alive by this guard, with the etcd member).
 struct EtcdCluster {
@@ -16,26 +19,6 @@ struct EtcdCluster {
     port: u16,
     // Dropped after the server (fields drop in order), so the server never outlives its store.
     etcd: LocalEtcd,
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
-}
-
-/// Fails in CI when etcd is missing; elsewhere, skips loudly.
-fn etcd_or_skip() -> bool {
-    if etcd_available() {
-        return true;
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("/usr/bin/etcd is missing in CI: scripts/test.sh installs Debian's etcd-server");
-    }
-    eprintln!(
-        "\n*** SKIPPED: /usr/bin/etcd is missing (apt-get install etcd-server); \
-         kox on etcd was NOT tested ***\n"
-    );
-    false
 }
 
 impl EtcdCluster {
@@ -166,7 +149,7 @@ data:
 
 #[test]
 fn kubectl_create_get_apply_watch_delete_and_restart_on_etcd() {
-    if !etcd_or_skip() {
+    if !common::etcd_or_skip("kox on etcd") {
         return;
     }
     let mut c = EtcdCluster::start();

@@ -201,3 +201,18 @@ pub fn table(out: &str) -> Vec<Vec<String>> {
         .map(|l| l.split_whitespace().map(str::to_string).collect())
         .collect()
 }
+
+/// Whether Debian's etcd is installed for the tests that need a real etcd: in CI its absence
+/// fails the test (scripts/test.sh installs it); elsewhere the test is skipped loudly.
+pub fn etcd_or_skip(what: &str) -> bool {
+    if kox_store::etcd::local::etcd_available() {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("/usr/bin/etcd is missing in CI: scripts/test.sh installs Debian's etcd-server");
+    }
+    eprintln!(
+        "\n*** SKIPPED: /usr/bin/etcd is missing (apt-get install etcd-server); {what} was NOT tested ***\n"
+    );
+    false
+}
