@@ -58,6 +58,9 @@ enum BenchCommand {
     Startup(crate::bench_api::StartupArgs),
     /// store-write and api-write on the embedded engine, a 1-member and a 3-member etcd.
     Engines(crate::bench_api::EnginesArgs),
+    /// A Deployment scaled 0 → 10,000 replicas on 1,000 simulated nodes: time to all available
+    /// and Running, and the controller manager's CPU and memory.
+    Controllers(crate::bench_api::ControllersArgs),
 }
 
 pub fn run() -> ExitCode {
@@ -82,6 +85,7 @@ pub fn run() -> ExitCode {
             BenchCommand::Footprint(a) => run_async(crate::bench_api::footprint(a)),
             BenchCommand::Startup(a) => run_async(crate::bench_api::startup(a)),
             BenchCommand::Engines(a) => run_async(crate::bench_api::engines(a)),
+            BenchCommand::Controllers(a) => run_async(crate::bench_api::controllers(a)),
         },
     }
 }
