@@ -1,5 +1,5 @@
 //! The API server benchmarks (`kox bench api-write | api-list | watch-fanout | footprint |
-//! startup | engines`), measured against a real `kox server` started as a child process.
+//! startup | engines`) and the scheduler's (`kox bench scheduler`), measured against a real `kox server` started as a child process.
 //!
 //! Each prints a table and, with `--json FILE`, writes its result with the machine it ran on;
 //! the goals are those of the project's performance design, printed met or missed.
@@ -10,6 +10,7 @@ mod footprint;
 mod list;
 mod load;
 mod report;
+mod scheduler;
 mod server_proc;
 mod startup;
 mod store_base;
@@ -19,6 +20,7 @@ mod write;
 pub use engines::{EnginesArgs, run as engines};
 pub use footprint::{FootprintArgs, run as footprint};
 pub use list::{ApiListArgs, run as api_list};
+pub use scheduler::{SchedulerBenchArgs, run as scheduler};
 pub use startup::{StartupArgs, run as startup};
 pub use watch::{WatchFanoutArgs, run as watch_fanout};
 pub use write::{ApiWriteArgs, run as api_write};

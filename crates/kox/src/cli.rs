@@ -58,6 +58,8 @@ enum BenchCommand {
     Startup(crate::bench_api::StartupArgs),
     /// store-write and api-write on the embedded engine, a 1-member and a 3-member etcd.
     Engines(crate::bench_api::EnginesArgs),
+    /// 10,000 pods scheduled onto 5,000 simulated nodes: pods/s from create to bound.
+    Scheduler(crate::bench_api::SchedulerBenchArgs),
 }
 
 pub fn run() -> ExitCode {
@@ -82,6 +84,7 @@ pub fn run() -> ExitCode {
             BenchCommand::Footprint(a) => run_async(crate::bench_api::footprint(a)),
             BenchCommand::Startup(a) => run_async(crate::bench_api::startup(a)),
             BenchCommand::Engines(a) => run_async(crate::bench_api::engines(a)),
+            BenchCommand::Scheduler(a) => run_async(crate::bench_api::scheduler(a)),
         },
     }
 }

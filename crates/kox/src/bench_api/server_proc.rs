@@ -197,18 +197,26 @@ impl Helper {
     /// `count` simulated nodes joining the cluster of `kubeconfig`: they run the pods bound to
     /// them.
     pub fn fake_nodes(kubeconfig: &Path, count: usize, log: &Path) -> Result<Self> {
+        Self::fake_nodes_with(kubeconfig, count, &[], log)
+    }
+
+    /// `kox fake-nodes` with extra flags (e.g. `--zones 3`).
+    pub fn fake_nodes_with(
+        kubeconfig: &Path,
+        count: usize,
+        flags: &[String],
+        log: &Path,
+    ) -> Result<Self> {
         let count = count.to_string();
-        Self::spawn(
-            "kox fake-nodes",
-            &[
-                "fake-nodes".as_ref(),
-                "--kubeconfig".as_ref(),
-                kubeconfig.as_os_str(),
-                "--count".as_ref(),
-                count.as_ref(),
-            ],
-            log,
-        )
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            "fake-nodes".as_ref(),
+            "--kubeconfig".as_ref(),
+            kubeconfig.as_os_str(),
+            "--count".as_ref(),
+            count.as_ref(),
+        ];
+        args.extend(flags.iter().map(|f| std::ffi::OsStr::new(f.as_str())));
+        Self::spawn("kox fake-nodes", &args, log)
     }
 
     /// The scheduler in a process of its own.
@@ -254,6 +262,28 @@ impl Helper {
     /// The process's resident set size now (`VmRSS`), in KiB.
     pub fn rss_kib(&self) -> Result<u64> {
         proc_status_kib(self.child.id(), "VmRSS")
+    }
+
+    /// The process's peak resident set size (`VmHWM`), in KiB.
+    pub fn peak_rss_kib(&self) -> Result<u64> {
+        proc_status_kib(self.child.id(), "VmHWM")
+    }
+
+    /// CPU time the process has used so far (user + system), in seconds.
+    pub fn cpu_seconds(&self) -> Result<f64> {
+        proc_cpu_seconds(&self.child.id().to_string())
+    }
+
+    /// Fails with the end of the log if the process has exited.
+    pub fn check_running(&mut self) -> Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!(
+                "{} exited with {status}:\n{}",
+                self.what,
+                log_tail(&self.log)
+            );
+        }
+        Ok(())
     }
 
     pub async fn stop(mut self) -> Result<()> {
