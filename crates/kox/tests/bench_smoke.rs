@@ -174,3 +174,30 @@ fn scheduler_binds_every_pod_to_simulated_nodes() {
         "{r}"
     );
 }
+
+#[test]
+fn controllers_scales_a_deployment_until_every_replica_runs() {
+    let r = bench(&[
+        "controllers",
+        "--nodes",
+        "5",
+        "--replicas",
+        "20",
+        "--settle",
+        "0.5",
+        "--timeout",
+        "180",
+    ]);
+    assert_eq!(r["completed"], true, "{r}");
+    assert_eq!(r["final"]["available"], 20, "{r}");
+    assert_eq!(r["final"]["running"], 20, "{r}");
+    let cm = &r["controller_manager"];
+    assert!(
+        cm["peak_rss_kib"].as_u64().expect("peak_rss_kib") > 0,
+        "{r}"
+    );
+    assert!(
+        cm["cpu_seconds"].as_f64().expect("cpu_seconds") > 0.0,
+        "{r}"
+    );
+}

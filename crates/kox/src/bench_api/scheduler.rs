@@ -230,7 +230,7 @@ async fn wait_nodes_ready(conn: &Conn, want: usize, nodes: &mut Helper) -> Resul
         if ready >= want {
             return Ok(());
         }
-        nodes.check_running()?;
+        nodes.check_alive()?;
         if Instant::now() > deadline {
             bail!("{ready} of {want} nodes Ready after 15 minutes");
         }
@@ -297,7 +297,7 @@ async fn warm_up(conn: &Conn, scheduler: &mut Helper) -> Result<Duration> {
         if pod.bound() {
             return Ok(started.elapsed());
         }
-        scheduler.check_running()?;
+        scheduler.check_alive()?;
         if Instant::now() > deadline {
             bail!("the warm-up pod was not bound within 5 minutes");
         }

@@ -48,6 +48,16 @@ impl ServerProcess {
         Self::spawn(data_dir, log, true, &[]).await
     }
 
+    /// Starts `kox server` with the scheduler in the process and extra flags (e.g.
+    /// `--disable-controller-manager`).
+    pub async fn start_with_scheduler_and_flags(
+        data_dir: &Path,
+        log: &Path,
+        flags: &[String],
+    ) -> Result<Self> {
+        Self::spawn(data_dir, log, true, flags).await
+    }
+
     async fn spawn(data_dir: &Path, log: &Path, scheduler: bool, flags: &[String]) -> Result<Self> {
         let exe = std::env::current_exe().context("locating the kox binary")?;
         let port = free_port()?;
@@ -238,6 +248,25 @@ impl Helper {
         )
     }
 
+    /// The controller manager in a process of its own, leader-elected (the only candidate, it
+    /// takes the Lease at once), its health endpoint on a free port.
+    pub fn controller_manager(kubeconfig: &Path, log: &Path) -> Result<Self> {
+        let port = free_port()?.to_string();
+        Self::spawn(
+            "kox controller-manager",
+            &[
+                "controller-manager".as_ref(),
+                "--kubeconfig".as_ref(),
+                kubeconfig.as_os_str(),
+                "--bind-address".as_ref(),
+                "127.0.0.1".as_ref(),
+                "--secure-port".as_ref(),
+                port.as_ref(),
+            ],
+            log,
+        )
+    }
+
     fn spawn(what: &'static str, args: &[&std::ffi::OsStr], log: &Path) -> Result<Self> {
         let exe = std::env::current_exe().context("locating the kox binary")?;
         let log_file = std::fs::OpenOptions::new()
@@ -274,8 +303,8 @@ impl Helper {
         proc_cpu_seconds(&self.child.id().to_string())
     }
 
-    /// Fails with the end of the log if the process has exited.
-    pub fn check_running(&mut self) -> Result<()> {
+    /// Fails with the end of the process's log if it has exited.
+    pub fn check_alive(&mut self) -> Result<()> {
         if let Some(status) = self.child.try_wait()? {
             bail!(
                 "{} exited with {status}:\n{}",
