@@ -61,6 +61,8 @@ enum BenchCommand {
     /// A Deployment scaled 0 → 10,000 replicas on 1,000 simulated nodes: time to all available
     /// and Running, and the controller manager's CPU and memory.
     Controllers(crate::bench_api::ControllersArgs),
+    /// 10,000 pods scheduled onto 5,000 simulated nodes: pods/s from create to bound.
+    Scheduler(crate::bench_api::SchedulerBenchArgs),
 }
 
 pub fn run() -> ExitCode {
@@ -86,6 +88,7 @@ pub fn run() -> ExitCode {
             BenchCommand::Startup(a) => run_async(crate::bench_api::startup(a)),
             BenchCommand::Engines(a) => run_async(crate::bench_api::engines(a)),
             BenchCommand::Controllers(a) => run_async(crate::bench_api::controllers(a)),
+            BenchCommand::Scheduler(a) => run_async(crate::bench_api::scheduler(a)),
         },
     }
 }
