@@ -8,7 +8,7 @@
 //! - **score** — how good is this feasible node, 0..=100 after the plugin's normalization;
 //!   the framework multiplies by the plugin's weight and sums.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Pod, PodAffinityTerm, Taint, WeightedPodAffinityTerm};
@@ -154,18 +154,46 @@ impl AffinityTerm {
         }
     }
 
-    /// Whether `pod` is selected by the term (upstream's `AffinityTerm.Matches`). Namespace
-    /// selectors are matched against the `kubernetes.io/metadata.name` label every namespace
-    /// carries; other namespace labels are not known to the scheduler.
-    pub fn matches(&self, pod: &Pod) -> bool {
+    /// Whether `pod` is selected by the term (upstream's `AffinityTerm.Matches`); the
+    /// namespace selector is matched against the labels of the pod's namespace.
+    pub fn matches(&self, pod: &Pod, namespaces: &NamespaceLabels) -> bool {
         let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
         let in_namespace = self.namespaces.iter().any(|n| n == ns)
             || (!self.namespace_selector.matches_nothing()
-                && self.namespace_selector.matches(&BTreeMap::from([(
-                    NAMESPACE_NAME_LABEL.to_string(),
-                    ns.to_string(),
-                )])));
+                && (self.namespace_selector.is_empty()
+                    || namespaces.with(ns, |l| self.namespace_selector.matches(l))));
         in_namespace && self.selector.matches(labels_of(pod))
+    }
+}
+
+/// The labels of every namespace the scheduler has seen, shared by all attempts (the cache
+/// replaces the map when a namespace changes). Written into each attempt's [`CycleState`]
+/// under [`NamespaceLabels::KEY`].
+#[derive(Clone, Debug, Default)]
+pub struct NamespaceLabels(pub Arc<HashMap<String, BTreeMap<String, String>>>);
+
+impl NamespaceLabels {
+    /// The cycle-state key.
+    pub const KEY: &'static str = "NamespaceLabels";
+
+    /// The snapshot of the attempt (empty when none was written).
+    pub fn of(state: &CycleState) -> NamespaceLabels {
+        state
+            .read::<NamespaceLabels>(Self::KEY)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Runs `f` with the labels of namespace `ns`; a namespace not seen (yet) has the
+    /// `kubernetes.io/metadata.name` label every namespace carries.
+    pub fn with<T>(&self, ns: &str, f: impl FnOnce(&BTreeMap<String, String>) -> T) -> T {
+        match self.0.get(ns) {
+            Some(labels) => f(labels),
+            None => f(&BTreeMap::from([(
+                NAMESPACE_NAME_LABEL.to_string(),
+                ns.to_string(),
+            )])),
+        }
     }
 }
 

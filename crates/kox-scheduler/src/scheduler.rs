@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Binding, Event, EventSource, Node, ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{
+    Binding, Event, EventSource, Namespace, Node, ObjectReference, Pod,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
@@ -169,6 +171,20 @@ impl Shared {
         }
     }
 
+    fn namespace_applied(&self, ns: Namespace) {
+        let name = ns.metadata.name.unwrap_or_default();
+        let mut st = self.lock();
+        // New labels may satisfy a namespace selector (upstream's NamespaceUpdate event).
+        if st
+            .cache
+            .set_namespace(&name, ns.metadata.labels.unwrap_or_default())
+        {
+            st.queue.move_all_unschedulable(Instant::now());
+            drop(st);
+            self.wake.notify_one();
+        }
+    }
+
     fn node_applied(&self, node: Node) {
         let mut st = self.lock();
         if st.cache.set_node(node) {
@@ -218,6 +234,50 @@ async fn watch_pods(shared: Arc<Shared>, stop: CancellationToken) {
                 let key = pod_key(&pod);
                 known.remove(&key);
                 shared.pod_deleted(&key);
+            }
+        }
+    }
+}
+
+/// Keeps the cache's namespace labels in step with the namespaces (for inter-pod affinity's
+/// namespace selectors).
+async fn watch_namespaces(shared: Arc<Shared>, stop: CancellationToken) {
+    let api: Api<Namespace> = Api::all(shared.client.clone());
+    let mut stream = watcher(api, watcher::Config::default()).boxed();
+    let mut listed: Option<HashSet<String>> = None;
+    loop {
+        let ev = tokio::select! {
+            _ = stop.cancelled() => return,
+            ev = stream.next() => ev,
+        };
+        match ev {
+            None => return,
+            Some(Err(e)) => {
+                tracing::warn!("scheduler namespace watch: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Some(Ok(watcher::Event::Init)) => listed = Some(HashSet::new()),
+            Some(Ok(watcher::Event::InitApply(ns) | watcher::Event::Apply(ns))) => {
+                if let Some(l) = listed.as_mut() {
+                    l.insert(ns.metadata.name.clone().unwrap_or_default());
+                }
+                shared.namespace_applied(ns);
+            }
+            Some(Ok(watcher::Event::InitDone)) => {
+                if let Some(l) = listed.take() {
+                    let mut st = shared.lock();
+                    for name in st.cache.namespace_names() {
+                        if !l.contains(&name) {
+                            st.cache.remove_namespace(&name);
+                        }
+                    }
+                }
+            }
+            Some(Ok(watcher::Event::Delete(ns))) => {
+                shared
+                    .lock()
+                    .cache
+                    .remove_namespace(ns.metadata.name.as_deref().unwrap_or(""));
             }
         }
     }
@@ -291,6 +351,7 @@ pub async fn run(
     }
     tasks.spawn(watch_pods(shared.clone(), stop.clone()));
     tasks.spawn(watch_nodes(shared.clone(), stop.clone()));
+    tasks.spawn(watch_namespaces(shared.clone(), stop.clone()));
     let (leading_tx, leading) = watch::channel(config.leader_election.is_none());
     if let Some(le) = config.leader_election.clone() {
         let leases: Api<Lease> = Api::namespaced(client.clone(), &le.namespace);

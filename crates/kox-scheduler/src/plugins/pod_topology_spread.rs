@@ -280,8 +280,16 @@ impl Plugin for PodTopologySpread {
                 if !c.includes(&pod.pod, node) {
                     continue;
                 }
-                let value = labels.get(&c.topology_key).cloned().unwrap_or_default();
-                *counts[i].entry(value).or_default() += count_matching(node, &c.selector, ns);
+                let Some(value) = labels.get(&c.topology_key) else {
+                    continue;
+                };
+                let n = count_matching(node, &c.selector, ns);
+                match counts[i].get_mut(value.as_str()) {
+                    Some(sum) => *sum += n,
+                    None => {
+                        counts[i].insert(value.clone(), n);
+                    }
+                }
             }
         }
         let critical = counts
