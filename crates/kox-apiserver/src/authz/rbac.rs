@@ -24,11 +24,13 @@ pub struct Rbac {
     compiled: Arc<Mutex<Compiled>>,
 }
 
+/// A role's rules, or why they could not be resolved (a missing role).
+type ResolvedRules = Result<Arc<Vec<PolicyRule>>, String>;
+
 /// A binding with its subjects decoded and its role's rules resolved.
 struct CompiledBinding {
     subjects: Vec<Subject>,
-    /// The role's rules, or why they could not be resolved (a missing role).
-    rules: Result<Arc<Vec<PolicyRule>>, String>,
+    rules: ResolvedRules,
 }
 
 /// Bindings compiled at given cache generations.
@@ -117,8 +119,7 @@ impl Rbac {
         } else {
             "clusterrolebindings"
         };
-        let mut resolved: HashMap<(String, String), Result<Arc<Vec<PolicyRule>>, String>> =
-            HashMap::new();
+        let mut resolved: HashMap<(String, String), ResolvedRules> = HashMap::new();
         let mut out = Vec::new();
         for binding in self.list(plural, namespace).await {
             let Some(role_ref) = role_ref_of(&binding) else {
