@@ -130,6 +130,10 @@ const DERIVED_FILES: &[&str] = &[
     "tls/serving.sans",
     "tls/admin.crt",
     "tls/admin.key",
+    "tls/scheduler.crt",
+    "tls/scheduler.key",
+    "tls/controller-manager.crt",
+    "tls/controller-manager.key",
 ];
 
 /// Loads (or creates) the PKI; with a cluster token, the CA is the one every server sharing the
@@ -160,6 +164,10 @@ pub struct Server {
     tls: tokio_rustls::TlsAcceptor,
     /// Path of the admin kubeconfig.
     pub kubeconfig: PathBuf,
+    /// Path of the scheduler's kubeconfig (user `system:kube-scheduler`).
+    pub scheduler_kubeconfig: PathBuf,
+    /// Path of the controller manager's kubeconfig (user `system:kube-controller-manager`).
+    pub controller_manager_kubeconfig: PathBuf,
     /// The bound address.
     pub local_addr: SocketAddr,
 }
@@ -208,6 +216,20 @@ impl Server {
             &kubeconfig,
             &pki.admin_kubeconfig(&format!("https://{advertise}")),
         )?;
+        let components = crate::pki::write_component_kubeconfigs(
+            &config.data_dir,
+            &pki.ca_cert_pem,
+            &format!("https://{advertise}"),
+        )?;
+        let component_kubeconfig = |stem: &str| {
+            components
+                .iter()
+                .find(|(s, _)| *s == stem)
+                .map(|(_, p)| p.clone())
+                .unwrap_or_default()
+        };
+        let scheduler_kubeconfig = component_kubeconfig("scheduler");
+        let controller_manager_kubeconfig = component_kubeconfig("controller-manager");
 
         let tls = tls_acceptor(&pki)?;
         let authn = Authenticator {
@@ -264,6 +286,8 @@ impl Server {
             listener,
             tls,
             kubeconfig,
+            scheduler_kubeconfig,
+            controller_manager_kubeconfig,
             local_addr,
         })
     }
