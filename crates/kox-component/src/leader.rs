@@ -1,7 +1,8 @@
 //! Lease-based leader election (upstream's `leaderelection` over a `coordination.k8s.io`
 //! Lease): the leader renews the lease every retry period; a candidate takes the lease once
 //! its holder has not renewed it for the lease duration; a leader that cannot renew within
-//! the renew deadline steps down at once.
+//! the renew deadline (each attempt is cut off at that deadline) steps down at once. Upstream's
+//! components exit when they lose the lease; kox's stop acting, stand by and campaign again.
 
 use std::time::{Duration, Instant};
 
@@ -64,8 +65,24 @@ pub async fn run(
     let mut observed: Option<(LeaseSpec, Instant)> = None;
     let mut last_renew = Instant::now();
     loop {
-        let ok = try_acquire_or_renew(&leases, &config, &mut observed).await;
         let is_leader = *leading.borrow();
+        // As upstream's renew, bounded by the renew deadline: a request that hangs (an API
+        // server that stopped answering) must not keep a leader acting past the deadline, when
+        // a standby may already have taken the lease over.
+        let budget = if is_leader {
+            config
+                .renew_deadline
+                .saturating_sub(last_renew.elapsed())
+                .max(Duration::from_millis(100))
+        } else {
+            config.renew_deadline
+        };
+        let ok = tokio::time::timeout(
+            budget,
+            try_acquire_or_renew(&leases, &config, &mut observed),
+        )
+        .await
+        .unwrap_or(false);
         match (ok, is_leader) {
             (true, false) => {
                 tracing::info!(identity = %config.identity, lease = %config.name, "became leader");

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Pod, Taint};
 
+use crate::cycle_state::CycleState;
 use crate::resources::{self, Resources};
 
 /// The highest score a plugin gives a node.
@@ -124,10 +125,20 @@ impl PodInfo {
         }
     }
 
+    /// The pod's priority (`spec.priority`, 0 when unset).
+    pub fn priority(&self) -> i32 {
+        pod_priority(&self.pod)
+    }
+
     /// The pod's `namespace/name`.
     pub fn key(&self) -> String {
         pod_key(&self.pod)
     }
+}
+
+/// A pod's priority (`spec.priority`, 0 when unset).
+pub fn pod_priority(pod: &Pod) -> i32 {
+    pod.spec.as_ref().and_then(|s| s.priority).unwrap_or(0)
 }
 
 /// `namespace/name` of a pod.
@@ -240,15 +251,90 @@ impl NodeInfo {
     }
 }
 
-/// A scheduling plugin. Each extension point has a default that lets every node through
-/// with no opinion, so a plugin implements only the points it cares about.
+/// What a post-filter plugin (preemption) may look at: the profile's plugins, to re-run
+/// pre-filter and filter in its dry run, and every node.
+pub struct PostFilterContext<'a> {
+    /// The profile's plugins, in order.
+    pub plugins: &'a [Weighted],
+    /// Every node, in the snapshot's order.
+    pub nodes: &'a [&'a NodeInfo],
+}
+
+/// A post-filter's answer: the node the pod is nominated to, and the pods to evict there.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Nomination {
+    /// The node the pod waits for (`status.nominatedNodeName`).
+    pub node: String,
+    /// The lower-priority pods to delete to make room.
+    pub victims: Vec<Arc<Pod>>,
+}
+
+/// What a post-filter did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PostFilterOutcome {
+    /// It had nothing to say.
+    Skip,
+    /// It could not help; the message ends the FailedScheduling text
+    /// (`preemption: 0/3 nodes are available: …`).
+    Failed(String),
+    /// The pod is nominated to a node once the victims are gone.
+    Nominated(Nomination),
+}
+
+/// A scheduling plugin, at upstream's extension points. Each point has a default that lets
+/// every node through with no opinion, so a plugin implements only the points it cares about.
+/// One attempt runs: pre-filter (once) → filter (per node) → post-filter (only when no node
+/// fits) → pre-score (once) → score and normalize → reserve; binding follows asynchronously
+/// (`scheduler.rs`, upstream's DefaultBinder) and a failed binding unreserves.
 pub trait Plugin: Send + Sync {
     /// The plugin's upstream name (`NodeResourcesFit`).
     fn name(&self) -> &'static str;
 
-    /// Whether the pod can run on the node.
-    fn filter(&self, _pod: &PodInfo, _node: &NodeInfo) -> Status {
+    /// Computes, once per attempt, what the plugin's filter needs from the whole cluster and
+    /// keeps it in `state`. A non-success status rejects the pod on every node.
+    fn pre_filter(&self, _state: &mut CycleState, _pod: &PodInfo, _nodes: &[&NodeInfo]) -> Status {
         Status::success()
+    }
+
+    /// Preemption's dry run is about to count `other` on `node`: update the pre-filter state.
+    fn add_pod(&self, _state: &mut CycleState, _pod: &PodInfo, _other: &PodInfo, _node: &NodeInfo) {
+    }
+
+    /// Preemption's dry run stops counting `other` on `node`: update the pre-filter state.
+    fn remove_pod(
+        &self,
+        _state: &mut CycleState,
+        _pod: &PodInfo,
+        _other: &PodInfo,
+        _node: &NodeInfo,
+    ) {
+    }
+
+    /// Whether the pod can run on the node.
+    fn filter(&self, _state: &CycleState, _pod: &PodInfo, _node: &NodeInfo) -> Status {
+        Status::success()
+    }
+
+    /// Runs when no node fits: may find a node where evicting pods makes room.
+    fn post_filter(
+        &self,
+        _ctx: &PostFilterContext<'_>,
+        _state: &CycleState,
+        _pod: &PodInfo,
+        _statuses: &BTreeMap<String, Status>,
+    ) -> PostFilterOutcome {
+        PostFilterOutcome::Skip
+    }
+
+    /// Computes, once per attempt, what the plugin's score needs; `feasible` are the nodes
+    /// that passed the filters, `all` every node.
+    fn pre_score(
+        &self,
+        _state: &mut CycleState,
+        _pod: &PodInfo,
+        _feasible: &[&NodeInfo],
+        _all: &[&NodeInfo],
+    ) {
     }
 
     /// Whether this plugin scores nodes.
@@ -257,12 +343,28 @@ pub trait Plugin: Send + Sync {
     }
 
     /// A raw score of a feasible node; [`Plugin::normalize`] maps raw scores to 0..=100.
-    fn score(&self, _pod: &PodInfo, _node: &NodeInfo) -> i64 {
+    fn score(&self, _state: &CycleState, _pod: &PodInfo, _node: &NodeInfo) -> i64 {
         0
     }
 
     /// Maps the raw scores of all feasible nodes to 0..=100 (default: they already are).
-    fn normalize(&self, _scores: &mut [i64]) {}
+    fn normalize(&self, _state: &CycleState, _scores: &mut [i64]) {}
+
+    /// The pod was placed on `node` (assumed, binding not yet sent).
+    fn reserve(&self, _state: &CycleState, _pod: &PodInfo, _node: &str) -> Status {
+        Status::success()
+    }
+
+    /// Undoes [`Plugin::reserve`] when a later step of the attempt fails.
+    fn unreserve(&self, _state: &CycleState, _pod: &PodInfo, _node: &str) {}
+}
+
+/// A plugin with its score weight.
+pub struct Weighted {
+    /// The plugin.
+    pub plugin: Box<dyn Plugin>,
+    /// What its normalized score is multiplied by.
+    pub weight: i64,
 }
 
 /// Upstream's `DefaultNormalizeScore`: scales scores so the highest is `MAX_NODE_SCORE`;

@@ -60,6 +60,11 @@ enum BenchCommand {
     Startup(crate::bench_api::StartupArgs),
     /// store-write and api-write on the embedded engine, a 1-member and a 3-member etcd.
     Engines(crate::bench_api::EnginesArgs),
+    /// A Deployment scaled 0 → 10,000 replicas on 1,000 simulated nodes: time to all available
+    /// and Running, and the controller manager's CPU and memory.
+    Controllers(crate::bench_api::ControllersArgs),
+    /// 10,000 pods scheduled onto 5,000 simulated nodes: pods/s from create to bound.
+    Scheduler(crate::bench_api::SchedulerBenchArgs),
 }
 
 pub fn run() -> ExitCode {
@@ -85,6 +90,8 @@ pub fn run() -> ExitCode {
             BenchCommand::Footprint(a) => run_async(crate::bench_api::footprint(a)),
             BenchCommand::Startup(a) => run_async(crate::bench_api::startup(a)),
             BenchCommand::Engines(a) => run_async(crate::bench_api::engines(a)),
+            BenchCommand::Controllers(a) => run_async(crate::bench_api::controllers(a)),
+            BenchCommand::Scheduler(a) => run_async(crate::bench_api::scheduler(a)),
         },
     }
 }

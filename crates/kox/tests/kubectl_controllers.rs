@@ -589,17 +589,13 @@ fn a_standby_controller_manager_takes_over_when_the_leader_dies() {
     )
     .expect("the lease names its holder");
     c.ok(&["create", "namespace", "before"]);
-    wait_for(
-        30,
-        "the leader to create the default ServiceAccount",
-        || {
-            jsonpath(
-                &c,
-                &["-n", "before", "get", "serviceaccount", "default"],
-                "{.metadata.name}",
-            )
-        },
-    );
+    wait_for(30, "the leader to publish the root CA ConfigMap", || {
+        jsonpath(
+            &c,
+            &["-n", "before", "get", "configmap", "kube-root-ca.crt"],
+            "{.metadata.name}",
+        )
+    });
 
     // Kill the leader without letting it release the lease.
     let (survivor, mut dead) = if a_leads { (b, a) } else { (a, b) };
@@ -630,16 +626,122 @@ fn a_standby_controller_manager_takes_over_when_the_leader_dies() {
     c.ok(&["create", "namespace", "after"]);
     wait_for(
         30,
-        "the new leader to create the default ServiceAccount",
+        "the new leader to publish the root CA ConfigMap",
         || {
             jsonpath(
                 &c,
-                &["-n", "after", "get", "serviceaccount", "default"],
+                &["-n", "after", "get", "configmap", "kube-root-ca.crt"],
                 "{.metadata.name}",
             )
         },
     );
     drop(dead);
+}
+
+/// Upstream's controller manager exits when it loses its lease; kox's stops every controller at
+/// once, stands by, and campaigns again.
+#[test]
+fn a_leader_that_loses_its_lease_stops_acting_until_it_leads_again() {
+    let c = Cluster::start_with(&["--disable-controller-manager"]);
+    let cm = ControllerManager::start(&c, "cm.log");
+    wait_for(60, "the controller manager to lead", || {
+        match cm.leading() {
+            Some(true) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    c.ok(&["create", "namespace", "led"]);
+    wait_for(30, "the root CA ConfigMap in a new namespace", || {
+        jsonpath(
+            &c,
+            &["-n", "led", "get", "configmap", "kube-root-ca.crt"],
+            "{.metadata.name}",
+        )
+    });
+
+    // Another candidate takes the lease, as one would after this leader's renewals failed.
+    let renew = utc_now_micro();
+    c.ok(&[
+        "-n",
+        "kube-system",
+        "patch",
+        "lease",
+        "kube-controller-manager",
+        "--type",
+        "merge",
+        "-p",
+        &format!(
+            r#"{{"spec":{{"holderIdentity":"another-candidate","leaseDurationSeconds":30,"renewTime":"{renew}"}}}}"#
+        ),
+    ]);
+    let lost = Instant::now();
+    wait_for(30, "the controller manager to step down", || {
+        match cm.leading() {
+            Some(false) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    eprintln!(
+        "stepped down {:?} after the lease was taken",
+        lost.elapsed()
+    );
+    c.ok(&["create", "namespace", "unled"]);
+    // Nothing acts while another holds the lease: the root CA is not published. (The default
+    // ServiceAccount is no signal: the API server creates it with the namespace.)
+    let quiet = Instant::now();
+    while quiet.elapsed() < Duration::from_secs(6) {
+        assert_eq!(
+            cm.leading(),
+            Some(false),
+            "it led again while the lease was held"
+        );
+        let ca = c.kubectl(&["-n", "unled", "get", "configmap", "kube-root-ca.crt"]);
+        assert!(
+            !ca.status.success(),
+            "a controller acted without the lease: {}\ncontroller manager log:\n{}",
+            String::from_utf8_lossy(&ca.stdout),
+            std::fs::read_to_string(c.data_dir().join("cm.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    // The other candidate never renews: once its lease expires, this one leads again and
+    // catches up.
+    wait_for(90, "the controller manager to lead again", || {
+        match cm.leading() {
+            Some(true) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    let holder = jsonpath(
+        &c,
+        &[
+            "-n",
+            "kube-system",
+            "get",
+            "lease",
+            "kube-controller-manager",
+        ],
+        "{.spec.holderIdentity}",
+    )
+    .expect("the lease names its holder");
+    assert_ne!(holder, "another-candidate");
+    wait_for(30, "the root CA ConfigMap once leading again", || {
+        jsonpath(
+            &c,
+            &["-n", "unled", "get", "configmap", "kube-root-ca.crt"],
+            "{.metadata.name}",
+        )
+    });
+}
+
+/// Now as a Lease's `renewTime` (RFC 3339 with microseconds, UTC).
+fn utc_now_micro() -> String {
+    let out = Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%S.%6NZ"])
+        .output()
+        .expect("run date");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// A `kox fake-nodes` process, killed when dropped.

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{NodeSelectorRequirement, NodeSelectorTerm};
 
+use crate::cycle_state::CycleState;
 use crate::framework::{NodeInfo, Plugin, PodInfo, Status, default_normalize};
 
 /// Upstream's reason.
@@ -64,7 +65,7 @@ impl Plugin for NodeAffinity {
         "NodeAffinity"
     }
 
-    fn filter(&self, pod: &PodInfo, node: &NodeInfo) -> Status {
+    fn filter(&self, _state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
         let Some(spec) = pod.pod.spec.as_ref() else {
             return Status::success();
         };
@@ -99,7 +100,7 @@ impl Plugin for NodeAffinity {
         true
     }
 
-    fn score(&self, pod: &PodInfo, node: &NodeInfo) -> i64 {
+    fn score(&self, _state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> i64 {
         let empty = BTreeMap::new();
         let labels = node.labels().unwrap_or(&empty);
         pod.pod
@@ -118,7 +119,7 @@ impl Plugin for NodeAffinity {
             .sum()
     }
 
-    fn normalize(&self, scores: &mut [i64]) {
+    fn normalize(&self, _state: &CycleState, scores: &mut [i64]) {
         default_normalize(scores, false);
     }
 }
@@ -217,7 +218,11 @@ mod tests {
             ),
             (required(json!([{}])), zone_a.clone(), false),
         ] {
-            let st = NodeAffinity.filter(&pod(spec.clone()), &labelled("n1", labels.clone()));
+            let st = NodeAffinity.filter(
+                &Default::default(),
+                &pod(spec.clone()),
+                &labelled("n1", labels.clone()),
+            );
             assert_eq!(st.is_success(), fits, "{spec} on {labels}");
             if !fits {
                 assert_eq!(st, Status::unresolvable(REASON));
@@ -237,9 +242,12 @@ mod tests {
             labelled("n3", json!({"zone": "a", "ssd": "true"})),
             labelled("n4", json!({})),
         ];
-        let mut scores: Vec<i64> = nodes.iter().map(|n| NodeAffinity.score(&p, n)).collect();
+        let mut scores: Vec<i64> = nodes
+            .iter()
+            .map(|n| NodeAffinity.score(&Default::default(), &p, n))
+            .collect();
         assert_eq!(scores, [10, 30, 40, 0]);
-        NodeAffinity.normalize(&mut scores);
+        NodeAffinity.normalize(&Default::default(), &mut scores);
         assert_eq!(scores, [25, 75, 100, 0]);
     }
 }

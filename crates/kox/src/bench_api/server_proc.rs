@@ -48,6 +48,16 @@ impl ServerProcess {
         Self::spawn(data_dir, log, true, &[]).await
     }
 
+    /// Starts `kox server` with the scheduler in the process and extra flags (e.g.
+    /// `--disable-controller-manager`).
+    pub async fn start_with_scheduler_and_flags(
+        data_dir: &Path,
+        log: &Path,
+        flags: &[String],
+    ) -> Result<Self> {
+        Self::spawn(data_dir, log, true, flags).await
+    }
+
     async fn spawn(data_dir: &Path, log: &Path, scheduler: bool, flags: &[String]) -> Result<Self> {
         let exe = std::env::current_exe().context("locating the kox binary")?;
         let port = free_port()?;
@@ -197,18 +207,26 @@ impl Helper {
     /// `count` simulated nodes joining the cluster of `kubeconfig`: they run the pods bound to
     /// them.
     pub fn fake_nodes(kubeconfig: &Path, count: usize, log: &Path) -> Result<Self> {
+        Self::fake_nodes_with(kubeconfig, count, &[], log)
+    }
+
+    /// `kox fake-nodes` with extra flags (e.g. `--zones 3`).
+    pub fn fake_nodes_with(
+        kubeconfig: &Path,
+        count: usize,
+        flags: &[String],
+        log: &Path,
+    ) -> Result<Self> {
         let count = count.to_string();
-        Self::spawn(
-            "kox fake-nodes",
-            &[
-                "fake-nodes".as_ref(),
-                "--kubeconfig".as_ref(),
-                kubeconfig.as_os_str(),
-                "--count".as_ref(),
-                count.as_ref(),
-            ],
-            log,
-        )
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            "fake-nodes".as_ref(),
+            "--kubeconfig".as_ref(),
+            kubeconfig.as_os_str(),
+            "--count".as_ref(),
+            count.as_ref(),
+        ];
+        args.extend(flags.iter().map(|f| std::ffi::OsStr::new(f.as_str())));
+        Self::spawn("kox fake-nodes", &args, log)
     }
 
     /// The scheduler in a process of its own.
@@ -225,6 +243,25 @@ impl Helper {
                 "--secure-port".as_ref(),
                 port.as_ref(),
                 "--leader-elect=false".as_ref(),
+            ],
+            log,
+        )
+    }
+
+    /// The controller manager in a process of its own, leader-elected (the only candidate, it
+    /// takes the Lease at once), its health endpoint on a free port.
+    pub fn controller_manager(kubeconfig: &Path, log: &Path) -> Result<Self> {
+        let port = free_port()?.to_string();
+        Self::spawn(
+            "kox controller-manager",
+            &[
+                "controller-manager".as_ref(),
+                "--kubeconfig".as_ref(),
+                kubeconfig.as_os_str(),
+                "--bind-address".as_ref(),
+                "127.0.0.1".as_ref(),
+                "--secure-port".as_ref(),
+                port.as_ref(),
             ],
             log,
         )
@@ -254,6 +291,28 @@ impl Helper {
     /// The process's resident set size now (`VmRSS`), in KiB.
     pub fn rss_kib(&self) -> Result<u64> {
         proc_status_kib(self.child.id(), "VmRSS")
+    }
+
+    /// The process's peak resident set size (`VmHWM`), in KiB.
+    pub fn peak_rss_kib(&self) -> Result<u64> {
+        proc_status_kib(self.child.id(), "VmHWM")
+    }
+
+    /// CPU time the process has used so far (user + system), in seconds.
+    pub fn cpu_seconds(&self) -> Result<f64> {
+        proc_cpu_seconds(&self.child.id().to_string())
+    }
+
+    /// Fails with the end of the process's log if it has exited.
+    pub fn check_alive(&mut self) -> Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!(
+                "{} exited with {status}:\n{}",
+                self.what,
+                log_tail(&self.log)
+            );
+        }
+        Ok(())
     }
 
     pub async fn stop(mut self) -> Result<()> {
