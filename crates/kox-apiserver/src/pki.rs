@@ -42,6 +42,16 @@ impl ClusterPki {
     /// Loads the PKI from `data_dir/tls`, creating whatever is missing. The serving certificate
     /// is re-issued (by the same CA) when its names no longer cover `sans`.
     pub fn load_or_create(data_dir: &Path, sans: &[String]) -> Result<Self> {
+        Self::load_or_create_valid_for(data_dir, sans, LEAF_VALIDITY)
+    }
+
+    /// [`Self::load_or_create`] with serving certificates valid for `serving_validity`; one
+    /// with less than a third of that left is issued again.
+    pub fn load_or_create_valid_for(
+        data_dir: &Path,
+        sans: &[String],
+        serving_validity: Duration,
+    ) -> Result<Self> {
         let paths = PkiPaths {
             dir: data_dir.join("tls"),
         };
@@ -72,16 +82,13 @@ impl ClusterPki {
             read_opt(&paths.file("serving.crt"))?,
             read_opt(&paths.file("serving.key"))?,
         ) {
-            (Some(cert), Some(key)) if have_sans.as_deref() == Some(wanted_sans.as_str()) => {
+            (Some(cert), Some(key))
+                if have_sans.as_deref() == Some(wanted_sans.as_str())
+                    && !needs_renewal(&cert, serving_validity) =>
+            {
                 (cert, key)
             }
-            _ => {
-                let (cert, key) = new_leaf(&issuer, "kox-apiserver", &[], sans, true)?;
-                write_secret(&paths.file("serving.key"), &key)?;
-                std::fs::write(paths.file("serving.crt"), &cert)?;
-                std::fs::write(paths.file("serving.sans"), &wanted_sans)?;
-                (cert, key)
-            }
+            _ => issue_serving(data_dir, &issuer, sans, serving_validity)?,
         };
 
         let (admin_cert_pem, admin_key_pem) = match (
@@ -169,6 +176,58 @@ pub fn issue_client_certificate_by(
     let issuer =
         Issuer::from_ca_cert_pem(ca_cert_pem, key).context("parsing the CA certificate")?;
     new_leaf(&issuer, user, groups, &[], false)
+}
+
+/// Issues the serving certificate for `sans` and writes it under `data_dir/tls`.
+fn issue_serving(
+    data_dir: &Path,
+    issuer: &Issuer<'_, KeyPair>,
+    sans: &[String],
+    validity: Duration,
+) -> Result<(String, String)> {
+    let dir = data_dir.join("tls");
+    let (cert, key) = new_leaf_valid_for(issuer, "kox-apiserver", &[], sans, true, validity)?;
+    write_secret(&dir.join("serving.key"), &key)?;
+    std::fs::write(dir.join("serving.crt"), &cert)?;
+    std::fs::write(dir.join("serving.sans"), sans.join(","))?;
+    Ok((cert, key))
+}
+
+/// Issues a new serving certificate for `sans` (valid for `validity`) with the CA under
+/// `data_dir/tls`, writes it there and returns it (certificate and key PEM).
+pub fn renew_serving_certificate(
+    data_dir: &Path,
+    sans: &[String],
+    validity: Duration,
+) -> Result<(String, String)> {
+    let dir = data_dir.join("tls");
+    let ca_cert = std::fs::read_to_string(dir.join("ca.crt")).context("reading tls/ca.crt")?;
+    let ca_key = std::fs::read_to_string(dir.join("ca.key")).context("reading tls/ca.key")?;
+    let key = KeyPair::from_pem(&ca_key).context("parsing tls/ca.key")?;
+    let issuer = Issuer::from_ca_cert_pem(&ca_cert, key).context("parsing tls/ca.crt")?;
+    issue_serving(data_dir, &issuer, sans, validity)
+}
+
+/// The Unix time a PEM certificate expires at.
+pub fn not_after(cert_pem: &str) -> Option<i64> {
+    let der = rustls_pemfile::certs(&mut cert_pem.as_bytes())
+        .next()
+        .and_then(Result::ok)?;
+    let (_, cert) = X509Certificate::from_der(&der).ok()?;
+    Some(cert.validity().not_after.timestamp())
+}
+
+/// When a certificate issued for `validity` is renewed: with a third of it (at most 30 days)
+/// left, as upstream's certificate managers renew well before expiry.
+pub fn renew_at(cert_pem: &str, validity: Duration) -> Option<i64> {
+    let third: Duration = validity / 3_i32;
+    let margin = third.min(RENEW_BEFORE);
+    Some(not_after(cert_pem)? - margin.whole_seconds())
+}
+
+/// Whether a certificate issued for `validity` is due for renewal.
+fn needs_renewal(cert_pem: &str, validity: Duration) -> bool {
+    renew_at(cert_pem, validity).is_none_or(|at| at <= OffsetDateTime::now_utc().unix_timestamp())
 }
 
 /// Client certificates issued to the control plane's own components, and the kubeconfig each
@@ -272,6 +331,24 @@ fn new_leaf(
     sans: &[String],
     server: bool,
 ) -> Result<(String, String)> {
+    new_leaf_valid_for(
+        issuer,
+        common_name,
+        organizations,
+        sans,
+        server,
+        LEAF_VALIDITY,
+    )
+}
+
+fn new_leaf_valid_for(
+    issuer: &Issuer<'_, KeyPair>,
+    common_name: &str,
+    organizations: &[&str],
+    sans: &[String],
+    server: bool,
+    validity: Duration,
+) -> Result<(String, String)> {
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::default();
     // The certificate library keeps one value per subject attribute: with several groups the
@@ -300,7 +377,7 @@ fn new_leaf(
     params.use_authority_key_identifier_extension = true;
     let now = OffsetDateTime::now_utc();
     params.not_before = now - Duration::hours(1);
-    params.not_after = now + LEAF_VALIDITY;
+    params.not_after = now + validity;
     let cert = params.signed_by(&key, issuer)?;
     if organizations.len() > 1 {
         let der = der::with_subject(

@@ -311,8 +311,8 @@ fn a_node_credential_reaches_only_its_own_node_and_pods() {
         obj["status"]["conditions"] = serde_json::json!([{
             "type": "Ready", "status": "True", "reason": "KubeletReady",
             "message": "kubelet is posting ready status",
-            "lastHeartbeatTime": "2026-01-01T00:00:00Z",
-            "lastTransitionTime": "2026-01-01T00:00:00Z",
+            "lastHeartbeatTime": rfc3339_in(0),
+            "lastTransitionTime": rfc3339_in(0),
         }]);
         obj.to_string()
     };
@@ -333,13 +333,18 @@ fn a_node_credential_reaches_only_its_own_node_and_pods() {
         "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
     ]);
     assert_eq!(status, "True");
-    let other = ready(&[], "node-b");
-    let out = run(&["replace", "--subresource=status", "-f", "-"], &other);
-    assert!(!out.status.success());
+    let refused = wait_for(30, "node-b's status refused", || {
+        let other = ready(&[], "node-b");
+        let out = run(&["replace", "--subresource=status", "-f", "-"], &other);
+        assert!(!out.status.success(), "node-a wrote node-b's status");
+        let err = stderr(&out);
+        (!err.contains("Conflict"))
+            .then_some(err.clone())
+            .ok_or(err)
+    });
     assert!(
-        stderr(&out).contains(r#"node "node-a" is not allowed to modify node "node-b""#),
-        "{}",
-        stderr(&out)
+        refused.contains(r#"node "node-a" is not allowed to modify node "node-b""#),
+        "{refused}"
     );
     let out = run(&["label", "node", "node-b", "x=y"], "");
     assert!(!out.status.success(), "labelled another node");
@@ -376,17 +381,22 @@ fn a_node_credential_reaches_only_its_own_node_and_pods() {
         c.ok(&["get", "pod", "on-node-a", "-o", "jsonpath={.status.phase}"]),
         "Running"
     );
-    let out = run(
-        &["replace", "--subresource=status", "-f", "-"],
-        &running("on-node-b"),
-    );
-    assert!(!out.status.success());
+    let refused = wait_for(30, "on-node-b's status refused", || {
+        let out = run(
+            &["replace", "--subresource=status", "-f", "-"],
+            &running("on-node-b"),
+        );
+        assert!(!out.status.success(), "node-a wrote on-node-b's status");
+        let err = stderr(&out);
+        (!err.contains("Conflict"))
+            .then_some(err.clone())
+            .ok_or(err)
+    });
     assert!(
-        stderr(&out).contains(
+        refused.contains(
             r#"pods "on-node-b" is forbidden: node "node-a" can only update pods with spec.nodeName set to itself"#
         ),
-        "{}",
-        stderr(&out)
+        "{refused}"
     );
     assert_eq!(
         c.ok(&["get", "pod", "on-node-b", "-o", "jsonpath={.status.phase}"]),
@@ -464,4 +474,122 @@ fn issued_certificates_carry_several_groups() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(can(&["list", "pods", "-n", "default"]), "no");
+}
+
+/// The time `secs` from now, in RFC 3339 (UTC).
+fn rfc3339_in(secs: i64) -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        + secs;
+    // Civil date from days since the epoch.
+    let (days, rem) = (t.div_euclid(86_400), t.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// A bootstrap-token Secret (`kube-system/bootstrap-token-<id>`) as `kubeadm token create`
+/// writes it.
+fn bootstrap_secret(id: &str, secret: &str, expiration: &str, usage: &str) -> String {
+    format!(
+        r#"{{"apiVersion":"v1","kind":"Secret","type":"bootstrap.kubernetes.io/token",
+"metadata":{{"name":"bootstrap-token-{id}","namespace":"kube-system"}},
+"stringData":{{"token-id":"{id}","token-secret":"{secret}","expiration":"{expiration}",
+"usage-bootstrap-authentication":"{usage}","usage-bootstrap-signing":"true",
+"auth-extra-groups":"system:bootstrappers:kox:default-node-token"}}}}"#
+    )
+}
+
+#[test]
+fn bootstrap_tokens_authenticate_until_they_expire_or_go() {
+    let c = Cluster::start();
+    // A kubeconfig that names the cluster only: the token comes from `--token`.
+    let anonymous = c.data_dir().join("cluster-only.kubeconfig");
+    std::fs::write(
+        &anonymous,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: kox\n  cluster:\n    server: https://127.0.0.1:{}\n    certificate-authority: {}\ncontexts:\n- name: kox\n  context:\n    cluster: kox\n    user: nobody\nusers:\n- name: nobody\n  user: {{}}\ncurrent-context: kox\n",
+            c.port,
+            c.data_dir().join("tls/ca.crt").display()
+        ),
+    )
+    .unwrap();
+    let with_token = |token: &str, args: &[&str]| {
+        let mut full = vec![
+            "--kubeconfig",
+            anonymous.to_str().unwrap(),
+            "--token",
+            token,
+        ];
+        full.extend_from_slice(args);
+        c.kubectl(&full)
+    };
+
+    c.ok_stdin(
+        &["create", "-f", "-"],
+        &bootstrap_secret("abcdef", "0123456789abcdef", &rfc3339_in(3600), "true"),
+    );
+    let out = with_token("abcdef.0123456789abcdef", &["auth", "whoami", "-o", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let review: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        review["status"]["userInfo"]["username"],
+        "system:bootstrap:abcdef"
+    );
+    assert_eq!(
+        review["status"]["userInfo"]["groups"],
+        serde_json::json!([
+            "system:bootstrappers",
+            "system:bootstrappers:kox:default-node-token",
+            "system:authenticated"
+        ])
+    );
+
+    let unauthorized = |token: &str| {
+        let out = with_token(token, &["auth", "whoami"]);
+        assert!(!out.status.success(), "{token} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(err.contains("Unauthorized"), "{token}: {err}");
+    };
+    // A wrong secret, an unknown id.
+    unauthorized("abcdef.0123456789abcdee");
+    unauthorized("zzzzzz.0123456789abcdef");
+    // Expired, or not meant for authentication.
+    c.ok_stdin(
+        &["create", "-f", "-"],
+        &bootstrap_secret("expird", "0123456789abcdef", &rfc3339_in(-60), "true"),
+    );
+    unauthorized("expird.0123456789abcdef");
+    c.ok_stdin(
+        &["create", "-f", "-"],
+        &bootstrap_secret("signon", "0123456789abcdef", &rfc3339_in(3600), "false"),
+    );
+    unauthorized("signon.0123456789abcdef");
+    // Gone with its Secret.
+    c.ok(&[
+        "delete",
+        "secret",
+        "-n",
+        "kube-system",
+        "bootstrap-token-abcdef",
+    ]);
+    unauthorized("abcdef.0123456789abcdef");
 }
