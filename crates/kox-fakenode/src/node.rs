@@ -15,11 +15,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::FakeNodesConfig;
 
-/// How many API requests the registration and heartbeat loops keep in flight.
+/// How many API requests the registration keeps in flight.
 const CONCURRENCY: usize = 32;
 /// The heartbeat interval is cut into this many slots; each node renews in its own slot, so
 /// the renewals are spread evenly over the interval as independent kubelets' are.
 const SLOTS: usize = 100;
+/// Heartbeat requests (Lease renewals, status reports) waiting for an answer at most.
+const HEARTBEATS_IN_FLIGHT: usize = 256;
 /// The zone label of nodes spread over zones (`--zones`).
 pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 
@@ -190,9 +192,9 @@ fn reports_status(index: usize, round: u64, every: u64) -> bool {
 /// Renews each node's Lease every heartbeat, in the node's own slot of the interval, and
 /// reports its Ready status every [`FakeNodesConfig::status_report`], until `stop`.
 ///
-/// A slot's requests are awaited before the next slot starts: a server slower than the
-/// heartbeat rate delays the renewals (the Lease lasts four heartbeats) instead of piling
-/// requests up.
+/// As with independent kubelets, a slow answer does not hold the other nodes' renewals back:
+/// up to [`HEARTBEATS_IN_FLIGHT`] requests wait at once; beyond that, the next slots wait (the
+/// Lease lasts four heartbeats) instead of piling requests up.
 pub async fn heartbeat(
     client: Client,
     config: Arc<FakeNodesConfig>,
@@ -201,11 +203,12 @@ pub async fn heartbeat(
 ) {
     let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
     let node_api: Api<Node> = Api::all(client);
-    let mut slots: Vec<Vec<&FakeNode>> = vec![Vec::new(); SLOTS];
+    let mut slots: Vec<Vec<FakeNode>> = vec![Vec::new(); SLOTS];
     for node in nodes.values() {
-        slots[node.index % SLOTS].push(node);
+        slots[node.index % SLOTS].push(node.clone());
     }
     let every = status_every(&config);
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(HEARTBEATS_IN_FLIGHT));
     let mut tick = tokio::time::interval(config.heartbeat / SLOTS as u32);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut round: u64 = 0;
@@ -215,27 +218,39 @@ pub async fn heartbeat(
                 _ = stop.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            futures::stream::iter(slot.iter())
-                .for_each_concurrent(CONCURRENCY, |node| {
-                    let (leases, node_api, config) = (&leases, &node_api, &config);
-                    async move {
-                        renew_lease(leases, node, config.heartbeat).await;
-                        if reports_status(node.index, round, every) {
-                            let status = node_status(config, &node.name, &node.ip);
-                            if let Err(e) = node_api
-                                .patch_status(
-                                    &node.name,
-                                    &PatchParams::default(),
-                                    &Patch::Merge(status),
-                                )
-                                .await
-                            {
-                                tracing::debug!(node = %node.name, "status update: {e}");
-                            }
+            for node in slot {
+                let permit = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    p = in_flight.clone().acquire_owned() => match p {
+                        Ok(p) => p,
+                        Err(_) => return,
+                    },
+                };
+                let (leases, node_api, config, node) = (
+                    leases.clone(),
+                    node_api.clone(),
+                    config.clone(),
+                    node.clone(),
+                );
+                let with_status = reports_status(node.index, round, every);
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    renew_lease(&leases, &node, config.heartbeat).await;
+                    if with_status {
+                        let status = node_status(&config, &node.name, &node.ip);
+                        if let Err(e) = node_api
+                            .patch_status(
+                                &node.name,
+                                &PatchParams::default(),
+                                &Patch::Merge(status),
+                            )
+                            .await
+                        {
+                            tracing::debug!(node = %node.name, "status update: {e}");
                         }
                     }
-                })
-                .await;
+                });
+            }
         }
         round += 1;
     }

@@ -36,6 +36,8 @@ pub enum Outcome {
     Unschedulable(FitError, Option<Nomination>),
     /// There are no nodes at all (upstream's `ErrNoNodesAvailable`).
     NoNodes,
+    /// A node was chosen but a reserve plugin refused it; retried after backoff.
+    ReserveFailed(String),
 }
 
 /// `2 reason, 1 other`: each reason counted over the nodes whose status gives it, sorted.
@@ -159,13 +161,24 @@ pub fn run_filters_with_nominated(
 /// node search begins, so sampling spreads over the cluster; it is advanced past the nodes
 /// looked at.
 pub fn schedule(profile: &Profile, cache: &Cache, pod: &PodInfo, start: &mut usize) -> Outcome {
+    schedule_with_state(profile, cache, pod, start).0
+}
+
+/// [`schedule`], also returning the attempt's cycle state, which reserve, unreserve and the
+/// binding need.
+pub fn schedule_with_state(
+    profile: &Profile,
+    cache: &Cache,
+    pod: &PodInfo,
+    start: &mut usize,
+) -> (Outcome, CycleState) {
     let plugins = &profile.plugins;
     let nodes: Vec<&NodeInfo> = cache.nodes().collect();
     let n = nodes.len();
-    if n == 0 {
-        return Outcome::NoNodes;
-    }
     let mut state = CycleState::default();
+    if n == 0 {
+        return (Outcome::NoNodes, state);
+    }
     let pre = run_pre_filters(plugins, &mut state, pod, &nodes);
     let mut statuses: BTreeMap<String, Status> = BTreeMap::new();
     let mut feasible: Vec<&NodeInfo> = Vec::new();
@@ -217,18 +230,16 @@ pub fn schedule(profile: &Profile, cache: &Cache, pod: &PodInfo, start: &mut usi
                 PostFilterOutcome::Skip => {}
             }
         }
-        return Outcome::Unschedulable(
-            FitError {
-                num_all_nodes: n,
-                pre_filter_msg,
-                statuses,
-                post_filter_msg,
-            },
-            nomination,
-        );
+        let err = FitError {
+            num_all_nodes: n,
+            pre_filter_msg,
+            statuses,
+            post_filter_msg,
+        };
+        return (Outcome::Unschedulable(err, nomination), state);
     }
     if feasible.len() == 1 {
-        return Outcome::Fits(feasible[0].name().to_string());
+        return (Outcome::Fits(feasible[0].name().to_string()), state);
     }
     let mut totals = vec![0i64; feasible.len()];
     let scorers: Vec<&Weighted> = plugins
@@ -263,7 +274,27 @@ pub fn schedule(profile: &Profile, cache: &Cache, pod: &PodInfo, start: &mut usi
             }
         }
     }
-    Outcome::Fits(feasible[best].name().to_string())
+    (Outcome::Fits(feasible[best].name().to_string()), state)
+}
+
+/// Runs every reserve plugin for the chosen node; on a failure, unreserves those that
+/// reserved (in reverse, as upstream) and returns the failure.
+pub fn run_reserve(plugins: &[Weighted], state: &CycleState, pod: &PodInfo, node: &str) -> Status {
+    for (i, p) in plugins.iter().enumerate() {
+        let st = p.plugin.reserve(state, pod, node);
+        if !st.is_success() {
+            run_unreserve(&plugins[..=i], state, pod, node);
+            return st;
+        }
+    }
+    Status::success()
+}
+
+/// Runs every unreserve plugin, in reverse order.
+pub fn run_unreserve(plugins: &[Weighted], state: &CycleState, pod: &PodInfo, node: &str) {
+    for p in plugins.iter().rev() {
+        p.plugin.unreserve(state, pod, node);
+    }
 }
 
 #[cfg(test)]
@@ -293,6 +324,7 @@ mod tests {
             Outcome::Fits(n) => n,
             Outcome::Unschedulable(e, _) => e.to_string(),
             Outcome::NoNodes => "no nodes".to_string(),
+            Outcome::ReserveFailed(e) => e,
         };
         assert_eq!(got, expect, "{pod_spec}");
     }
@@ -371,5 +403,150 @@ mod tests {
         assert_eq!(num_feasible_nodes_to_find(1000, Some(30)), 300);
         assert_eq!(num_feasible_nodes_to_find(1000, Some(100)), 1000);
         assert_eq!(num_feasible_nodes_to_find(200, Some(10)), 100);
+    }
+
+    #[test]
+    fn a_refused_reservation_is_undone_in_reverse_order() {
+        use crate::framework::Plugin;
+        use std::sync::{Arc, Mutex};
+        struct Recorder(&'static str, bool, Arc<Mutex<Vec<String>>>);
+        impl Plugin for Recorder {
+            fn name(&self) -> &'static str {
+                self.0
+            }
+            fn reserve(&self, _: &CycleState, _: &PodInfo, node: &str) -> Status {
+                self.2
+                    .lock()
+                    .unwrap()
+                    .push(format!("reserve {} {node}", self.0));
+                if self.1 {
+                    Status::success()
+                } else {
+                    Status::unschedulable(vec!["no".into()])
+                }
+            }
+            fn unreserve(&self, _: &CycleState, _: &PodInfo, node: &str) {
+                self.2
+                    .lock()
+                    .unwrap()
+                    .push(format!("unreserve {} {node}", self.0));
+            }
+        }
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let plugins: Vec<Weighted> = [("A", true), ("B", false), ("C", true)]
+            .into_iter()
+            .map(|(n, ok)| Weighted {
+                plugin: Box::new(Recorder(n, ok, log.clone())),
+                weight: 0,
+            })
+            .collect();
+        let pod = testing::pod(json!({"containers": []}));
+        let st = run_reserve(&plugins, &CycleState::default(), &pod, "n");
+        assert!(!st.is_success());
+        assert_eq!(
+            *log.lock().unwrap(),
+            [
+                "reserve A n",
+                "reserve B n",
+                "unreserve B n",
+                "unreserve A n"
+            ]
+        );
+    }
+}
+
+#[cfg(test)]
+mod affinity_tests {
+    use super::*;
+    use crate::framework::PodInfo;
+    use k8s_openapi::api::core::v1::{Node, Pod};
+    use serde_json::{Value, json};
+    use std::sync::Arc;
+
+    fn pod(name: &str, priority: i32, labels: Value, affinity: Value) -> Arc<Pod> {
+        Arc::new(
+            serde_json::from_value(json!({
+                "metadata": {"name": name, "namespace": "default", "labels": labels},
+                "spec": {"priority": priority, "containers": [], "affinity": affinity}
+            }))
+            .expect("pod"),
+        )
+    }
+
+    fn anti(app: &str) -> Value {
+        json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"app": app}}, "topologyKey": "kubernetes.io/hostname"}]}})
+    }
+
+    fn cache(names: &[&str]) -> Cache {
+        let mut c = Cache::default();
+        for name in names {
+            let node: Node = serde_json::from_value(json!({
+                "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+                "status": {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"}}}))
+            .expect("node");
+            c.set_node(node);
+        }
+        c
+    }
+
+    fn run(c: &Cache, p: Arc<Pod>) -> Outcome {
+        schedule(&Profile::default_profile(), c, &PodInfo::new(p), &mut 0)
+    }
+
+    #[test]
+    fn anti_affinity_spreads_pods_one_per_node_then_reports_upstreams_reason() {
+        let mut c = cache(&["n1", "n2"]);
+        for i in 0..2 {
+            let p = pod(&format!("web-{i}"), 0, json!({"app": "web"}), anti("web"));
+            let Outcome::Fits(node) = run(&c, p.clone()) else {
+                panic!("web-{i} should fit");
+            };
+            c.assume(p, &node);
+        }
+        let names: Vec<usize> = c.nodes().map(|n| n.pods.len()).collect();
+        assert_eq!(names, [1, 1]);
+        let Outcome::Unschedulable(err, None) =
+            run(&c, pod("web-2", 0, json!({"app": "web"}), anti("web")))
+        else {
+            panic!("web-2 should not fit");
+        };
+        assert_eq!(
+            err.to_string(),
+            "0/2 nodes are available: 2 node(s) didn't match pod anti-affinity rules. \
+             preemption: 0/2 nodes are available: 2 No preemption victims found for incoming pod.."
+        );
+    }
+
+    #[test]
+    fn preemption_evicts_the_pod_whose_anti_affinity_blocks_a_higher_priority_one() {
+        let mut c = cache(&["n1"]);
+        let low = pod("low", 1, json!({"app": "low"}), anti("web"));
+        c.add_pod(low, "n1");
+        match run(&c, pod("web", 10, json!({"app": "web"}), json!(null))) {
+            Outcome::Unschedulable(err, Some(n)) => {
+                assert_eq!(n.node, "n1");
+                assert_eq!(n.victims[0].metadata.name.as_deref(), Some("low"));
+                assert!(
+                    err.to_string()
+                        .contains("1 node(s) didn't satisfy existing pods anti-affinity rules"),
+                    "{err}"
+                );
+            }
+            other => panic!("expected a nomination, got {other:?}"),
+        }
+        // Required affinity that nothing satisfies cannot be fixed by evicting anyone.
+        let lonely = json!({"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "kubernetes.io/hostname"}]}});
+        let Outcome::Unschedulable(err, None) =
+            run(&c, pod("web", 10, json!({"app": "web"}), lonely))
+        else {
+            panic!("should not fit");
+        };
+        assert_eq!(
+            err.to_string(),
+            "0/1 nodes are available: 1 node(s) didn't match pod affinity rules. \
+             preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.."
+        );
     }
 }

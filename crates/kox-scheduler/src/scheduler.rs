@@ -296,6 +296,7 @@ pub async fn run(
         let leases: Api<Lease> = Api::namespaced(client.clone(), &le.namespace);
         tasks.spawn(leader::run(leases, le, leading_tx, stop.clone()));
     }
+    let profiles = profiles.into_iter().map(Arc::new).collect();
     schedule_loop(shared, profiles, leading, stop.clone()).await;
     stop.cancel();
     while tasks.join_next().await.is_some() {}
@@ -304,7 +305,7 @@ pub async fn run(
 
 async fn schedule_loop(
     shared: Arc<Shared>,
-    profiles: Vec<Profile>,
+    profiles: Vec<Arc<Profile>>,
     mut leading: watch::Receiver<bool>,
     stop: CancellationToken,
 ) {
@@ -343,14 +344,21 @@ async fn schedule_loop(
     }
 }
 
-fn schedule_one(shared: &Arc<Shared>, profile: &Profile, pod: Arc<Pod>) {
+fn schedule_one(shared: &Arc<Shared>, profile: &Arc<Profile>, pod: Arc<Pod>) {
     let key = pod_key(&pod);
     let info = PodInfo::new(pod.clone());
-    let outcome = {
+    let (outcome, state) = {
         let mut st = shared.lock();
         let mut start = st.next_start;
-        let outcome = algorithm::schedule(profile, &st.cache, &info, &mut start);
+        let (mut outcome, state) =
+            algorithm::schedule_with_state(profile, &st.cache, &info, &mut start);
         st.next_start = start;
+        if let Outcome::Fits(node) = &outcome {
+            let reserved = algorithm::run_reserve(&profile.plugins, &state, &info, node);
+            if !reserved.is_success() {
+                outcome = Outcome::ReserveFailed(reserved.reasons.join(", "));
+            }
+        }
         match &outcome {
             Outcome::Fits(node) => {
                 st.cache.assume(pod.clone(), node);
@@ -364,14 +372,20 @@ fn schedule_one(shared: &Arc<Shared>, profile: &Profile, pod: Arc<Pod>) {
                 st.queue.unschedulable(&key, Instant::now())
             }
             Outcome::NoNodes => st.queue.unschedulable(&key, Instant::now()),
+            Outcome::ReserveFailed(_) => st.queue.add_after_error(pod.clone(), Instant::now()),
         }
-        outcome
+        (outcome, state)
     };
     let shared = shared.clone();
     let component = profile.scheduler_name.clone();
     match outcome {
         Outcome::Fits(node) => {
-            tokio::spawn(async move { bind(shared, component, pod, node).await });
+            let profile = profile.clone();
+            tokio::spawn(async move {
+                if !bind(shared, component, pod, &node).await {
+                    algorithm::run_unreserve(&profile.plugins, &state, &info, &node);
+                }
+            });
         }
         Outcome::Unschedulable(err, nomination) => {
             shared.metrics.unschedulable.fetch_add(1, Ordering::Relaxed);
@@ -395,6 +409,12 @@ fn schedule_one(shared: &Arc<Shared>, profile: &Profile, pod: Arc<Pod>) {
                     "no nodes available to schedule pods",
                 )
                 .await
+            });
+        }
+        Outcome::ReserveFailed(msg) => {
+            shared.metrics.errors.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                record_failure(&shared, &component, &pod, "SchedulerError", &msg).await
             });
         }
     }
@@ -469,8 +489,9 @@ async fn preempt(shared: &Shared, component: &str, pod: &Pod, nomination: Nomina
     }
 }
 
-/// Binds an assumed pod; on failure forgets the assumption and retries the pod after backoff.
-async fn bind(shared: Arc<Shared>, component: String, pod: Arc<Pod>, node: String) {
+/// Binds an assumed pod (upstream's DefaultBinder); on failure forgets the assumption, retries
+/// the pod after backoff and returns false.
+async fn bind(shared: Arc<Shared>, component: String, pod: Arc<Pod>, node: &str) -> bool {
     let ns = pod
         .metadata
         .namespace
@@ -488,7 +509,7 @@ async fn bind(shared: Arc<Shared>, component: String, pod: Arc<Pod>, node: Strin
         target: ObjectReference {
             api_version: Some("v1".into()),
             kind: Some("Node".into()),
-            name: Some(node.clone()),
+            name: Some(node.to_string()),
             ..ObjectReference::default()
         },
     };
@@ -510,6 +531,7 @@ async fn bind(shared: Arc<Shared>, component: String, pod: Arc<Pod>, node: Strin
                 &msg,
             )
             .await;
+            true
         }
         Err(e) => {
             shared.metrics.errors.fetch_add(1, Ordering::Relaxed);
@@ -521,6 +543,7 @@ async fn bind(shared: Arc<Shared>, component: String, pod: Arc<Pod>, node: Strin
             if !gone && pod.metadata.deletion_timestamp.is_none() {
                 st.queue.add_after_error(pod.clone(), Instant::now());
             }
+            false
         }
     }
 }
