@@ -4,7 +4,10 @@
 //! anything.
 //!
 //! It is light by construction: one pod watch and one heartbeat loop serve every node; a
-//! node costs its name, IP and Lease in memory.
+//! node costs its name, IP and Lease in memory. Like independent kubelets, the nodes renew
+//! their Leases spread evenly over the heartbeat interval (no burst of N writes at once), and
+//! report their status every 5 minutes when nothing changed, also spread: N nodes cost the API
+//! server N/10 Lease writes and N/300 status writes per second.
 //!
 //! **Architecture invariant:** like every component, this is an ordinary API client (kube-rs).
 #![forbid(unsafe_code)]
@@ -20,7 +23,7 @@ use k8s_openapi::api::core::v1::Taint;
 use kube::Client;
 use tokio_util::sync::CancellationToken;
 
-pub use node::node_object;
+pub use node::{ZONE_LABEL, node_object};
 
 /// What nodes to simulate.
 #[derive(Clone, Debug)]
@@ -39,8 +42,14 @@ pub struct FakeNodesConfig {
     pub taints: Vec<Taint>,
     /// Labels every node carries besides the well-known ones (default none).
     pub labels: BTreeMap<String, String>,
+    /// Zones the nodes are spread over round-robin, as the label
+    /// `topology.kubernetes.io/zone=zone-<i>` (default 0: no zone label).
+    pub zones: usize,
     /// How often node Leases are renewed (default 10 s, as the kubelet).
     pub heartbeat: Duration,
+    /// How often a node reports its status when nothing changed (default 5 min, as the
+    /// kubelet's `nodeStatusReportFrequency`).
+    pub status_report: Duration,
 }
 
 impl Default for FakeNodesConfig {
@@ -53,7 +62,9 @@ impl Default for FakeNodesConfig {
             pods: "110".into(),
             taints: Vec::new(),
             labels: BTreeMap::new(),
+            zones: 0,
             heartbeat: Duration::from_secs(10),
+            status_report: Duration::from_secs(300),
         }
     }
 }

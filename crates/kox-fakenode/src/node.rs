@@ -15,11 +15,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::FakeNodesConfig;
 
-/// How many API requests the registration and heartbeat loops keep in flight.
+/// How many API requests the registration keeps in flight.
 const CONCURRENCY: usize = 32;
-/// A node status update every this many heartbeats (the kubelet reports every 5 min when
-/// nothing changes; a minute keeps `lastHeartbeatTime` fresh in `kubectl describe`).
-const STATUS_EVERY: u64 = 6;
+/// The heartbeat interval is cut into this many slots; each node renews in its own slot, so
+/// the renewals are spread evenly over the interval as independent kubelets' are.
+const SLOTS: usize = 100;
+/// Heartbeat requests (Lease renewals, status reports) waiting for an answer at most.
+const HEARTBEATS_IN_FLIGHT: usize = 256;
+/// The zone label of nodes spread over zones (`--zones`).
+pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 
 /// One simulated node.
 #[derive(Clone, Debug)]
@@ -32,6 +36,8 @@ pub struct FakeNode {
     pub pod_prefix: String,
     /// The node's uid (owner of its Lease).
     pub uid: String,
+    /// Its index (the number in its name): its heartbeat slot.
+    pub index: usize,
 }
 
 /// The simulated nodes by name.
@@ -58,6 +64,9 @@ pub fn node_object(config: &FakeNodesConfig, index: usize) -> Node {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
+    if config.zones > 0 {
+        labels.insert(ZONE_LABEL.into(), format!("zone-{}", index % config.zones));
+    }
     labels.extend(config.labels.clone());
     Node {
         metadata: ObjectMeta {
@@ -154,6 +163,7 @@ pub async fn register(client: &Client, config: &FakeNodesConfig) -> anyhow::Resu
                     name,
                     ip,
                     pod_prefix: pod_prefix(i),
+                    index: i,
                 })
             }
         })
@@ -166,7 +176,25 @@ pub async fn register(client: &Client, config: &FakeNodesConfig) -> anyhow::Resu
         .collect()
 }
 
-/// Renews each node's Lease every heartbeat, and its Ready status every few, until `stop`.
+/// How many heartbeats pass between two status reports of a node.
+fn status_every(config: &FakeNodesConfig) -> u64 {
+    let beat = config.heartbeat.as_secs_f64().max(0.001);
+    ((config.status_report.as_secs_f64() / beat).round() as u64).max(1)
+}
+
+/// Whether node `index` reports its status in heartbeat round `round`: every
+/// [`status_every`] rounds, each node in a different round, so the reports are spread too.
+/// Round 0 reports nothing (registration just did).
+fn reports_status(index: usize, round: u64, every: u64) -> bool {
+    round > 0 && (round + index as u64).is_multiple_of(every)
+}
+
+/// Renews each node's Lease every heartbeat, in the node's own slot of the interval, and
+/// reports its Ready status every [`FakeNodesConfig::status_report`], until `stop`.
+///
+/// As with independent kubelets, a slow answer does not hold the other nodes' renewals back:
+/// up to [`HEARTBEATS_IN_FLIGHT`] requests wait at once; beyond that, the next slots wait (the
+/// Lease lasts four heartbeats) instead of piling requests up.
 pub async fn heartbeat(
     client: Client,
     config: Arc<FakeNodesConfig>,
@@ -175,22 +203,41 @@ pub async fn heartbeat(
 ) {
     let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
     let node_api: Api<Node> = Api::all(client);
-    let mut tick = tokio::time::interval(config.heartbeat);
+    let mut slots: Vec<Vec<FakeNode>> = vec![Vec::new(); SLOTS];
+    for node in nodes.values() {
+        slots[node.index % SLOTS].push(node.clone());
+    }
+    let every = status_every(&config);
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(HEARTBEATS_IN_FLIGHT));
+    let mut tick = tokio::time::interval(config.heartbeat / SLOTS as u32);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut round: u64 = 0;
     loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let with_status = round > 0 && round.is_multiple_of(STATUS_EVERY);
-        round += 1;
-        futures::stream::iter(nodes.values())
-            .for_each_concurrent(CONCURRENCY, |node| {
-                let (leases, node_api, config) = (&leases, &node_api, &config);
-                async move {
-                    renew_lease(leases, node, config.heartbeat).await;
+        for slot in &slots {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            for node in slot {
+                let permit = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    p = in_flight.clone().acquire_owned() => match p {
+                        Ok(p) => p,
+                        Err(_) => return,
+                    },
+                };
+                let (leases, node_api, config, node) = (
+                    leases.clone(),
+                    node_api.clone(),
+                    config.clone(),
+                    node.clone(),
+                );
+                let with_status = reports_status(node.index, round, every);
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    renew_lease(&leases, &node, config.heartbeat).await;
                     if with_status {
-                        let status = node_status(config, &node.name, &node.ip);
+                        let status = node_status(&config, &node.name, &node.ip);
                         if let Err(e) = node_api
                             .patch_status(
                                 &node.name,
@@ -202,9 +249,10 @@ pub async fn heartbeat(
                             tracing::debug!(node = %node.name, "status update: {e}");
                         }
                     }
-                }
-            })
-            .await;
+                });
+            }
+        }
+        round += 1;
     }
 }
 
@@ -267,5 +315,51 @@ mod tests {
         assert_eq!(node_ip(257), "172.16.1.2");
         assert_ne!(node_ip(0), node_ip(65536));
         assert_eq!(node_ip(0), "172.16.0.1");
+    }
+
+    #[test]
+    fn zones_are_assigned_round_robin_only_when_asked() {
+        let config = FakeNodesConfig {
+            zones: 3,
+            ..FakeNodesConfig::default()
+        };
+        let zone = |i| node_object(&config, i).metadata.labels.expect("labels")[ZONE_LABEL].clone();
+        assert_eq!(
+            [zone(0), zone(1), zone(2), zone(3)],
+            ["zone-0", "zone-1", "zone-2", "zone-0"]
+        );
+        let plain = node_object(&FakeNodesConfig::default(), 0);
+        assert!(
+            !plain
+                .metadata
+                .labels
+                .expect("labels")
+                .contains_key(ZONE_LABEL)
+        );
+    }
+
+    #[test]
+    fn status_is_reported_every_five_minutes_spread_over_the_nodes() {
+        // Lease every 10 s, status every 300 s: 30 rounds between two reports of a node.
+        let config = FakeNodesConfig::default();
+        let every = status_every(&config);
+        assert_eq!(every, 30);
+        // Each node reports once in any 30 consecutive rounds (after the first)...
+        for index in [0, 1, 29, 4999] {
+            let n = (1..=30)
+                .filter(|&r| reports_status(index, r, every))
+                .count();
+            assert_eq!(n, 1, "node {index}");
+        }
+        // ...and in any round only a thirtieth of the nodes do.
+        let in_round = (0..5000).filter(|&i| reports_status(i, 7, every)).count();
+        assert!((166..=167).contains(&in_round), "{in_round}");
+        assert!((0..5000).all(|i| !reports_status(i, 0, every)));
+        let fast = FakeNodesConfig {
+            heartbeat: Duration::from_secs(1),
+            status_report: Duration::from_millis(500),
+            ..FakeNodesConfig::default()
+        };
+        assert_eq!(status_every(&fast), 1);
     }
 }

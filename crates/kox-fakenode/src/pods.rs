@@ -405,6 +405,7 @@ mod tests {
             ip: "172.16.0.1".into(),
             pod_prefix: "10.0.0".into(),
             uid: String::new(),
+            index: 0,
         };
         let s = &running_status(&p, &node, "10.0.0.2")["status"];
         assert_eq!(s["phase"], "Running");

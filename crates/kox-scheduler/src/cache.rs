@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 
-use crate::framework::{NodeInfo, PodInfo};
+use crate::framework::{NamespaceLabels, NodeInfo, PodInfo};
 
 /// Nodes with their pods, plus which pods are assumed.
 #[derive(Default)]
@@ -17,6 +17,13 @@ pub struct Cache {
     /// Pod key → the node it counts on.
     pod_nodes: HashMap<String, String>,
     assumed: HashSet<String>,
+    /// Pending pods nominated to a node by preemption, waiting for their victims to go; other
+    /// pods of lower priority must leave them the room.
+    nominated: HashMap<String, Vec<PodInfo>>,
+    /// Pod key → the node it is nominated to.
+    nominated_node: HashMap<String, String>,
+    /// The labels of each namespace, for inter-pod affinity's namespace selectors.
+    namespaces: NamespaceLabels,
 }
 
 /// Whether an update of a node can make a pending pod fit (upstream's node-update event
@@ -58,6 +65,32 @@ impl Cache {
         }
     }
 
+    /// Records a namespace's labels; returns whether they changed.
+    pub fn set_namespace(&mut self, name: &str, labels: BTreeMap<String, String>) -> bool {
+        if self.namespaces.0.get(name) == Some(&labels) {
+            return false;
+        }
+        Arc::make_mut(&mut self.namespaces.0).insert(name.to_string(), labels);
+        true
+    }
+
+    /// Forgets a namespace.
+    pub fn remove_namespace(&mut self, name: &str) {
+        if self.namespaces.0.contains_key(name) {
+            Arc::make_mut(&mut self.namespaces.0).remove(name);
+        }
+    }
+
+    /// Names of the namespaces known.
+    pub fn namespace_names(&self) -> Vec<String> {
+        self.namespaces.0.keys().cloned().collect()
+    }
+
+    /// The namespaces' labels, shared (cheap to clone).
+    pub fn namespace_labels(&self) -> NamespaceLabels {
+        self.namespaces.clone()
+    }
+
     /// Names of the nodes known.
     pub fn node_names(&self) -> Vec<String> {
         self.nodes
@@ -77,10 +110,40 @@ impl Cache {
         self.nodes().count()
     }
 
+    /// Records that a pending pod waits for room on `node` (`None`: on no node).
+    pub fn set_nominated(&mut self, pod: Arc<Pod>, node: Option<&str>) {
+        let key = crate::framework::pod_key(&pod);
+        self.clear_nomination(&key);
+        if let Some(node) = node.filter(|n| !n.is_empty()) {
+            self.nominated
+                .entry(node.to_string())
+                .or_default()
+                .push(PodInfo::new(pod));
+            self.nominated_node.insert(key, node.to_string());
+        }
+    }
+
+    fn clear_nomination(&mut self, key: &str) {
+        if let Some(node) = self.nominated_node.remove(key)
+            && let Some(list) = self.nominated.get_mut(&node)
+        {
+            list.retain(|p| p.key() != key);
+            if list.is_empty() {
+                self.nominated.remove(&node);
+            }
+        }
+    }
+
+    /// The pods nominated to `node`.
+    pub fn nominated(&self, node: &str) -> &[PodInfo] {
+        self.nominated.get(node).map(Vec::as_slice).unwrap_or(&[])
+    }
+
     /// Counts a pod on `node`; confirms it if it was assumed.
     pub fn add_pod(&mut self, pod: Arc<Pod>, node: &str) {
         let info = PodInfo::new(pod);
         let key = info.key();
+        self.clear_nomination(&key);
         self.assumed.remove(&key);
         if let Some(old) = self.pod_nodes.get(&key).cloned()
             && old != node
@@ -116,6 +179,7 @@ impl Cache {
     /// Stops counting a pod; returns whether it was counted on a node.
     pub fn remove_pod(&mut self, key: &str) -> bool {
         self.assumed.remove(key);
+        self.clear_nomination(key);
         let Some(node) = self.pod_nodes.remove(key) else {
             return false;
         };
@@ -182,5 +246,34 @@ mod tests {
         assert!(c.set_node(node("n", json!({}))));
         assert!(!c.set_node(node("n", json!({}))));
         assert!(c.set_node(node("n", json!({"zone": "a"}))));
+    }
+
+    #[test]
+    fn namespace_labels_are_shared_and_report_changes() {
+        let mut c = Cache::default();
+        let team = |t: &str| BTreeMap::from([("team".to_string(), t.to_string())]);
+        assert!(c.set_namespace("ns", team("a")));
+        let before = c.namespace_labels();
+        assert!(!c.set_namespace("ns", team("a")));
+        assert!(c.set_namespace("ns", team("b")));
+        // A snapshot taken earlier keeps what it saw.
+        assert!(before.with("ns", |l| l == &team("a")));
+        assert!(c.namespace_labels().with("ns", |l| l == &team("b")));
+        c.remove_namespace("ns");
+        assert!(c.namespace_labels().with("ns", |l| {
+            l.get("kubernetes.io/metadata.name").map(String::as_str) == Some("ns")
+        }));
+    }
+
+    #[test]
+    fn nominations_follow_the_pod() {
+        let mut c = Cache::default();
+        c.set_node(node("n", json!({})));
+        c.set_nominated(pod("a"), Some("n"));
+        assert_eq!(c.nominated("n").len(), 1);
+        c.set_nominated(pod("a"), Some("m"));
+        assert!(c.nominated("n").is_empty());
+        c.add_pod(pod("a"), "m");
+        assert!(c.nominated("m").is_empty());
     }
 }

@@ -8,11 +8,13 @@
 //! - **score** — how good is this feasible node, 0..=100 after the plugin's normalization;
 //!   the framework multiplies by the plugin's weight and sums.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Node, Pod, Taint};
+use k8s_openapi::api::core::v1::{Node, Pod, PodAffinityTerm, Taint, WeightedPodAffinityTerm};
+use kox_api::label_selector::{Operator, Requirement, Selector};
 
+use crate::cycle_state::CycleState;
 use crate::resources::{self, Resources};
 
 /// The highest score a plugin gives a node.
@@ -93,6 +95,181 @@ pub struct PodInfo {
     pub non_zero: (i64, i64),
     /// Host ports of its containers.
     pub host_ports: Vec<HostPort>,
+    /// Its inter-pod affinity and anti-affinity terms, compiled; `None` when the pod has
+    /// neither (upstream's `PodInfo.RequiredAffinityTerms` and friends).
+    pub affinity: Option<Arc<PodAffinityTerms>>,
+}
+
+/// The label key every namespace carries with its own name.
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+/// An inter-pod (anti-)affinity term, compiled (upstream's `framework.AffinityTerm`).
+#[derive(Clone, Debug)]
+pub struct AffinityTerm {
+    /// Namespaces listed by the term (the pod's own when it names none and has no selector).
+    pub namespaces: Vec<String>,
+    /// `namespaceSelector` (nil matches nothing, `{}` every namespace).
+    pub namespace_selector: Selector,
+    /// `labelSelector`, with `matchLabelKeys` / `mismatchLabelKeys` merged in.
+    pub selector: Selector,
+    /// The node label whose value is the topology domain.
+    pub topology_key: String,
+}
+
+impl AffinityTerm {
+    fn new(owner: &Pod, term: &PodAffinityTerm) -> Self {
+        let own_ns = owner.metadata.namespace.as_deref().unwrap_or("default");
+        let namespaces = match (&term.namespaces, &term.namespace_selector) {
+            (Some(ns), _) if !ns.is_empty() => ns.clone(),
+            (_, None) => vec![own_ns.to_string()],
+            _ => Vec::new(),
+        };
+        let namespace_selector = Selector::from_label_selector(term.namespace_selector.as_ref())
+            .unwrap_or_else(|_| Selector::nothing());
+        let mut selector = Selector::from_label_selector(term.label_selector.as_ref())
+            .unwrap_or_else(|_| Selector::nothing());
+        // What the API server merges into the selector at creation upstream: `matchLabelKeys`
+        // pin the owner's values, `mismatchLabelKeys` exclude them.
+        if term.label_selector.is_some() {
+            let labels = owner.metadata.labels.as_ref();
+            let keys = [
+                (term.match_label_keys.as_deref(), Operator::In),
+                (term.mismatch_label_keys.as_deref(), Operator::NotIn),
+            ];
+            for (keys, op) in keys {
+                for key in keys.unwrap_or(&[]) {
+                    if let Some(v) = labels.and_then(|l| l.get(key))
+                        && let Ok(r) = Requirement::new(key, op, vec![v.clone()])
+                    {
+                        selector = selector.with_requirement(r);
+                    }
+                }
+            }
+        }
+        AffinityTerm {
+            namespaces,
+            namespace_selector,
+            selector,
+            topology_key: term.topology_key.clone(),
+        }
+    }
+
+    /// Whether `pod` is selected by the term (upstream's `AffinityTerm.Matches`); the
+    /// namespace selector is matched against the labels of the pod's namespace.
+    pub fn matches(&self, pod: &Pod, namespaces: &NamespaceLabels) -> bool {
+        let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let in_namespace = self.namespaces.iter().any(|n| n == ns)
+            || (!self.namespace_selector.matches_nothing()
+                && (self.namespace_selector.is_empty()
+                    || namespaces.with(ns, |l| self.namespace_selector.matches(l))));
+        in_namespace && self.selector.matches(labels_of(pod))
+    }
+}
+
+/// The labels of every namespace the scheduler has seen, shared by all attempts (the cache
+/// replaces the map when a namespace changes). Written into each attempt's [`CycleState`]
+/// under [`NamespaceLabels::KEY`].
+#[derive(Clone, Debug, Default)]
+pub struct NamespaceLabels(pub Arc<HashMap<String, BTreeMap<String, String>>>);
+
+impl NamespaceLabels {
+    /// The cycle-state key.
+    pub const KEY: &'static str = "NamespaceLabels";
+
+    /// The snapshot of the attempt (empty when none was written).
+    pub fn of(state: &CycleState) -> NamespaceLabels {
+        state
+            .read::<NamespaceLabels>(Self::KEY)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Runs `f` with the labels of namespace `ns`; a namespace not seen (yet) has the
+    /// `kubernetes.io/metadata.name` label every namespace carries.
+    pub fn with<T>(&self, ns: &str, f: impl FnOnce(&BTreeMap<String, String>) -> T) -> T {
+        match self.0.get(ns) {
+            Some(labels) => f(labels),
+            None => f(&BTreeMap::from([(
+                NAMESPACE_NAME_LABEL.to_string(),
+                ns.to_string(),
+            )])),
+        }
+    }
+}
+
+/// A pod's labels (empty when it has none).
+pub fn labels_of(pod: &Pod) -> &BTreeMap<String, String> {
+    static EMPTY: BTreeMap<String, String> = BTreeMap::new();
+    pod.metadata.labels.as_ref().unwrap_or(&EMPTY)
+}
+
+/// A preferred affinity term with its weight.
+#[derive(Clone, Debug)]
+pub struct WeightedAffinityTerm {
+    /// The term.
+    pub term: AffinityTerm,
+    /// Its weight (1..=100).
+    pub weight: i64,
+}
+
+/// A pod's compiled inter-pod affinity.
+#[derive(Clone, Debug, Default)]
+pub struct PodAffinityTerms {
+    /// `podAffinity.requiredDuringSchedulingIgnoredDuringExecution`.
+    pub required_affinity: Vec<AffinityTerm>,
+    /// `podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution`.
+    pub required_anti_affinity: Vec<AffinityTerm>,
+    /// `podAffinity.preferredDuringSchedulingIgnoredDuringExecution`.
+    pub preferred_affinity: Vec<WeightedAffinityTerm>,
+    /// `podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution`.
+    pub preferred_anti_affinity: Vec<WeightedAffinityTerm>,
+}
+
+impl PodAffinityTerms {
+    /// Compiles a pod's terms; `None` without pod affinity or anti-affinity.
+    fn of(pod: &Pod) -> Option<Arc<Self>> {
+        let affinity = pod.spec.as_ref()?.affinity.as_ref()?;
+        if affinity.pod_affinity.is_none() && affinity.pod_anti_affinity.is_none() {
+            return None;
+        }
+        let required = |terms: Option<&Vec<PodAffinityTerm>>| -> Vec<AffinityTerm> {
+            terms
+                .into_iter()
+                .flatten()
+                .map(|t| AffinityTerm::new(pod, t))
+                .collect()
+        };
+        let preferred = |terms: Option<&Vec<WeightedPodAffinityTerm>>| {
+            terms
+                .into_iter()
+                .flatten()
+                .map(|t| WeightedAffinityTerm {
+                    term: AffinityTerm::new(pod, &t.pod_affinity_term),
+                    weight: i64::from(t.weight),
+                })
+                .collect()
+        };
+        let pa = affinity.pod_affinity.as_ref();
+        let paa = affinity.pod_anti_affinity.as_ref();
+        Some(Arc::new(PodAffinityTerms {
+            required_affinity: required(pa.and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })),
+            required_anti_affinity: required(paa.and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })),
+            preferred_affinity: preferred(pa.and_then(|a| {
+                a.preferred_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })),
+            preferred_anti_affinity: preferred(paa.and_then(|a| {
+                a.preferred_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })),
+        }))
+    }
 }
 
 impl PodInfo {
@@ -116,18 +293,42 @@ impl PodInfo {
                 port: p.host_port.unwrap_or(0),
             })
             .collect();
+        let affinity = PodAffinityTerms::of(&pod);
         PodInfo {
             pod,
             requests,
             non_zero,
             host_ports,
+            affinity,
         }
+    }
+
+    /// The pod's priority (`spec.priority`, 0 when unset).
+    pub fn priority(&self) -> i32 {
+        pod_priority(&self.pod)
     }
 
     /// The pod's `namespace/name`.
     pub fn key(&self) -> String {
         pod_key(&self.pod)
     }
+
+    /// Whether the pod has required anti-affinity terms.
+    pub fn has_required_anti_affinity(&self) -> bool {
+        self.affinity
+            .as_ref()
+            .is_some_and(|a| !a.required_anti_affinity.is_empty())
+    }
+
+    /// The pod's namespace.
+    pub fn namespace(&self) -> &str {
+        self.pod.metadata.namespace.as_deref().unwrap_or("default")
+    }
+}
+
+/// A pod's priority (`spec.priority`, 0 when unset).
+pub fn pod_priority(pod: &Pod) -> i32 {
+    pod.spec.as_ref().and_then(|s| s.priority).unwrap_or(0)
 }
 
 /// `namespace/name` of a pod.
@@ -154,6 +355,11 @@ pub struct NodeInfo {
     pub pods: BTreeMap<String, PodInfo>,
     /// Host ports in use.
     pub used_ports: Vec<HostPort>,
+    /// How many of its pods have pod affinity or anti-affinity (upstream's
+    /// `PodsWithAffinity`), so InterPodAffinity skips nodes without any.
+    pub pods_with_affinity: usize,
+    /// How many of its pods have required anti-affinity (`PodsWithRequiredAntiAffinity`).
+    pub pods_with_required_anti_affinity: usize,
 }
 
 impl NodeInfo {
@@ -166,6 +372,8 @@ impl NodeInfo {
             non_zero_requested: (0, 0),
             pods: BTreeMap::new(),
             used_ports: Vec::new(),
+            pods_with_affinity: 0,
+            pods_with_required_anti_affinity: 0,
         };
         if let Some(n) = node {
             info.set_node(n);
@@ -214,6 +422,12 @@ impl NodeInfo {
         self.non_zero_requested.0 += pod.non_zero.0;
         self.non_zero_requested.1 += pod.non_zero.1;
         self.used_ports.extend(pod.host_ports.iter().cloned());
+        if pod.affinity.is_some() {
+            self.pods_with_affinity += 1;
+        }
+        if pod.has_required_anti_affinity() {
+            self.pods_with_required_anti_affinity += 1;
+        }
         self.pods.insert(pod.key(), pod);
     }
 
@@ -232,6 +446,12 @@ impl NodeInfo {
         self.requested.sub(&pod.requests);
         self.non_zero_requested.0 -= pod.non_zero.0;
         self.non_zero_requested.1 -= pod.non_zero.1;
+        if pod.affinity.is_some() {
+            self.pods_with_affinity -= 1;
+        }
+        if pod.has_required_anti_affinity() {
+            self.pods_with_required_anti_affinity -= 1;
+        }
         for p in &pod.host_ports {
             if let Some(i) = self.used_ports.iter().position(|u| u == p) {
                 self.used_ports.swap_remove(i);
@@ -240,15 +460,90 @@ impl NodeInfo {
     }
 }
 
-/// A scheduling plugin. Each extension point has a default that lets every node through
-/// with no opinion, so a plugin implements only the points it cares about.
+/// What a post-filter plugin (preemption) may look at: the profile's plugins, to re-run
+/// pre-filter and filter in its dry run, and every node.
+pub struct PostFilterContext<'a> {
+    /// The profile's plugins, in order.
+    pub plugins: &'a [Weighted],
+    /// Every node, in the snapshot's order.
+    pub nodes: &'a [&'a NodeInfo],
+}
+
+/// A post-filter's answer: the node the pod is nominated to, and the pods to evict there.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Nomination {
+    /// The node the pod waits for (`status.nominatedNodeName`).
+    pub node: String,
+    /// The lower-priority pods to delete to make room.
+    pub victims: Vec<Arc<Pod>>,
+}
+
+/// What a post-filter did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PostFilterOutcome {
+    /// It had nothing to say.
+    Skip,
+    /// It could not help; the message ends the FailedScheduling text
+    /// (`preemption: 0/3 nodes are available: …`).
+    Failed(String),
+    /// The pod is nominated to a node once the victims are gone.
+    Nominated(Nomination),
+}
+
+/// A scheduling plugin, at upstream's extension points. Each point has a default that lets
+/// every node through with no opinion, so a plugin implements only the points it cares about.
+/// One attempt runs: pre-filter (once) → filter (per node) → post-filter (only when no node
+/// fits) → pre-score (once) → score and normalize → reserve; binding follows asynchronously
+/// (`scheduler.rs`, upstream's DefaultBinder) and a failed binding unreserves.
 pub trait Plugin: Send + Sync {
     /// The plugin's upstream name (`NodeResourcesFit`).
     fn name(&self) -> &'static str;
 
-    /// Whether the pod can run on the node.
-    fn filter(&self, _pod: &PodInfo, _node: &NodeInfo) -> Status {
+    /// Computes, once per attempt, what the plugin's filter needs from the whole cluster and
+    /// keeps it in `state`. A non-success status rejects the pod on every node.
+    fn pre_filter(&self, _state: &mut CycleState, _pod: &PodInfo, _nodes: &[&NodeInfo]) -> Status {
         Status::success()
+    }
+
+    /// Preemption's dry run is about to count `other` on `node`: update the pre-filter state.
+    fn add_pod(&self, _state: &mut CycleState, _pod: &PodInfo, _other: &PodInfo, _node: &NodeInfo) {
+    }
+
+    /// Preemption's dry run stops counting `other` on `node`: update the pre-filter state.
+    fn remove_pod(
+        &self,
+        _state: &mut CycleState,
+        _pod: &PodInfo,
+        _other: &PodInfo,
+        _node: &NodeInfo,
+    ) {
+    }
+
+    /// Whether the pod can run on the node.
+    fn filter(&self, _state: &CycleState, _pod: &PodInfo, _node: &NodeInfo) -> Status {
+        Status::success()
+    }
+
+    /// Runs when no node fits: may find a node where evicting pods makes room.
+    fn post_filter(
+        &self,
+        _ctx: &PostFilterContext<'_>,
+        _state: &CycleState,
+        _pod: &PodInfo,
+        _statuses: &BTreeMap<String, Status>,
+    ) -> PostFilterOutcome {
+        PostFilterOutcome::Skip
+    }
+
+    /// Computes, once per attempt, what the plugin's score needs; `feasible` are the nodes
+    /// that passed the filters, `all` every node.
+    fn pre_score(
+        &self,
+        _state: &mut CycleState,
+        _pod: &PodInfo,
+        _feasible: &[&NodeInfo],
+        _all: &[&NodeInfo],
+    ) {
     }
 
     /// Whether this plugin scores nodes.
@@ -257,12 +552,28 @@ pub trait Plugin: Send + Sync {
     }
 
     /// A raw score of a feasible node; [`Plugin::normalize`] maps raw scores to 0..=100.
-    fn score(&self, _pod: &PodInfo, _node: &NodeInfo) -> i64 {
+    fn score(&self, _state: &CycleState, _pod: &PodInfo, _node: &NodeInfo) -> i64 {
         0
     }
 
     /// Maps the raw scores of all feasible nodes to 0..=100 (default: they already are).
-    fn normalize(&self, _scores: &mut [i64]) {}
+    fn normalize(&self, _state: &CycleState, _scores: &mut [i64]) {}
+
+    /// The pod was placed on `node` (assumed, binding not yet sent).
+    fn reserve(&self, _state: &CycleState, _pod: &PodInfo, _node: &str) -> Status {
+        Status::success()
+    }
+
+    /// Undoes [`Plugin::reserve`] when a later step of the attempt fails.
+    fn unreserve(&self, _state: &CycleState, _pod: &PodInfo, _node: &str) {}
+}
+
+/// A plugin with its score weight.
+pub struct Weighted {
+    /// The plugin.
+    pub plugin: Box<dyn Plugin>,
+    /// What its normalized score is multiplied by.
+    pub weight: i64,
 }
 
 /// Upstream's `DefaultNormalizeScore`: scales scores so the highest is `MAX_NODE_SCORE`;

@@ -5,7 +5,11 @@
 //! - `cache.rs` — nodes and the pods on them, including *assumed* pods (placed, binding in
 //!   flight), so binding runs asynchronously without double-booking.
 //! - `queue.rs` — active / backoff / unschedulable queues.
-//! - `framework.rs` — what plugins see and answer; `plugins/` — one file per plugin.
+//! - `framework.rs` — the extension points, what plugins see and answer; `cycle_state.rs` —
+//!   what plugins keep between extension points of one attempt; `plugins/` — one file per
+//!   plugin.
+//! - `profile.rs` — profiles (scheduler name, plugins, weights) built from upstream's defaults
+//!   and `config.rs`, the `KubeSchedulerConfiguration` file.
 //! - `algorithm.rs` — one attempt (filter, sample, score, pick) and the FailedScheduling text.
 //! - `scheduler.rs` — watches, the scheduling loop, binding, events and pod conditions.
 //! - `metrics.rs` — the counters served at `/metrics`; leader election and the HTTPS health
@@ -17,9 +21,12 @@
 
 pub mod algorithm;
 pub mod cache;
+pub mod config;
+pub mod cycle_state;
 pub mod framework;
 pub mod metrics;
 pub mod plugins;
+pub mod profile;
 pub mod queue;
 pub mod resources;
 pub mod scheduler;

@@ -11,6 +11,8 @@ pub struct Metrics {
     pub unschedulable: AtomicU64,
     /// Attempts that failed on an API error.
     pub errors: AtomicU64,
+    /// Pods deleted to make room for higher-priority pods.
+    pub preemption_victims: AtomicU64,
 }
 
 impl kox_component::MetricsSource for Metrics {
@@ -28,6 +30,10 @@ impl kox_component::MetricsSource for Metrics {
                 v.load(Ordering::Relaxed)
             );
         }
+        out += &format!(
+            "# HELP scheduler_preemption_victims_total Number of pods evicted by preemption.\n# TYPE scheduler_preemption_victims_total counter\nscheduler_preemption_victims_total {}\n",
+            self.preemption_victims.load(Ordering::Relaxed)
+        );
         out
     }
 }

@@ -3,12 +3,15 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Binding, Event, EventSource, Node, ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{
+    Binding, Event, EventSource, Namespace, Node, ObjectReference, Pod,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
@@ -18,9 +21,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::algorithm::{self, Outcome};
 use crate::cache::Cache;
-use crate::framework::{PodInfo, pod_key};
+use crate::config::ProfileConfig;
+use crate::framework::{Nomination, PodInfo, pod_key};
 use crate::metrics::Metrics;
-use crate::plugins::{self, Weighted};
+use crate::profile::{DEFAULT_SCHEDULER_NAME, Profile};
 use crate::queue::SchedulingQueue;
 use kox_component::healthz;
 use kox_component::leader::{self, LeaderElectionConfig};
@@ -35,6 +39,27 @@ pub struct SchedulerConfig {
     pub health_address: Option<SocketAddr>,
     /// Leader election through a Lease (default on); `None` schedules unconditionally.
     pub leader_election: Option<LeaderElectionConfig>,
+    /// The profiles (from a `KubeSchedulerConfiguration`); empty means the default profile
+    /// named [`SchedulerConfig::scheduler_name`].
+    pub profiles: Vec<ProfileConfig>,
+    /// The configuration's top-level `percentageOfNodesToScore`.
+    pub percentage_of_nodes_to_score: Option<u32>,
+}
+
+impl SchedulerConfig {
+    /// Builds the profiles' plugins; fails on an unknown plugin or bad plugin arguments.
+    pub fn build_profiles(&self) -> anyhow::Result<Vec<Profile>> {
+        if self.profiles.is_empty() {
+            let mut p =
+                Profile::build(&ProfileConfig::default(), self.percentage_of_nodes_to_score)?;
+            p.scheduler_name = self.scheduler_name.clone();
+            return Ok(vec![p]);
+        }
+        self.profiles
+            .iter()
+            .map(|p| Profile::build(p, self.percentage_of_nodes_to_score))
+            .collect()
+    }
 }
 
 impl Default for SchedulerConfig {
@@ -43,6 +68,8 @@ impl Default for SchedulerConfig {
             scheduler_name: "default-scheduler".into(),
             health_address: Some(SocketAddr::from(([0, 0, 0, 0], 10259))),
             leader_election: Some(LeaderElectionConfig::for_lease("kube-scheduler")),
+            profiles: Vec::new(),
+            percentage_of_nodes_to_score: None,
         }
     }
 }
@@ -58,7 +85,8 @@ struct Shared {
     state: Mutex<State>,
     wake: Notify,
     metrics: Arc<Metrics>,
-    scheduler_name: String,
+    /// The scheduler names of the profiles; pods naming another scheduler are left alone.
+    scheduler_names: Vec<String>,
     client: Client,
 }
 
@@ -73,6 +101,14 @@ fn is_terminal(pod: &Pod) -> bool {
         pod.status.as_ref().and_then(|s| s.phase.as_deref()),
         Some("Succeeded") | Some("Failed")
     )
+}
+
+fn scheduler_name_of(pod: &Pod) -> &str {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.scheduler_name.as_deref())
+        .filter(|n| !n.is_empty())
+        .unwrap_or(DEFAULT_SCHEDULER_NAME)
 }
 
 fn node_name(pod: &Pod) -> Option<&str> {
@@ -99,13 +135,23 @@ impl Shared {
         } else if st.cache.is_assumed(&key) {
             // An event from before our binding landed; the binding's own event follows.
         } else {
-            let ours = pod
+            let name = scheduler_name_of(&pod);
+            let ours = self.scheduler_names.iter().any(|n| n == name);
+            // Pods with scheduling gates wait until every gate is removed.
+            let gated = pod
                 .spec
                 .as_ref()
-                .and_then(|s| s.scheduler_name.as_deref())
-                .unwrap_or("default-scheduler")
-                == self.scheduler_name;
-            if ours && pod.metadata.deletion_timestamp.is_none() {
+                .and_then(|s| s.scheduling_gates.as_ref())
+                .is_some_and(|g| !g.is_empty());
+            let nominated = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.nominated_node_name.as_deref())
+                .map(str::to_string);
+            if ours {
+                st.cache.set_nominated(pod.clone(), nominated.as_deref());
+            }
+            if ours && !gated && pod.metadata.deletion_timestamp.is_none() {
                 st.queue.add(pod, now);
                 drop(st);
                 self.wake.notify_one();
@@ -119,6 +165,20 @@ impl Shared {
         let mut st = self.lock();
         st.queue.delete(key);
         if st.cache.remove_pod(key) {
+            st.queue.move_all_unschedulable(Instant::now());
+            drop(st);
+            self.wake.notify_one();
+        }
+    }
+
+    fn namespace_applied(&self, ns: Namespace) {
+        let name = ns.metadata.name.unwrap_or_default();
+        let mut st = self.lock();
+        // New labels may satisfy a namespace selector (upstream's NamespaceUpdate event).
+        if st
+            .cache
+            .set_namespace(&name, ns.metadata.labels.unwrap_or_default())
+        {
             st.queue.move_all_unschedulable(Instant::now());
             drop(st);
             self.wake.notify_one();
@@ -179,6 +239,50 @@ async fn watch_pods(shared: Arc<Shared>, stop: CancellationToken) {
     }
 }
 
+/// Keeps the cache's namespace labels in step with the namespaces (for inter-pod affinity's
+/// namespace selectors).
+async fn watch_namespaces(shared: Arc<Shared>, stop: CancellationToken) {
+    let api: Api<Namespace> = Api::all(shared.client.clone());
+    let mut stream = watcher(api, watcher::Config::default()).boxed();
+    let mut listed: Option<HashSet<String>> = None;
+    loop {
+        let ev = tokio::select! {
+            _ = stop.cancelled() => return,
+            ev = stream.next() => ev,
+        };
+        match ev {
+            None => return,
+            Some(Err(e)) => {
+                tracing::warn!("scheduler namespace watch: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Some(Ok(watcher::Event::Init)) => listed = Some(HashSet::new()),
+            Some(Ok(watcher::Event::InitApply(ns) | watcher::Event::Apply(ns))) => {
+                if let Some(l) = listed.as_mut() {
+                    l.insert(ns.metadata.name.clone().unwrap_or_default());
+                }
+                shared.namespace_applied(ns);
+            }
+            Some(Ok(watcher::Event::InitDone)) => {
+                if let Some(l) = listed.take() {
+                    let mut st = shared.lock();
+                    for name in st.cache.namespace_names() {
+                        if !l.contains(&name) {
+                            st.cache.remove_namespace(&name);
+                        }
+                    }
+                }
+            }
+            Some(Ok(watcher::Event::Delete(ns))) => {
+                shared
+                    .lock()
+                    .cache
+                    .remove_namespace(ns.metadata.name.as_deref().unwrap_or(""));
+            }
+        }
+    }
+}
+
 /// Keeps the cache's nodes in step with the nodes.
 async fn watch_nodes(shared: Arc<Shared>, stop: CancellationToken) {
     let api: Api<Node> = Api::all(shared.client.clone());
@@ -228,6 +332,7 @@ pub async fn run(
     config: SchedulerConfig,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
+    let profiles = config.build_profiles()?;
     let metrics = Arc::new(Metrics::default());
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
@@ -237,7 +342,7 @@ pub async fn run(
         }),
         wake: Notify::new(),
         metrics: metrics.clone(),
-        scheduler_name: config.scheduler_name.clone(),
+        scheduler_names: profiles.iter().map(|p| p.scheduler_name.clone()).collect(),
         client: client.clone(),
     });
     let mut tasks = tokio::task::JoinSet::new();
@@ -246,12 +351,14 @@ pub async fn run(
     }
     tasks.spawn(watch_pods(shared.clone(), stop.clone()));
     tasks.spawn(watch_nodes(shared.clone(), stop.clone()));
+    tasks.spawn(watch_namespaces(shared.clone(), stop.clone()));
     let (leading_tx, leading) = watch::channel(config.leader_election.is_none());
     if let Some(le) = config.leader_election.clone() {
         let leases: Api<Lease> = Api::namespaced(client.clone(), &le.namespace);
         tasks.spawn(leader::run(leases, le, leading_tx, stop.clone()));
     }
-    schedule_loop(shared, plugins::default_plugins(), leading, stop.clone()).await;
+    let profiles = profiles.into_iter().map(Arc::new).collect();
+    schedule_loop(shared, profiles, leading, stop.clone()).await;
     stop.cancel();
     while tasks.join_next().await.is_some() {}
     Ok(())
@@ -259,11 +366,10 @@ pub async fn run(
 
 async fn schedule_loop(
     shared: Arc<Shared>,
-    plugins: Vec<Weighted>,
+    profiles: Vec<Arc<Profile>>,
     mut leading: watch::Receiver<bool>,
     stop: CancellationToken,
 ) {
-    let plugins = Arc::new(plugins);
     loop {
         if !*leading.borrow_and_update() {
             tokio::select! {
@@ -289,53 +395,76 @@ async fn schedule_loop(
             }
             continue;
         };
-        schedule_one(&shared, &plugins, queued.pod);
+        let name = scheduler_name_of(&queued.pod);
+        match profiles.iter().find(|p| p.scheduler_name == name) {
+            Some(profile) => schedule_one(&shared, profile, queued.pod),
+            None => shared.lock().queue.delete(&pod_key(&queued.pod)),
+        }
         // Let the watches and binders run between attempts.
         tokio::task::yield_now().await;
     }
 }
 
-fn schedule_one(shared: &Arc<Shared>, plugins: &[Weighted], pod: Arc<Pod>) {
+fn schedule_one(shared: &Arc<Shared>, profile: &Arc<Profile>, pod: Arc<Pod>) {
     let key = pod_key(&pod);
     let info = PodInfo::new(pod.clone());
-    let outcome = {
+    let (outcome, state) = {
         let mut st = shared.lock();
         let mut start = st.next_start;
-        let outcome = algorithm::schedule(plugins, &st.cache, &info, &mut start);
+        let (mut outcome, state) =
+            algorithm::schedule_with_state(profile, &st.cache, &info, &mut start);
         st.next_start = start;
+        if let Outcome::Fits(node) = &outcome {
+            let reserved = algorithm::run_reserve(&profile.plugins, &state, &info, node);
+            if !reserved.is_success() {
+                outcome = Outcome::ReserveFailed(reserved.reasons.join(", "));
+            }
+        }
         match &outcome {
             Outcome::Fits(node) => {
                 st.cache.assume(pod.clone(), node);
                 st.queue.done(&key);
             }
-            Outcome::Unschedulable(_) | Outcome::NoNodes => {
+            Outcome::Unschedulable(_, nomination) => {
+                if let Some(n) = nomination {
+                    // Keep the room being made for this pod from going to others meanwhile.
+                    st.cache.set_nominated(pod.clone(), Some(&n.node));
+                }
                 st.queue.unschedulable(&key, Instant::now())
             }
+            Outcome::NoNodes => st.queue.unschedulable(&key, Instant::now()),
+            Outcome::ReserveFailed(_) => st.queue.add_after_error(pod.clone(), Instant::now()),
         }
-        outcome
+        (outcome, state)
     };
     let shared = shared.clone();
+    let component = profile.scheduler_name.clone();
     match outcome {
         Outcome::Fits(node) => {
-            tokio::spawn(async move { bind(shared, pod, node).await });
+            let profile = profile.clone();
+            tokio::spawn(async move {
+                if !bind(shared, component, pod, &node).await {
+                    algorithm::run_unreserve(&profile.plugins, &state, &info, &node);
+                }
+            });
         }
-        Outcome::Unschedulable(err) => {
-            shared
-                .metrics
-                .unschedulable
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Outcome::Unschedulable(err, nomination) => {
+            shared.metrics.unschedulable.fetch_add(1, Ordering::Relaxed);
             let msg = err.to_string();
-            tokio::spawn(async move { record_failure(&shared, &pod, "Unschedulable", &msg).await });
+            tokio::spawn(async move {
+                if let Some(n) = nomination {
+                    preempt(&shared, &component, &pod, n).await;
+                }
+                record_failure(&shared, &component, &pod, "Unschedulable", &msg).await
+            });
         }
         Outcome::NoNodes => {
             // Upstream's ErrNoNodesAvailable: unschedulable and unresolvable.
-            shared
-                .metrics
-                .unschedulable
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            shared.metrics.unschedulable.fetch_add(1, Ordering::Relaxed);
             tokio::spawn(async move {
                 record_failure(
                     &shared,
+                    &component,
                     &pod,
                     "Unschedulable",
                     "no nodes available to schedule pods",
@@ -343,11 +472,87 @@ fn schedule_one(shared: &Arc<Shared>, plugins: &[Weighted], pod: Arc<Pod>) {
                 .await
             });
         }
+        Outcome::ReserveFailed(msg) => {
+            shared.metrics.errors.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                record_failure(&shared, &component, &pod, "SchedulerError", &msg).await
+            });
+        }
     }
 }
 
-/// Binds an assumed pod; on failure forgets the assumption and retries the pod after backoff.
-async fn bind(shared: Arc<Shared>, pod: Arc<Pod>, node: String) {
+/// Carries out a preemption as upstream's `prepareCandidate`: each victim gets the
+/// `DisruptionTarget` condition, a `Preempted` event and is deleted; the preemptor's
+/// `status.nominatedNodeName` names the node it waits for.
+async fn preempt(shared: &Shared, component: &str, pod: &Pod, nomination: Nomination) {
+    let ns = pod
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    shared
+        .metrics
+        .preemption_victims
+        .fetch_add(nomination.victims.len() as u64, Ordering::Relaxed);
+    for victim in &nomination.victims {
+        let vns = victim
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let vname = victim.metadata.name.clone().unwrap_or_default();
+        let api: Api<Pod> = Api::namespaced(shared.client.clone(), &vns);
+        let condition = serde_json::json!({"status": {"conditions": [{
+            "type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler",
+            "message": format!("{component}: preempting to accommodate a higher priority pod"),
+            "lastTransitionTime": k8s_openapi::jiff::Timestamp::now().round(k8s_openapi::jiff::Unit::Second).ok(),
+        }]}});
+        if let Err(e) = api
+            .patch_status(
+                &vname,
+                &PatchParams::default(),
+                &Patch::Strategic(condition),
+            )
+            .await
+        {
+            tracing::debug!(pod = %format!("{vns}/{vname}"), "marking the preemption victim: {e}");
+        }
+        let msg = format!("Preempted by pod {uid} on node {}", nomination.node);
+        emit_event(
+            shared,
+            component,
+            victim,
+            "Normal",
+            "Preempted",
+            "Preempting",
+            &msg,
+        )
+        .await;
+        match api.delete(&vname, &Default::default()).await {
+            Ok(_) => {
+                tracing::info!(victim = %format!("{vns}/{vname}"), preemptor = %format!("{ns}/{name}"), node = %nomination.node, "preempted")
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => {
+                tracing::warn!(victim = %format!("{vns}/{vname}"), "deleting the preemption victim: {e}")
+            }
+        }
+    }
+    let api: Api<Pod> = Api::namespaced(shared.client.clone(), &ns);
+    let patch = serde_json::json!({"status": {"nominatedNodeName": nomination.node}});
+    if let Err(e) = api
+        .patch_status(&name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+    {
+        tracing::debug!(pod = %format!("{ns}/{name}"), "setting nominatedNodeName: {e}");
+    }
+}
+
+/// Binds an assumed pod (upstream's DefaultBinder); on failure forgets the assumption, retries
+/// the pod after backoff and returns false.
+async fn bind(shared: Arc<Shared>, component: String, pod: Arc<Pod>, node: &str) -> bool {
     let ns = pod
         .metadata
         .namespace
@@ -365,7 +570,7 @@ async fn bind(shared: Arc<Shared>, pod: Arc<Pod>, node: String) {
         target: ObjectReference {
             api_version: Some("v1".into()),
             kind: Some("Node".into()),
-            name: Some(node.clone()),
+            name: Some(node.to_string()),
             ..ObjectReference::default()
         },
     };
@@ -374,19 +579,23 @@ async fn bind(shared: Arc<Shared>, pod: Arc<Pod>, node: String) {
         .await;
     match res {
         Ok(_) => {
-            shared
-                .metrics
-                .scheduled
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            shared.metrics.scheduled.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(pod = %format!("{ns}/{name}"), %node, "bound");
             let msg = format!("Successfully assigned {ns}/{name} to {node}");
-            emit_event(&shared, &pod, "Normal", "Scheduled", &msg).await;
+            emit_event(
+                &shared,
+                &component,
+                &pod,
+                "Normal",
+                "Scheduled",
+                "Binding",
+                &msg,
+            )
+            .await;
+            true
         }
         Err(e) => {
-            shared
-                .metrics
-                .errors
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            shared.metrics.errors.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(pod = %format!("{ns}/{name}"), %node, "binding failed: {e}");
             let key = pod_key(&pod);
             let gone = matches!(&e, kube::Error::Api(s) if s.code == 404);
@@ -395,12 +604,13 @@ async fn bind(shared: Arc<Shared>, pod: Arc<Pod>, node: String) {
             if !gone && pod.metadata.deletion_timestamp.is_none() {
                 st.queue.add_after_error(pod.clone(), Instant::now());
             }
+            false
         }
     }
 }
 
 /// Writes `PodScheduled=False` and a `FailedScheduling` event, as upstream's failure handler.
-async fn record_failure(shared: &Shared, pod: &Pod, reason: &str, msg: &str) {
+async fn record_failure(shared: &Shared, component: &str, pod: &Pod, reason: &str, msg: &str) {
     let ns = pod
         .metadata
         .namespace
@@ -431,11 +641,28 @@ async fn record_failure(shared: &Shared, pod: &Pod, reason: &str, msg: &str) {
             tracing::debug!(pod = %format!("{ns}/{name}"), "updating PodScheduled: {e}");
         }
     }
-    emit_event(shared, pod, "Warning", "FailedScheduling", msg).await;
+    emit_event(
+        shared,
+        component,
+        pod,
+        "Warning",
+        "FailedScheduling",
+        "Scheduling",
+        msg,
+    )
+    .await;
 }
 
-/// Creates a core/v1 Event about a pod from `default-scheduler`.
-async fn emit_event(shared: &Shared, pod: &Pod, type_: &str, reason: &str, msg: &str) {
+/// Creates a core/v1 Event about a pod from the profile's scheduler name.
+async fn emit_event(
+    shared: &Shared,
+    component: &str,
+    pod: &Pod,
+    type_: &str,
+    reason: &str,
+    action: &str,
+    msg: &str,
+) {
     let ns = pod
         .metadata
         .namespace
@@ -462,19 +689,12 @@ async fn emit_event(shared: &Shared, pod: &Pod, type_: &str, reason: &str, msg: 
         message: Some(msg.into()),
         type_: Some(type_.into()),
         source: Some(EventSource {
-            component: Some(shared.scheduler_name.clone()),
+            component: Some(component.to_string()),
             host: None,
         }),
-        reporting_component: Some(shared.scheduler_name.clone()),
-        reporting_instance: Some(shared.scheduler_name.clone()),
-        action: Some(
-            if reason == "Scheduled" {
-                "Binding"
-            } else {
-                "Scheduling"
-            }
-            .into(),
-        ),
+        reporting_component: Some(component.to_string()),
+        reporting_instance: Some(component.to_string()),
+        action: Some(action.into()),
         first_timestamp: Some(Time(now)),
         last_timestamp: Some(Time(now)),
         count: Some(1),

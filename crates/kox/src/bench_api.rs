@@ -1,6 +1,7 @@
 //! The API server benchmarks (`kox bench api-write | api-list | watch-fanout | footprint |
-//! startup | engines`), measured against a real `kox server` started as a child process, and the
-//! controller manager's (`kox bench controllers`), with `kox controller-manager` beside it.
+//! startup | engines`), measured against a real `kox server` started as a child process, the
+//! controller manager's (`kox bench controllers`), with `kox controller-manager` beside it, and
+//! the scheduler's (`kox bench scheduler`), with `kox scheduler` and `kox fake-nodes` beside it.
 //!
 //! Each prints a table and, with `--json FILE`, writes its result with the machine it ran on;
 //! the goals are those of the project's performance design, printed met or missed.
@@ -12,6 +13,7 @@ mod footprint;
 mod list;
 mod load;
 mod report;
+mod scheduler;
 mod server_proc;
 mod startup;
 mod store_base;
@@ -22,6 +24,7 @@ pub use controllers::{ControllersArgs, run as controllers};
 pub use engines::{EnginesArgs, run as engines};
 pub use footprint::{FootprintArgs, run as footprint};
 pub use list::{ApiListArgs, run as api_list};
+pub use scheduler::{SchedulerBenchArgs, run as scheduler};
 pub use startup::{StartupArgs, run as startup};
 pub use watch::{WatchFanoutArgs, run as watch_fanout};
 pub use write::{ApiWriteArgs, run as api_write};

@@ -36,6 +36,10 @@ pub struct FakeNodesArgs {
     /// Nodes are named this prefix followed by 0, 1, 2…
     #[arg(long, default_value = "fake-node-")]
     pub name_prefix: String,
+    /// Spread the nodes over this many zones, round-robin: the label
+    /// `topology.kubernetes.io/zone=zone-0…zone-<K-1>` (0: no zone label).
+    #[arg(long, default_value_t = 0)]
+    pub zones: usize,
     /// Seconds between node Lease renewals.
     #[arg(long, default_value_t = 10)]
     pub heartbeat_seconds: u64,
@@ -72,7 +76,9 @@ pub async fn run(args: FakeNodesArgs) -> Result<()> {
         pods: args.pods,
         taints,
         labels,
+        zones: args.zones,
         heartbeat: Duration::from_secs(args.heartbeat_seconds.max(1)),
+        ..FakeNodesConfig::default()
     };
     let client = crate::scheduler_cmd::client_from(&args.kubeconfig).await?;
     let stop = CancellationToken::new();

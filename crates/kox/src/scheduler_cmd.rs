@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
+use kox_scheduler::config::KubeSchedulerConfiguration;
 use kox_scheduler::{LeaderElectionConfig, SchedulerConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -25,6 +26,39 @@ pub struct SchedulerArgs {
     /// of several schedulers is active.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub leader_elect: bool,
+    /// A `KubeSchedulerConfiguration` file (kubescheduler.config.k8s.io/v1): profiles, plugin
+    /// weights and arguments, percentageOfNodesToScore, leader election.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// The scheduler's configuration from its flags and `--config` file; fails with the file's
+/// problem (unknown field or plugin, bad arguments) before anything starts.
+pub fn config_from(args: &SchedulerArgs) -> Result<SchedulerConfig> {
+    let mut config = SchedulerConfig {
+        health_address: Some(SocketAddr::new(args.bind_address, args.secure_port)),
+        leader_election: args
+            .leader_elect
+            .then(|| LeaderElectionConfig::for_lease("kube-scheduler")),
+        ..SchedulerConfig::default()
+    };
+    if let Some(path) = &args.config {
+        let file = KubeSchedulerConfiguration::from_file(path)?;
+        config.profiles = file.profiles();
+        config.percentage_of_nodes_to_score = file.percentage_of_nodes_to_score;
+        // `--leader-elect=false` wins over the file.
+        if let Some(le) = &file.leader_election
+            && let Some(base) = config.leader_election.take()
+        {
+            config.leader_election = le
+                .apply(base)
+                .with_context(|| format!("in the scheduler configuration {}", path.display()))?;
+        }
+        config
+            .build_profiles()
+            .with_context(|| format!("in the scheduler configuration {}", path.display()))?;
+    }
+    Ok(config)
 }
 
 /// A kube-rs client from a kubeconfig file.
@@ -42,14 +76,8 @@ pub async fn client_from(path: &Path) -> Result<kube::Client> {
 
 /// Runs the scheduler until SIGTERM or SIGINT.
 pub async fn run(args: SchedulerArgs) -> Result<()> {
+    let config = config_from(&args)?;
     let client = client_from(&args.kubeconfig).await?;
-    let config = SchedulerConfig {
-        health_address: Some(SocketAddr::new(args.bind_address, args.secure_port)),
-        leader_election: args
-            .leader_elect
-            .then(|| LeaderElectionConfig::for_lease("kube-scheduler")),
-        ..SchedulerConfig::default()
-    };
     let stop = CancellationToken::new();
     let signals = stop.clone();
     tokio::spawn(async move {
@@ -59,8 +87,8 @@ pub async fn run(args: SchedulerArgs) -> Result<()> {
     kox_scheduler::run(client, config, stop).await
 }
 
-/// Starts the scheduler inside `kox server`, as a client of its API through the admin
-/// kubeconfig; it stops with `stop`.
+/// Starts the scheduler inside `kox server`, as a client of its API through its own kubeconfig
+/// (user `system:kube-scheduler`); it stops with `stop`.
 pub fn spawn_in_process(kubeconfig: &Path, stop: CancellationToken) {
     let kubeconfig = kubeconfig.to_path_buf();
     tokio::spawn(async move {

@@ -146,6 +146,36 @@ fn startup_restarts_the_server_on_an_empty_and_a_filled_store() {
 }
 
 #[test]
+fn scheduler_binds_every_pod_to_simulated_nodes() {
+    let r = bench(&[
+        "scheduler",
+        "--nodes",
+        "5",
+        "--pods",
+        "20",
+        "--clients",
+        "4",
+        "--heartbeat-window",
+        "0",
+        "--timeout",
+        "120",
+    ]);
+    assert_eq!(r["pods_bound"], 20, "{r}");
+    assert_eq!(r["all_bound"], true, "{r}");
+    assert!(
+        r["overall_pods_per_sec"].as_f64().expect("pods/s") > 0.0,
+        "{r}"
+    );
+    for rss in ["server_peak", "fake_nodes_peak", "scheduler_peak"] {
+        assert!(r["rss_kib"][rss].as_u64().expect(rss) > 0, "{r}");
+    }
+    assert!(
+        r["writes_per_sec"]["POST pods"].as_f64().expect("creates") > 0.0,
+        "{r}"
+    );
+}
+
+#[test]
 fn controllers_scales_a_deployment_until_every_replica_runs() {
     let r = bench(&[
         "controllers",

@@ -1,6 +1,7 @@
 //! NodeResourcesBalancedAllocation: nodes whose CPU and memory would be used in similar
 //! fractions after placing the pod score higher.
 
+use crate::cycle_state::CycleState;
 use crate::framework::{MAX_NODE_SCORE, NodeInfo, Plugin, PodInfo};
 
 /// The BalancedAllocation score.
@@ -15,7 +16,7 @@ impl Plugin for BalancedAllocation {
         true
     }
 
-    fn score(&self, pod: &PodInfo, node: &NodeInfo) -> i64 {
+    fn score(&self, _state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> i64 {
         let fraction = |requested: i64, capacity: i64| {
             if capacity <= 0 {
                 return 1.0;
@@ -52,7 +53,7 @@ mod tests {
             n.add_pod(pod_requesting("old", existing.0, existing.1));
             let p = pod_requesting("new", want.0, want.1);
             assert_eq!(
-                BalancedAllocation.score(&p, &n),
+                BalancedAllocation.score(&Default::default(), &p, &n),
                 score,
                 "{existing:?} + {want:?}"
             );

@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{NodeSelectorRequirement, NodeSelectorTerm};
+use k8s_openapi::api::core::v1::{NodeSelectorRequirement, NodeSelectorTerm, Pod};
 
+use crate::cycle_state::CycleState;
 use crate::framework::{NodeInfo, Plugin, PodInfo, Status, default_normalize};
 
 /// Upstream's reason.
@@ -56,6 +57,35 @@ pub fn term_matches(
         })
 }
 
+/// Whether a node satisfies a pod's `nodeSelector` and required node affinity (upstream's
+/// `RequiredNodeAffinity.Match`).
+pub fn required_matches(pod: &Pod, node: &NodeInfo) -> bool {
+    let Some(spec) = pod.spec.as_ref() else {
+        return true;
+    };
+    let empty = BTreeMap::new();
+    let labels = node.labels().unwrap_or(&empty);
+    let selector_ok = spec
+        .node_selector
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    let required = spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        });
+    selector_ok
+        && required.is_none_or(|sel| {
+            sel.node_selector_terms
+                .iter()
+                .any(|t| term_matches(t, labels, node.name()))
+        })
+}
+
 /// The NodeAffinity filter and score.
 pub struct NodeAffinity;
 
@@ -64,31 +94,8 @@ impl Plugin for NodeAffinity {
         "NodeAffinity"
     }
 
-    fn filter(&self, pod: &PodInfo, node: &NodeInfo) -> Status {
-        let Some(spec) = pod.pod.spec.as_ref() else {
-            return Status::success();
-        };
-        let empty = BTreeMap::new();
-        let labels = node.labels().unwrap_or(&empty);
-        let selector_ok = spec
-            .node_selector
-            .iter()
-            .flatten()
-            .all(|(k, v)| labels.get(k) == Some(v));
-        let required = spec
-            .affinity
-            .as_ref()
-            .and_then(|a| a.node_affinity.as_ref())
-            .and_then(|a| {
-                a.required_during_scheduling_ignored_during_execution
-                    .as_ref()
-            });
-        let affinity_ok = required.is_none_or(|sel| {
-            sel.node_selector_terms
-                .iter()
-                .any(|t| term_matches(t, labels, node.name()))
-        });
-        if selector_ok && affinity_ok {
+    fn filter(&self, _state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
+        if required_matches(&pod.pod, node) {
             Status::success()
         } else {
             Status::unresolvable(REASON)
@@ -99,7 +106,7 @@ impl Plugin for NodeAffinity {
         true
     }
 
-    fn score(&self, pod: &PodInfo, node: &NodeInfo) -> i64 {
+    fn score(&self, _state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> i64 {
         let empty = BTreeMap::new();
         let labels = node.labels().unwrap_or(&empty);
         pod.pod
@@ -118,7 +125,7 @@ impl Plugin for NodeAffinity {
             .sum()
     }
 
-    fn normalize(&self, scores: &mut [i64]) {
+    fn normalize(&self, _state: &CycleState, scores: &mut [i64]) {
         default_normalize(scores, false);
     }
 }
@@ -217,7 +224,11 @@ mod tests {
             ),
             (required(json!([{}])), zone_a.clone(), false),
         ] {
-            let st = NodeAffinity.filter(&pod(spec.clone()), &labelled("n1", labels.clone()));
+            let st = NodeAffinity.filter(
+                &Default::default(),
+                &pod(spec.clone()),
+                &labelled("n1", labels.clone()),
+            );
             assert_eq!(st.is_success(), fits, "{spec} on {labels}");
             if !fits {
                 assert_eq!(st, Status::unresolvable(REASON));
@@ -237,9 +248,12 @@ mod tests {
             labelled("n3", json!({"zone": "a", "ssd": "true"})),
             labelled("n4", json!({})),
         ];
-        let mut scores: Vec<i64> = nodes.iter().map(|n| NodeAffinity.score(&p, n)).collect();
+        let mut scores: Vec<i64> = nodes
+            .iter()
+            .map(|n| NodeAffinity.score(&Default::default(), &p, n))
+            .collect();
         assert_eq!(scores, [10, 30, 40, 0]);
-        NodeAffinity.normalize(&mut scores);
+        NodeAffinity.normalize(&Default::default(), &mut scores);
         assert_eq!(scores, [25, 75, 100, 0]);
     }
 }

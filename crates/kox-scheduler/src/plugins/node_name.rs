@@ -1,5 +1,6 @@
 //! NodeName: a pod that names a node in `spec.nodeName` fits only that node.
 
+use crate::cycle_state::CycleState;
 use crate::framework::{NodeInfo, Plugin, PodInfo, Status};
 
 /// Upstream's reason.
@@ -13,7 +14,7 @@ impl Plugin for NodeName {
         "NodeName"
     }
 
-    fn filter(&self, pod: &PodInfo, node: &NodeInfo) -> Status {
+    fn filter(&self, _state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
         match pod.pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) {
             Some(want) if !want.is_empty() && want != node.name() => Status::unresolvable(REASON),
             _ => Status::success(),
@@ -34,7 +35,7 @@ mod tests {
             (json!({"containers": [], "nodeName": "a"}), "a", true),
             (json!({"containers": [], "nodeName": "a"}), "b", false),
         ] {
-            let st = NodeName.filter(&pod(spec.clone()), &plain_node(node));
+            let st = NodeName.filter(&Default::default(), &pod(spec.clone()), &plain_node(node));
             assert_eq!(st.is_success(), fits, "{spec} on {node}");
             if !fits {
                 assert_eq!(st, Status::unresolvable(REASON));

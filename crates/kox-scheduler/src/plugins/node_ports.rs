@@ -1,6 +1,7 @@
 //! NodePorts: a pod asking for a host port fits only nodes where that port (protocol, IP) is
 //! free.
 
+use crate::cycle_state::CycleState;
 use crate::framework::{HostPort, NodeInfo, Plugin, PodInfo, Status};
 
 /// Upstream's reason.
@@ -20,7 +21,7 @@ impl Plugin for NodePorts {
         "NodePorts"
     }
 
-    fn filter(&self, pod: &PodInfo, node: &NodeInfo) -> Status {
+    fn filter(&self, _state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
         let taken = pod
             .host_ports
             .iter()
@@ -88,7 +89,7 @@ mod tests {
                 p.metadata.name = Some("existing".into());
             }
             node.add_pod(existing);
-            let st = NodePorts.filter(&with_ports(wanted.clone()), &node);
+            let st = NodePorts.filter(&Default::default(), &with_ports(wanted.clone()), &node);
             assert_eq!(st.is_success(), fits, "{wanted} vs used {used}");
         }
     }

@@ -3,6 +3,7 @@
 
 use k8s_openapi::api::core::v1::Taint;
 
+use crate::cycle_state::CycleState;
 use crate::framework::{NodeInfo, Plugin, PodInfo, Status};
 use crate::plugins::taint_toleration::tolerates;
 
@@ -17,7 +18,7 @@ impl Plugin for NodeUnschedulable {
         "NodeUnschedulable"
     }
 
-    fn filter(&self, pod: &PodInfo, node: &NodeInfo) -> Status {
+    fn filter(&self, _state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
         let cordoned = node
             .node
             .as_ref()
@@ -67,7 +68,7 @@ mod tests {
                 json!({"unschedulable": unschedulable}),
                 json!({}),
             );
-            let st = NodeUnschedulable.filter(&pod(spec.clone()), &n);
+            let st = NodeUnschedulable.filter(&Default::default(), &pod(spec.clone()), &n);
             assert_eq!(
                 st.is_success(),
                 fits,

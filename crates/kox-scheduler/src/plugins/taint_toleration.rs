@@ -3,6 +3,7 @@
 
 use k8s_openapi::api::core::v1::{Taint, Toleration};
 
+use crate::cycle_state::CycleState;
 use crate::framework::{NodeInfo, Plugin, PodInfo, Status, default_normalize};
 
 /// Whether `toleration` tolerates `taint` (upstream's `Toleration.ToleratesTaint`).
@@ -40,7 +41,7 @@ impl Plugin for TaintToleration {
         "TaintToleration"
     }
 
-    fn filter(&self, pod: &PodInfo, node: &NodeInfo) -> Status {
+    fn filter(&self, _state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
         let tols = tolerations(pod);
         let untolerated = node.taints().iter().find(|taint| {
             (taint.effect == "NoSchedule" || taint.effect == "NoExecute")
@@ -60,7 +61,7 @@ impl Plugin for TaintToleration {
         true
     }
 
-    fn score(&self, pod: &PodInfo, node: &NodeInfo) -> i64 {
+    fn score(&self, _state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> i64 {
         // Only tolerations that apply to PreferNoSchedule count here, as upstream.
         let tols: Vec<&Toleration> = tolerations(pod)
             .iter()
@@ -78,7 +79,7 @@ impl Plugin for TaintToleration {
             .count() as i64
     }
 
-    fn normalize(&self, scores: &mut [i64]) {
+    fn normalize(&self, _state: &CycleState, scores: &mut [i64]) {
         default_normalize(scores, true);
     }
 }
@@ -136,7 +137,7 @@ mod tests {
             ),
         ] {
             let p = pod(json!({"containers": [], "tolerations": tolerations}));
-            let st = TaintToleration.filter(&p, &tainted(taints.clone()));
+            let st = TaintToleration.filter(&Default::default(), &p, &tainted(taints.clone()));
             match want {
                 None => assert!(st.is_success(), "{tolerations} vs {taints}: {st:?}"),
                 Some(r) => assert_eq!(st, Status::unresolvable(r), "{tolerations} vs {taints}"),
@@ -155,8 +156,11 @@ mod tests {
             ),
             tainted(json!([{"key": "b", "effect": "PreferNoSchedule"}])),
         ];
-        let mut scores: Vec<i64> = nodes.iter().map(|n| TaintToleration.score(&p, n)).collect();
-        TaintToleration.normalize(&mut scores);
+        let mut scores: Vec<i64> = nodes
+            .iter()
+            .map(|n| TaintToleration.score(&Default::default(), &p, n))
+            .collect();
+        TaintToleration.normalize(&Default::default(), &mut scores);
         assert_eq!(scores, [100, 50, 0, 100]);
     }
 }

@@ -207,18 +207,26 @@ impl Helper {
     /// `count` simulated nodes joining the cluster of `kubeconfig`: they run the pods bound to
     /// them.
     pub fn fake_nodes(kubeconfig: &Path, count: usize, log: &Path) -> Result<Self> {
+        Self::fake_nodes_with(kubeconfig, count, &[], log)
+    }
+
+    /// `kox fake-nodes` with extra flags (e.g. `--zones 3`).
+    pub fn fake_nodes_with(
+        kubeconfig: &Path,
+        count: usize,
+        flags: &[String],
+        log: &Path,
+    ) -> Result<Self> {
         let count = count.to_string();
-        Self::spawn(
-            "kox fake-nodes",
-            &[
-                "fake-nodes".as_ref(),
-                "--kubeconfig".as_ref(),
-                kubeconfig.as_os_str(),
-                "--count".as_ref(),
-                count.as_ref(),
-            ],
-            log,
-        )
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            "fake-nodes".as_ref(),
+            "--kubeconfig".as_ref(),
+            kubeconfig.as_os_str(),
+            "--count".as_ref(),
+            count.as_ref(),
+        ];
+        args.extend(flags.iter().map(|f| std::ffi::OsStr::new(f.as_str())));
+        Self::spawn("kox fake-nodes", &args, log)
     }
 
     /// The scheduler in a process of its own.

@@ -216,3 +216,48 @@ pub fn etcd_or_skip(what: &str) -> bool {
     );
     false
 }
+
+/// A `kox fake-nodes` process (simulated nodes), killed when dropped.
+pub struct FakeNodes(Child);
+
+impl FakeNodes {
+    /// Starts `kox fake-nodes ARGS` against the cluster, logging to `log` in its data dir.
+    pub fn start(c: &Cluster, log: &str, args: &[&str]) -> Self {
+        let log = std::fs::File::create(c.data_dir().join(log)).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_kox"))
+            .arg("fake-nodes")
+            .arg("--kubeconfig")
+            .arg(c.kubeconfig())
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start kox fake-nodes");
+        FakeNodes(child)
+    }
+}
+
+impl Drop for FakeNodes {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Polls `f` every 200 ms until it returns `Ok`, failing with `what` and the last error after
+/// `secs`.
+pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(last) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "timed out waiting for {what}; last: {last}"
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+}
