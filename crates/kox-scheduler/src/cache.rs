@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 
-use crate::framework::{NamespaceLabels, NodeInfo, PodInfo};
+use crate::framework::{NamespaceLabels, NodeInfo, PodInfo, SharedWorkloads, Workloads};
 
 /// Nodes with their pods, plus which pods are assumed.
 #[derive(Default)]
@@ -24,6 +24,8 @@ pub struct Cache {
     nominated_node: HashMap<String, String>,
     /// The labels of each namespace, for inter-pod affinity's namespace selectors.
     namespaces: NamespaceLabels,
+    /// Services' and workload controllers' selectors, for default spread constraints.
+    workloads: SharedWorkloads,
 }
 
 /// Whether an update of a node can make a pending pod fit (upstream's node-update event
@@ -89,6 +91,16 @@ impl Cache {
     /// The namespaces' labels, shared (cheap to clone).
     pub fn namespace_labels(&self) -> NamespaceLabels {
         self.namespaces.clone()
+    }
+
+    /// The Services' and workload controllers' selectors, for updating.
+    pub fn workloads_mut(&mut self) -> &mut Workloads {
+        Arc::make_mut(&mut self.workloads.0)
+    }
+
+    /// The Services' and workload controllers' selectors, shared (cheap to clone).
+    pub fn workloads(&self) -> SharedWorkloads {
+        self.workloads.clone()
     }
 
     /// Names of the nodes known.
