@@ -177,10 +177,14 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     );
     let stop = CancellationToken::new();
     if !args.disable_scheduler {
-        crate::scheduler_cmd::spawn_in_process(&server.kubeconfig, stop.clone());
+        crate::scheduler_cmd::spawn_in_process(&server.scheduler_kubeconfig, stop.clone());
     }
-    let controller_manager = (!args.disable_controller_manager)
-        .then(|| crate::controller_manager_cmd::spawn_in_process(&server.kubeconfig, stop.clone()));
+    let controller_manager = (!args.disable_controller_manager).then(|| {
+        crate::controller_manager_cmd::spawn_in_process(
+            &server.controller_manager_kubeconfig,
+            stop.clone(),
+        )
+    });
     let signals = stop.clone();
     tokio::spawn(async move {
         wait_for_signal().await;

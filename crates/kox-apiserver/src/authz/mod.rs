@@ -7,6 +7,7 @@
 //! `pods is forbidden: User "jane" cannot list resource "pods" in API group "" in the namespace "dev"`.
 
 pub mod aggregation;
+pub mod controller_policy;
 pub mod escalation;
 pub mod policy;
 pub mod rbac;
