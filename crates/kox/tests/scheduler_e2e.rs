@@ -395,6 +395,20 @@ fn required_pod_anti_affinity_spreads_one_pod_per_node_and_the_extra_one_waits()
             Err(out)
         }
     });
+    // The scheduler's identity may watch what its plugins read.
+    let log = c.server_log();
+    for kind in [
+        "namespace",
+        "Service",
+        "ReplicationController",
+        "ReplicaSet",
+        "StatefulSet",
+    ] {
+        assert!(
+            !log.contains(&format!("scheduler {kind} watch")),
+            "{kind} watch failed: {log}"
+        );
+    }
 }
 
 #[test]
