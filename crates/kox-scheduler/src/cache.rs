@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 
-use crate::framework::{NodeInfo, PodInfo};
+use crate::framework::{NamespaceLabels, NodeInfo, PodInfo, SharedWorkloads, Workloads};
 
 /// Nodes with their pods, plus which pods are assumed.
 #[derive(Default)]
@@ -22,6 +22,10 @@ pub struct Cache {
     nominated: HashMap<String, Vec<PodInfo>>,
     /// Pod key → the node it is nominated to.
     nominated_node: HashMap<String, String>,
+    /// The labels of each namespace, for inter-pod affinity's namespace selectors.
+    namespaces: NamespaceLabels,
+    /// Services' and workload controllers' selectors, for default spread constraints.
+    workloads: SharedWorkloads,
 }
 
 /// Whether an update of a node can make a pending pod fit (upstream's node-update event
@@ -61,6 +65,42 @@ impl Cache {
                 info.node = None;
             }
         }
+    }
+
+    /// Records a namespace's labels; returns whether they changed.
+    pub fn set_namespace(&mut self, name: &str, labels: BTreeMap<String, String>) -> bool {
+        if self.namespaces.0.get(name) == Some(&labels) {
+            return false;
+        }
+        Arc::make_mut(&mut self.namespaces.0).insert(name.to_string(), labels);
+        true
+    }
+
+    /// Forgets a namespace.
+    pub fn remove_namespace(&mut self, name: &str) {
+        if self.namespaces.0.contains_key(name) {
+            Arc::make_mut(&mut self.namespaces.0).remove(name);
+        }
+    }
+
+    /// Names of the namespaces known.
+    pub fn namespace_names(&self) -> Vec<String> {
+        self.namespaces.0.keys().cloned().collect()
+    }
+
+    /// The namespaces' labels, shared (cheap to clone).
+    pub fn namespace_labels(&self) -> NamespaceLabels {
+        self.namespaces.clone()
+    }
+
+    /// The Services' and workload controllers' selectors, for updating.
+    pub fn workloads_mut(&mut self) -> &mut Workloads {
+        Arc::make_mut(&mut self.workloads.0)
+    }
+
+    /// The Services' and workload controllers' selectors, shared (cheap to clone).
+    pub fn workloads(&self) -> SharedWorkloads {
+        self.workloads.clone()
     }
 
     /// Names of the nodes known.
@@ -218,6 +258,23 @@ mod tests {
         assert!(c.set_node(node("n", json!({}))));
         assert!(!c.set_node(node("n", json!({}))));
         assert!(c.set_node(node("n", json!({"zone": "a"}))));
+    }
+
+    #[test]
+    fn namespace_labels_are_shared_and_report_changes() {
+        let mut c = Cache::default();
+        let team = |t: &str| BTreeMap::from([("team".to_string(), t.to_string())]);
+        assert!(c.set_namespace("ns", team("a")));
+        let before = c.namespace_labels();
+        assert!(!c.set_namespace("ns", team("a")));
+        assert!(c.set_namespace("ns", team("b")));
+        // A snapshot taken earlier keeps what it saw.
+        assert!(before.with("ns", |l| l == &team("a")));
+        assert!(c.namespace_labels().with("ns", |l| l == &team("b")));
+        c.remove_namespace("ns");
+        assert!(c.namespace_labels().with("ns", |l| {
+            l.get("kubernetes.io/metadata.name").map(String::as_str) == Some("ns")
+        }));
     }
 
     #[test]

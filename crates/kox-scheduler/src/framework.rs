@@ -8,7 +8,7 @@
 //! - **score** — how good is this feasible node, 0..=100 after the plugin's normalization;
 //!   the framework multiplies by the plugin's weight and sums.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Pod, PodAffinityTerm, Taint, WeightedPodAffinityTerm};
@@ -154,18 +154,137 @@ impl AffinityTerm {
         }
     }
 
-    /// Whether `pod` is selected by the term (upstream's `AffinityTerm.Matches`). Namespace
-    /// selectors are matched against the `kubernetes.io/metadata.name` label every namespace
-    /// carries; other namespace labels are not known to the scheduler.
-    pub fn matches(&self, pod: &Pod) -> bool {
+    /// Whether `pod` is selected by the term (upstream's `AffinityTerm.Matches`); the
+    /// namespace selector is matched against the labels of the pod's namespace.
+    pub fn matches(&self, pod: &Pod, namespaces: &NamespaceLabels) -> bool {
         let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
         let in_namespace = self.namespaces.iter().any(|n| n == ns)
             || (!self.namespace_selector.matches_nothing()
-                && self.namespace_selector.matches(&BTreeMap::from([(
-                    NAMESPACE_NAME_LABEL.to_string(),
-                    ns.to_string(),
-                )])));
+                && (self.namespace_selector.is_empty()
+                    || namespaces.with(ns, |l| self.namespace_selector.matches(l))));
         in_namespace && self.selector.matches(labels_of(pod))
+    }
+}
+
+/// The labels of every namespace the scheduler has seen, shared by all attempts (the cache
+/// replaces the map when a namespace changes). Written into each attempt's [`CycleState`]
+/// under [`NamespaceLabels::KEY`].
+#[derive(Clone, Debug, Default)]
+pub struct NamespaceLabels(pub Arc<HashMap<String, BTreeMap<String, String>>>);
+
+impl NamespaceLabels {
+    /// The cycle-state key.
+    pub const KEY: &'static str = "NamespaceLabels";
+
+    /// The snapshot of the attempt (empty when none was written).
+    pub fn of(state: &CycleState) -> NamespaceLabels {
+        state
+            .read::<NamespaceLabels>(Self::KEY)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Runs `f` with the labels of namespace `ns`; a namespace not seen (yet) has the
+    /// `kubernetes.io/metadata.name` label every namespace carries.
+    pub fn with<T>(&self, ns: &str, f: impl FnOnce(&BTreeMap<String, String>) -> T) -> T {
+        match self.0.get(ns) {
+            Some(labels) => f(labels),
+            None => f(&BTreeMap::from([(
+                NAMESPACE_NAME_LABEL.to_string(),
+                ns.to_string(),
+            )])),
+        }
+    }
+}
+
+/// The selectors of the Services, ReplicationControllers, ReplicaSets and StatefulSets the
+/// scheduler watches, by `namespace/name`, for PodTopologySpread's default constraints
+/// (upstream's `helper.DefaultSelector`).
+#[derive(Clone, Debug, Default)]
+pub struct Workloads {
+    /// Services' `spec.selector` (`None`: a Service without selector, which selects nothing).
+    pub services: HashMap<String, Option<BTreeMap<String, String>>>,
+    /// ReplicationControllers' `spec.selector`.
+    pub replication_controllers: HashMap<String, BTreeMap<String, String>>,
+    /// ReplicaSets' `spec.selector`, compiled.
+    pub replica_sets: HashMap<String, Selector>,
+    /// StatefulSets' `spec.selector`, compiled.
+    pub stateful_sets: HashMap<String, Selector>,
+}
+
+impl Workloads {
+    /// The key of an object in the maps.
+    pub fn key(ns: &str, name: &str) -> String {
+        format!("{ns}/{name}")
+    }
+
+    /// Upstream's `DefaultSelector`: the union of the selectors of the Services selecting the
+    /// pod and of its controlling ReplicationController, ReplicaSet or StatefulSet; empty
+    /// when there are none.
+    pub fn default_selector(&self, pod: &Pod) -> Selector {
+        let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let labels = labels_of(pod);
+        let prefix = format!("{ns}/");
+        let mut set: BTreeMap<String, String> = BTreeMap::new();
+        for (key, sel) in &self.services {
+            if let Some(sel) = sel
+                && key.starts_with(&prefix)
+                && sel.iter().all(|(k, v)| labels.get(k) == Some(v))
+            {
+                set.extend(sel.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
+        let owner = pod
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|r| r.controller == Some(true));
+        let Some(owner) = owner else {
+            return Selector::from_set(&set);
+        };
+        let key = Workloads::key(ns, &owner.name);
+        let group = owner.api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        match (group, owner.kind.as_str()) {
+            ("", "ReplicationController") => {
+                if let Some(sel) = self.replication_controllers.get(&key) {
+                    set.extend(sel.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
+                Selector::from_set(&set)
+            }
+            ("apps", "ReplicaSet") | ("apps", "StatefulSet") => {
+                let map = if owner.kind == "ReplicaSet" {
+                    &self.replica_sets
+                } else {
+                    &self.stateful_sets
+                };
+                let mut selector = Selector::from_set(&set);
+                if let Some(other) = map.get(&key).filter(|o| !o.matches_nothing()) {
+                    for r in other.requirements() {
+                        selector = selector.with_requirement(r.clone());
+                    }
+                }
+                selector
+            }
+            _ => Selector::from_set(&set),
+        }
+    }
+}
+
+/// The [`Workloads`] snapshot of an attempt, under [`SharedWorkloads::KEY`] in its cycle state.
+#[derive(Clone, Debug, Default)]
+pub struct SharedWorkloads(pub Arc<Workloads>);
+
+impl SharedWorkloads {
+    /// The cycle-state key.
+    pub const KEY: &'static str = "Workloads";
+
+    /// The snapshot of the attempt (empty when none was written).
+    pub fn of(state: &CycleState) -> SharedWorkloads {
+        state
+            .read::<SharedWorkloads>(Self::KEY)
+            .cloned()
+            .unwrap_or_default()
     }
 }
 

@@ -358,6 +358,57 @@ fn required_pod_anti_affinity_spreads_one_pod_per_node_and_the_extra_one_waits()
     c.ok(&["scale", "deployment", "solo", "--replicas=3"]);
     let (by_node, rows) = running_by_node(&c, "solo-", 3);
     assert!(by_node.values().all(|n| *n == 1), "{rows:?}");
+
+    // Affinity across namespaces by a namespace selector on the namespace's labels.
+    c.ok(&["create", "namespace", "data"]);
+    c.ok(&["label", "namespace", "data", "team=data"]);
+    let db = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: db\n  namespace: data\n  labels:\n    app: db\nspec:\n  containers:\n  - name: c\n    image: busybox:1.36\n";
+    c.ok_stdin(&["apply", "-f", "-"], db);
+    let db_node = wait_for(30, "db Running", || {
+        let out = c.ok(&[
+            "get",
+            "pod",
+            "db",
+            "-n",
+            "data",
+            "-o",
+            "jsonpath={.status.phase} {.spec.nodeName}",
+        ]);
+        match out.split_once(' ') {
+            Some(("Running", node)) => Ok(node.to_string()),
+            _ => Err(out),
+        }
+    });
+    let near_db = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: near-db\nspec:\n  affinity:\n    podAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n      - labelSelector:\n          matchLabels:\n            app: db\n        namespaceSelector:\n          matchLabels:\n            team: data\n        topologyKey: kubernetes.io/hostname\n  containers:\n  - name: c\n    image: busybox:1.36\n";
+    c.ok_stdin(&["apply", "-f", "-"], near_db);
+    wait_for(30, "near-db on db's node", || {
+        let out = c.ok(&[
+            "get",
+            "pod",
+            "near-db",
+            "-o",
+            "jsonpath={.status.phase} {.spec.nodeName}",
+        ]);
+        if out == format!("Running {db_node}") {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    });
+    // The scheduler's identity may watch what its plugins read.
+    let log = c.server_log();
+    for kind in [
+        "namespace",
+        "Service",
+        "ReplicationController",
+        "ReplicaSet",
+        "StatefulSet",
+    ] {
+        assert!(
+            !log.contains(&format!("scheduler {kind} watch")),
+            "{kind} watch failed: {log}"
+        );
+    }
 }
 
 #[test]

@@ -15,7 +15,9 @@ use k8s_openapi::api::core::v1::Pod;
 use serde_json::Value;
 
 use crate::cycle_state::CycleState;
-use crate::framework::{AffinityTerm, NodeInfo, Plugin, PodAffinityTerms, PodInfo, Status};
+use crate::framework::{
+    AffinityTerm, NamespaceLabels, NodeInfo, Plugin, PodAffinityTerms, PodInfo, Status,
+};
 
 /// The pod's required affinity is not satisfied on the node.
 pub const AFFINITY_NOT_MATCH: &str = "node(s) didn't match pod affinity rules";
@@ -69,10 +71,46 @@ impl InterPodAffinity {
     }
 }
 
-/// A topology domain: a node label key and its value.
-type TopologyPair = (String, String);
-/// How many matching pods each domain holds.
-type Counts = HashMap<TopologyPair, i64>;
+/// How many matching pods each topology domain holds: by node label key, then value.
+#[derive(Clone, Debug, Default)]
+struct Counts(HashMap<String, HashMap<String, i64>>);
+
+impl Counts {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn get(&self, key: &str, value: &str) -> i64 {
+        self.0
+            .get(key)
+            .and_then(|m| m.get(value))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Adds `by` to the domain of `node` for `key` (nothing when the node lacks the key);
+    /// domains that drop to 0 are forgotten.
+    fn bump(&mut self, node: &NodeInfo, key: &str, by: i64) {
+        let Some(value) = node.labels().and_then(|l| l.get(key)) else {
+            return;
+        };
+        if !self.0.contains_key(key) {
+            self.0.insert(key.to_string(), HashMap::new());
+        }
+        let values = self.0.get_mut(key).expect("just inserted");
+        let n = match values.get_mut(value.as_str()) {
+            Some(n) => n,
+            None => values.entry(value.clone()).or_default(),
+        };
+        *n += by;
+        if *n == 0 {
+            values.remove(value.as_str());
+            if values.is_empty() {
+                self.0.remove(key);
+            }
+        }
+    }
+}
 
 /// What pre-filter computes (upstream's `preFilterState`).
 #[derive(Clone)]
@@ -87,21 +125,12 @@ struct PreFilterState {
     terms: Arc<PodAffinityTerms>,
     /// The incoming pod.
     pod: Arc<Pod>,
+    /// Namespace labels, for namespace selectors.
+    namespaces: NamespaceLabels,
 }
 
-fn bump(counts: &mut Counts, node: &NodeInfo, key: &str, by: i64) {
-    if let Some(v) = node.labels().and_then(|l| l.get(key)) {
-        let pair = (key.to_string(), v.clone());
-        let n = counts.entry(pair.clone()).or_default();
-        *n += by;
-        if *n == 0 {
-            counts.remove(&pair);
-        }
-    }
-}
-
-fn matches_all(terms: &[AffinityTerm], pod: &Pod) -> bool {
-    !terms.is_empty() && terms.iter().all(|t| t.matches(pod))
+fn matches_all(terms: &[AffinityTerm], pod: &Pod, ns: &NamespaceLabels) -> bool {
+    !terms.is_empty() && terms.iter().all(|t| t.matches(pod, ns))
 }
 
 impl PreFilterState {
@@ -109,19 +138,19 @@ impl PreFilterState {
     fn update(&mut self, other: &PodInfo, node: &NodeInfo, by: i64) {
         if let Some(o) = &other.affinity {
             for t in &o.required_anti_affinity {
-                if t.matches(&self.pod) {
-                    bump(&mut self.existing_anti_affinity, node, &t.topology_key, by);
+                if t.matches(&self.pod, &self.namespaces) {
+                    self.existing_anti_affinity.bump(node, &t.topology_key, by);
                 }
             }
         }
-        if matches_all(&self.terms.required_affinity, &other.pod) {
+        if matches_all(&self.terms.required_affinity, &other.pod, &self.namespaces) {
             for t in &self.terms.required_affinity {
-                bump(&mut self.affinity, node, &t.topology_key, by);
+                self.affinity.bump(node, &t.topology_key, by);
             }
         }
         for t in &self.terms.required_anti_affinity {
-            if t.matches(&other.pod) {
-                bump(&mut self.anti_affinity, node, &t.topology_key, by);
+            if t.matches(&other.pod, &self.namespaces) {
+                self.anti_affinity.bump(node, &t.topology_key, by);
             }
         }
     }
@@ -131,13 +160,7 @@ impl PreFilterState {
         for t in &self.terms.required_affinity {
             match node.labels().and_then(|l| l.get(&t.topology_key)) {
                 Some(v) => {
-                    if self
-                        .affinity
-                        .get(&(t.topology_key.clone(), v.clone()))
-                        .copied()
-                        .unwrap_or(0)
-                        <= 0
-                    {
+                    if self.affinity.get(&t.topology_key, v) <= 0 {
                         pods_exist = false;
                     }
                 }
@@ -148,7 +171,8 @@ impl PreFilterState {
         // The first pod of a group with affinity to itself: no pod anywhere matches, but the
         // pod matches its own terms, so it may go to any node with the topology labels.
         pods_exist
-            || (self.affinity.is_empty() && matches_all(&self.terms.required_affinity, &self.pod))
+            || (self.affinity.is_empty()
+                && matches_all(&self.terms.required_affinity, &self.pod, &self.namespaces))
     }
 
     fn satisfies_anti_affinity(&self, node: &NodeInfo) -> bool {
@@ -158,11 +182,7 @@ impl PreFilterState {
         !self.terms.required_anti_affinity.iter().any(|t| {
             node.labels()
                 .and_then(|l| l.get(&t.topology_key))
-                .is_some_and(|v| {
-                    self.anti_affinity
-                        .get(&(t.topology_key.clone(), v.clone()))
-                        .is_some_and(|n| *n > 0)
-                })
+                .is_some_and(|v| self.anti_affinity.get(&t.topology_key, v) > 0)
         })
     }
 
@@ -170,11 +190,11 @@ impl PreFilterState {
         if self.existing_anti_affinity.is_empty() {
             return true;
         }
-        !node.labels().into_iter().flatten().any(|(k, v)| {
-            self.existing_anti_affinity
-                .get(&(k.clone(), v.clone()))
-                .is_some_and(|n| *n > 0)
-        })
+        !node
+            .labels()
+            .into_iter()
+            .flatten()
+            .any(|(k, v)| self.existing_anti_affinity.get(k, v) > 0)
     }
 }
 
@@ -185,8 +205,15 @@ struct PreScoreState {
 }
 
 impl PreScoreState {
-    fn add(&mut self, term: &AffinityTerm, weight: i64, pod: &Pod, node: &NodeInfo) {
-        if term.matches(pod)
+    fn add(
+        &mut self,
+        term: &AffinityTerm,
+        weight: i64,
+        pod: &Pod,
+        node: &NodeInfo,
+        ns: &NamespaceLabels,
+    ) {
+        if term.matches(pod, ns)
             && let Some(v) = node.labels().and_then(|l| l.get(&term.topology_key))
         {
             *self
@@ -210,11 +237,12 @@ impl Plugin for InterPodAffinity {
     fn pre_filter(&self, state: &mut CycleState, pod: &PodInfo, nodes: &[&NodeInfo]) -> Status {
         let terms = pod.affinity.clone().unwrap_or_else(|| NO_TERMS.clone());
         let mut s = PreFilterState {
-            existing_anti_affinity: Counts::new(),
-            affinity: Counts::new(),
-            anti_affinity: Counts::new(),
+            existing_anti_affinity: Counts::default(),
+            affinity: Counts::default(),
+            anti_affinity: Counts::default(),
             terms,
             pod: pod.pod.clone(),
+            namespaces: NamespaceLabels::of(state),
         };
         let incoming =
             !s.terms.required_affinity.is_empty() || !s.terms.required_anti_affinity.is_empty();
@@ -223,22 +251,22 @@ impl Plugin for InterPodAffinity {
                 for other in node.pods.values() {
                     let Some(o) = &other.affinity else { continue };
                     for t in &o.required_anti_affinity {
-                        if t.matches(&pod.pod) {
-                            bump(&mut s.existing_anti_affinity, node, &t.topology_key, 1);
+                        if t.matches(&pod.pod, &s.namespaces) {
+                            s.existing_anti_affinity.bump(node, &t.topology_key, 1);
                         }
                     }
                 }
             }
             if incoming {
                 for other in node.pods.values() {
-                    if matches_all(&s.terms.required_affinity, &other.pod) {
+                    if matches_all(&s.terms.required_affinity, &other.pod, &s.namespaces) {
                         for t in &s.terms.required_affinity {
-                            bump(&mut s.affinity, node, &t.topology_key, 1);
+                            s.affinity.bump(node, &t.topology_key, 1);
                         }
                     }
                     for t in &s.terms.required_anti_affinity {
-                        if t.matches(&other.pod) {
-                            bump(&mut s.anti_affinity, node, &t.topology_key, 1);
+                        if t.matches(&other.pod, &s.namespaces) {
+                            s.anti_affinity.bump(node, &t.topology_key, 1);
                         }
                     }
                 }
@@ -296,6 +324,7 @@ impl Plugin for InterPodAffinity {
         if self.ignore_preferred_terms_of_existing_pods && !has_constraints {
             return;
         }
+        let ns = NamespaceLabels::of(state);
         let mut s = PreScoreState::default();
         for node in all {
             // Unless the pod has preferred terms, only pods with affinity matter.
@@ -310,22 +339,22 @@ impl Plugin for InterPodAffinity {
                     continue;
                 }
                 for w in &terms.preferred_affinity {
-                    s.add(&w.term, w.weight, &other.pod, node);
+                    s.add(&w.term, w.weight, &other.pod, node, &ns);
                 }
                 for w in &terms.preferred_anti_affinity {
-                    s.add(&w.term, -w.weight, &other.pod, node);
+                    s.add(&w.term, -w.weight, &other.pod, node, &ns);
                 }
                 let Some(o) = &other.affinity else { continue };
                 if self.hard_pod_affinity_weight > 0 {
                     for t in &o.required_affinity {
-                        s.add(t, self.hard_pod_affinity_weight, &pod.pod, node);
+                        s.add(t, self.hard_pod_affinity_weight, &pod.pod, node, &ns);
                     }
                 }
                 for w in &o.preferred_affinity {
-                    s.add(&w.term, w.weight, &pod.pod, node);
+                    s.add(&w.term, w.weight, &pod.pod, node, &ns);
                 }
                 for w in &o.preferred_anti_affinity {
-                    s.add(&w.term, -w.weight, &pod.pod, node);
+                    s.add(&w.term, -w.weight, &pod.pod, node, &ns);
                 }
             }
         }
@@ -596,6 +625,38 @@ mod tests {
                 "{t}"
             );
         }
+    }
+
+    #[test]
+    fn namespace_selectors_see_the_namespaces_labels() {
+        let db_other = pod_with("db", "other", json!({"app": "db"}), json!(null));
+        let web = pod_with(
+            "web",
+            "default",
+            json!({"app": "web"}),
+            json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "zone",
+                 "namespaceSelector": {"matchLabels": {"team": "data"}}}]}}),
+        );
+        let nodes = cluster(&[("a", db_other)]);
+        let refs: Vec<&NodeInfo> = nodes.iter().collect();
+        let p = InterPodAffinity::default();
+        let run = |team: &str| {
+            let mut state = CycleState::default();
+            let labels = HashMap::from([(
+                "other".to_string(),
+                std::collections::BTreeMap::from([("team".to_string(), team.to_string())]),
+            )]);
+            state.write(NamespaceLabels::KEY, NamespaceLabels(Arc::new(labels)));
+            assert!(p.pre_filter(&mut state, &web, &refs).is_success());
+            nodes
+                .iter()
+                .filter(|n| p.filter(&state, &web, n).is_success())
+                .map(|n| n.name().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run("data"), ["c", "d"]);
+        assert_eq!(run("web"), ["a", "b", "c", "d"]);
     }
 
     #[test]
