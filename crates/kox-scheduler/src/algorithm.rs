@@ -10,8 +10,8 @@ use rand::Rng;
 use crate::cache::Cache;
 use crate::cycle_state::CycleState;
 use crate::framework::{
-    NamespaceLabels, NodeInfo, Nomination, PodInfo, PostFilterContext, PostFilterOutcome, Status,
-    Weighted,
+    NamespaceLabels, NodeInfo, Nomination, PodInfo, PostFilterContext, PostFilterOutcome,
+    SharedWorkloads, Status, Weighted,
 };
 use crate::profile::Profile;
 
@@ -181,6 +181,7 @@ pub fn schedule_with_state(
         return (Outcome::NoNodes, state);
     }
     state.write(NamespaceLabels::KEY, cache.namespace_labels());
+    state.write(SharedWorkloads::KEY, cache.workloads());
     let pre = run_pre_filters(plugins, &mut state, pod, &nodes);
     let mut statuses: BTreeMap<String, Status> = BTreeMap::new();
     let mut feasible: Vec<&NodeInfo> = Vec::new();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 
-use crate::framework::{NamespaceLabels, NodeInfo, PodInfo};
+use crate::framework::{NamespaceLabels, NodeInfo, PodInfo, SharedWorkloads, Workloads};
 
 /// Nodes with their pods, plus which pods are assumed.
 #[derive(Default)]
@@ -24,6 +24,8 @@ pub struct Cache {
     nominated_node: HashMap<String, String>,
     /// The labels of each namespace, for inter-pod affinity's namespace selectors.
     namespaces: NamespaceLabels,
+    /// Services' and workload controllers' selectors, for default spread constraints.
+    workloads: SharedWorkloads,
 }
 
 /// Whether an update of a node can make a pending pod fit (upstream's node-update event
@@ -91,6 +93,16 @@ impl Cache {
         self.namespaces.clone()
     }
 
+    /// The Services' and workload controllers' selectors, for updating.
+    pub fn workloads_mut(&mut self) -> &mut Workloads {
+        Arc::make_mut(&mut self.workloads.0)
+    }
+
+    /// The Services' and workload controllers' selectors, shared (cheap to clone).
+    pub fn workloads(&self) -> SharedWorkloads {
+        self.workloads.clone()
+    }
+
     /// Names of the nodes known.
     pub fn node_names(&self) -> Vec<String> {
         self.nodes
@@ -137,6 +149,22 @@ impl Cache {
     /// The pods nominated to `node`.
     pub fn nominated(&self, node: &str) -> &[PodInfo] {
         self.nominated.get(node).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Whether a bound pod is news to pods waiting on inter-pod affinity or spreading (upstream's
+    /// AssignedPodAdd/Update): it is not counted yet, only assumed, or its labels changed.
+    pub fn is_placement_news(&self, pod: &Pod) -> bool {
+        let key = crate::framework::pod_key(pod);
+        if self.assumed.contains(&key) {
+            return true;
+        }
+        let Some(node) = self.pod_nodes.get(&key) else {
+            return true;
+        };
+        self.nodes
+            .get(node)
+            .and_then(|n| n.pods.get(&key))
+            .is_none_or(|p| p.pod.metadata.labels != pod.metadata.labels)
     }
 
     /// Counts a pod on `node`; confirms it if it was assumed.

@@ -197,6 +197,97 @@ impl NamespaceLabels {
     }
 }
 
+/// The selectors of the Services, ReplicationControllers, ReplicaSets and StatefulSets the
+/// scheduler watches, by `namespace/name`, for PodTopologySpread's default constraints
+/// (upstream's `helper.DefaultSelector`).
+#[derive(Clone, Debug, Default)]
+pub struct Workloads {
+    /// Services' `spec.selector` (`None`: a Service without selector, which selects nothing).
+    pub services: HashMap<String, Option<BTreeMap<String, String>>>,
+    /// ReplicationControllers' `spec.selector`.
+    pub replication_controllers: HashMap<String, BTreeMap<String, String>>,
+    /// ReplicaSets' `spec.selector`, compiled.
+    pub replica_sets: HashMap<String, Selector>,
+    /// StatefulSets' `spec.selector`, compiled.
+    pub stateful_sets: HashMap<String, Selector>,
+}
+
+impl Workloads {
+    /// The key of an object in the maps.
+    pub fn key(ns: &str, name: &str) -> String {
+        format!("{ns}/{name}")
+    }
+
+    /// Upstream's `DefaultSelector`: the union of the selectors of the Services selecting the
+    /// pod and of its controlling ReplicationController, ReplicaSet or StatefulSet; empty
+    /// when there are none.
+    pub fn default_selector(&self, pod: &Pod) -> Selector {
+        let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let labels = labels_of(pod);
+        let prefix = format!("{ns}/");
+        let mut set: BTreeMap<String, String> = BTreeMap::new();
+        for (key, sel) in &self.services {
+            if let Some(sel) = sel
+                && key.starts_with(&prefix)
+                && sel.iter().all(|(k, v)| labels.get(k) == Some(v))
+            {
+                set.extend(sel.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
+        let owner = pod
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|r| r.controller == Some(true));
+        let Some(owner) = owner else {
+            return Selector::from_set(&set);
+        };
+        let key = Workloads::key(ns, &owner.name);
+        let group = owner.api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        match (group, owner.kind.as_str()) {
+            ("", "ReplicationController") => {
+                if let Some(sel) = self.replication_controllers.get(&key) {
+                    set.extend(sel.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
+                Selector::from_set(&set)
+            }
+            ("apps", "ReplicaSet") | ("apps", "StatefulSet") => {
+                let map = if owner.kind == "ReplicaSet" {
+                    &self.replica_sets
+                } else {
+                    &self.stateful_sets
+                };
+                let mut selector = Selector::from_set(&set);
+                if let Some(other) = map.get(&key).filter(|o| !o.matches_nothing()) {
+                    for r in other.requirements() {
+                        selector = selector.with_requirement(r.clone());
+                    }
+                }
+                selector
+            }
+            _ => Selector::from_set(&set),
+        }
+    }
+}
+
+/// The [`Workloads`] snapshot of an attempt, under [`SharedWorkloads::KEY`] in its cycle state.
+#[derive(Clone, Debug, Default)]
+pub struct SharedWorkloads(pub Arc<Workloads>);
+
+impl SharedWorkloads {
+    /// The cycle-state key.
+    pub const KEY: &'static str = "Workloads";
+
+    /// The snapshot of the attempt (empty when none was written).
+    pub fn of(state: &CycleState) -> SharedWorkloads {
+        state
+            .read::<SharedWorkloads>(Self::KEY)
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
 /// A pod's labels (empty when it has none).
 pub fn labels_of(pod: &Pod) -> &BTreeMap<String, String> {
     static EMPTY: BTreeMap<String, String> = BTreeMap::new();
@@ -227,7 +318,7 @@ pub struct PodAffinityTerms {
 
 impl PodAffinityTerms {
     /// Compiles a pod's terms; `None` without pod affinity or anti-affinity.
-    fn of(pod: &Pod) -> Option<Arc<Self>> {
+    pub fn of(pod: &Pod) -> Option<Arc<Self>> {
         let affinity = pod.spec.as_ref()?.affinity.as_ref()?;
         if affinity.pod_affinity.is_none() && affinity.pod_anti_affinity.is_none() {
             return None;

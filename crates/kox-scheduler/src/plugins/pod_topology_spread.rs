@@ -6,9 +6,11 @@
 //! `nodeAffinityPolicy` / `nodeTaintsPolicy` decide which nodes' domains count, and
 //! `matchLabelKeys` narrow the selector to the pod's own label values.
 //!
-//! Cluster-level default constraints (upstream's `defaultingType: System`) need the Services,
-//! ReplicaSets, ReplicationControllers and StatefulSets selecting a pod, which the scheduler
-//! does not watch; kox therefore applies none (as `defaultingType: List` with an empty list).
+//! Pods without constraints of their own get the profile's default constraints (upstream's
+//! `defaultingType: System`: hostname maxSkew 3 and zone maxSkew 5, both `ScheduleAnyway`),
+//! selecting the pods the same Services and controlling ReplicationController, ReplicaSet or
+//! StatefulSet select (upstream's `DefaultSelector`, from the cache's [`crate::framework::Workloads`]); pods that
+//! nothing selects get none.
 //! Pods without constraints cost nothing here.
 
 use std::collections::{HashMap, HashSet};
@@ -16,11 +18,14 @@ use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use k8s_openapi::api::core::v1::{Pod, TopologySpreadConstraint};
+
 use kox_api::label_selector::{Operator, Requirement, Selector};
 use serde_json::Value;
 
 use crate::cycle_state::CycleState;
-use crate::framework::{MAX_NODE_SCORE, NodeInfo, Plugin, PodInfo, Status, labels_of};
+use crate::framework::{
+    MAX_NODE_SCORE, NodeInfo, Plugin, PodInfo, SharedWorkloads, Status, labels_of,
+};
 use crate::plugins::node_affinity::required_matches;
 use crate::plugins::taint_toleration::tolerates;
 
@@ -35,33 +40,117 @@ const PRE_SCORE_KEY: &str = "PreScorePodTopologySpread";
 const HOSTNAME: &str = "kubernetes.io/hostname";
 
 /// The PodTopologySpread filter and score with its `PodTopologySpreadArgs`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PodTopologySpread;
+#[derive(Clone, Debug, PartialEq)]
+pub struct PodTopologySpread {
+    /// Constraints for pods without their own (`defaultConstraints`, or the system ones).
+    pub defaults: Vec<TopologySpreadConstraint>,
+    /// Whether the defaults are upstream's system defaults (`defaultingType: System`): then
+    /// nodes missing a zone label still score by hostname spreading.
+    pub system_defaulted: bool,
+}
+
+/// Upstream's `systemDefaultConstraints`.
+fn system_defaults() -> Vec<TopologySpreadConstraint> {
+    [(HOSTNAME, 3), ("topology.kubernetes.io/zone", 5)]
+        .into_iter()
+        .map(|(key, skew)| TopologySpreadConstraint {
+            max_skew: skew,
+            topology_key: key.to_string(),
+            when_unsatisfiable: "ScheduleAnyway".to_string(),
+            ..TopologySpreadConstraint::default()
+        })
+        .collect()
+}
+
+impl Default for PodTopologySpread {
+    fn default() -> Self {
+        PodTopologySpread {
+            defaults: system_defaults(),
+            system_defaulted: true,
+        }
+    }
+}
 
 impl PodTopologySpread {
-    /// From `PodTopologySpreadArgs`: `defaultingType` is `System` or `List`; `List`
-    /// constraints are accepted, but (like `System`'s) they apply only to pods selected by a
-    /// Service or workload controller, which the scheduler does not watch.
+    /// From `PodTopologySpreadArgs`: `defaultingType` `System` (the default) or `List` with
+    /// `defaultConstraints` (which may not have a label selector).
     pub fn from_args(args: Option<&Value>) -> Result<Self> {
         let defaulting = args
             .and_then(|a| a.get("defaultingType"))
             .and_then(Value::as_str)
             .unwrap_or("System");
-        let has_defaults = args
+        let defaults: Vec<TopologySpreadConstraint> = match args
             .and_then(|a| a.get("defaultConstraints"))
-            .and_then(Value::as_array)
-            .is_some_and(|c| !c.is_empty());
+            .filter(|v| !v.is_null())
+        {
+            Some(v) => serde_json::from_value(v.clone())
+                .map_err(|e| anyhow::anyhow!("PodTopologySpread: defaultConstraints: {e}"))?,
+            None => Vec::new(),
+        };
+        for (i, c) in defaults.iter().enumerate() {
+            if c.label_selector.is_some() {
+                bail!(
+                    "PodTopologySpread: defaultConstraints[{i}].labelSelector: Forbidden: constraint must not define a selector, as they deduced for each pod"
+                );
+            }
+            if c.max_skew <= 0 {
+                bail!(
+                    "PodTopologySpread: defaultConstraints[{i}].maxSkew: Invalid value: {}: must be greater than zero",
+                    c.max_skew
+                );
+            }
+        }
         match defaulting {
-            "List" => {}
-            "System" if has_defaults => bail!(
+            "List" => Ok(PodTopologySpread {
+                defaults,
+                system_defaulted: false,
+            }),
+            "System" if !defaults.is_empty() => bail!(
                 "PodTopologySpread: defaultConstraints: Invalid value: \"...\": should be empty for \"System\" defaulting type"
             ),
-            "System" => {}
+            "System" => Ok(PodTopologySpread::default()),
             other => bail!(
                 "PodTopologySpread: defaultingType: Unsupported value: \"{other}\": supported values: \"List\", \"System\""
             ),
         }
-        Ok(PodTopologySpread)
+    }
+
+    /// The constraints with `whenUnsatisfiable: action` that apply to the pod: its own, or
+    /// the defaults with the selector its Services and controller give it (none when that
+    /// selector is empty).
+    fn constraints_for(&self, pod: &Pod, action: &str, state: &CycleState) -> Vec<Constraint> {
+        let own = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.topology_spread_constraints.as_deref())
+            .unwrap_or(&[]);
+        if !own.is_empty() {
+            return compile(own, pod, action);
+        }
+        if !self.defaults.iter().any(|c| c.when_unsatisfiable == action) {
+            return Vec::new();
+        }
+        let workloads = SharedWorkloads::of(state);
+        let selector = workloads.0.default_selector(pod);
+        if selector.is_empty() {
+            return Vec::new();
+        }
+        let mut cs = compile(&self.defaults, pod, action);
+        for c in &mut cs {
+            c.selector = selector.clone();
+        }
+        cs
+    }
+
+    /// Whether scoring ignores nodes missing a topology key (always, except for the system
+    /// defaults, so nodes without zones still spread by hostname).
+    fn require_all_topologies(&self, pod: &Pod) -> bool {
+        !self.system_defaulted
+            || pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.topology_spread_constraints.as_ref())
+                .is_some_and(|c| !c.is_empty())
     }
 }
 
@@ -102,15 +191,27 @@ impl Constraint {
     }
 }
 
-/// The pod's constraints with `whenUnsatisfiable: action`.
-fn constraints(pod: &Pod, action: &str) -> Vec<Constraint> {
-    let Some(list) = pod
+/// Upstream's queueing hint for a pod newly placed on a node: it may let an unschedulable
+/// pod fit only if it is in that pod's namespace and one of its `DoNotSchedule` constraints
+/// selects it (a domain's count rises, and with it perhaps the minimum).
+pub fn placed_pod_may_help(waiting: &Pod, placed: &Pod) -> bool {
+    let Some(own) = waiting
         .spec
         .as_ref()
-        .and_then(|s| s.topology_spread_constraints.as_ref())
+        .and_then(|s| s.topology_spread_constraints.as_deref())
+        .filter(|c| !c.is_empty())
     else {
-        return Vec::new();
+        return false;
     };
+    waiting.metadata.namespace == placed.metadata.namespace
+        && compile(own, waiting, "DoNotSchedule")
+            .iter()
+            .any(|c| c.selector.matches(labels_of(placed)))
+}
+
+/// Compiles the constraints with `whenUnsatisfiable: action`; `matchLabelKeys` take the
+/// pod's own values.
+fn compile(list: &[TopologySpreadConstraint], pod: &Pod, action: &str) -> Vec<Constraint> {
     let labels = labels_of(pod);
     list.iter()
         .filter(|c| c.when_unsatisfiable == action)
@@ -263,7 +364,7 @@ impl Plugin for PodTopologySpread {
     }
 
     fn pre_filter(&self, state: &mut CycleState, pod: &PodInfo, nodes: &[&NodeInfo]) -> Status {
-        let cs = constraints(&pod.pod, "DoNotSchedule");
+        let cs = self.constraints_for(&pod.pod, "DoNotSchedule", state);
         if cs.is_empty() {
             return Status::success();
         }
@@ -354,14 +455,15 @@ impl Plugin for PodTopologySpread {
         if feasible.is_empty() || all.is_empty() {
             return;
         }
-        let cs = constraints(&pod.pod, "ScheduleAnyway");
+        let cs = self.constraints_for(&pod.pod, "ScheduleAnyway", state);
+        let require_all = self.require_all_topologies(&pod.pod);
         if cs.is_empty() {
             return;
         }
         let mut ignored = HashSet::new();
         let mut counts: Vec<HashMap<String, i64>> = vec![HashMap::new(); cs.len()];
         for node in feasible {
-            if !has_all_keys(node, &cs) {
+            if require_all && !has_all_keys(node, &cs) {
                 ignored.insert(node.name().to_string());
                 continue;
             }
@@ -391,7 +493,7 @@ impl Plugin for PodTopologySpread {
             .collect();
         let ns = pod.namespace();
         for node in all {
-            if !has_all_keys(node, &cs) {
+            if require_all && !has_all_keys(node, &cs) {
                 continue;
             }
             for (i, c) in cs.iter().enumerate() {
@@ -468,9 +570,10 @@ impl Plugin for PodTopologySpread {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::framework::Code;
     use crate::framework::testing::node;
+    use crate::framework::{Code, Workloads};
     use serde_json::json;
+    use std::collections::BTreeMap;
 
     fn pod_with(name: &str, labels: Value, spec: Value) -> PodInfo {
         let mut spec = spec;
@@ -528,13 +631,13 @@ mod tests {
         let refs: Vec<&NodeInfo> = nodes.iter().collect();
         let mut state = CycleState::default();
         assert!(
-            PodTopologySpread
+            PodTopologySpread::default()
                 .pre_filter(&mut state, pod, &refs)
                 .is_success()
         );
         let st = nodes
             .iter()
-            .map(|n| PodTopologySpread.filter(&state, pod, n))
+            .map(|n| PodTopologySpread::default().filter(&state, pod, n))
             .collect();
         (state, st)
     }
@@ -713,18 +816,31 @@ mod tests {
         assert!(!st[0].is_success() && st[2].is_success());
         let victim = nodes[0].pods.values().next().expect("pod").clone();
         let mut dry = state.clone();
-        PodTopologySpread.remove_pod(&mut dry, &pod, &victim, &nodes[0]);
+        PodTopologySpread::default().remove_pod(&mut dry, &pod, &victim, &nodes[0]);
         // a=1 now: every zone fits.
         let fits = |s: &CycleState| -> Vec<bool> {
             nodes[..4]
                 .iter()
-                .map(|n| PodTopologySpread.filter(s, &pod, n).is_success())
+                .map(|n| PodTopologySpread::default().filter(s, &pod, n).is_success())
                 .collect()
         };
         assert_eq!(fits(&dry), [true, true, true, true]);
         assert_eq!(fits(&state), [false, false, true, true]);
-        PodTopologySpread.add_pod(&mut dry, &pod, &victim, &nodes[0]);
+        PodTopologySpread::default().add_pod(&mut dry, &pod, &victim, &nodes[0]);
         assert_eq!(fits(&dry), fits(&state));
+    }
+
+    #[test]
+    fn only_a_placed_pod_its_constraints_select_wakes_a_waiting_pod() {
+        let waiting = pod_with(
+            "new",
+            json!({"app": "web"}),
+            spread("zone", 1, "DoNotSchedule", json!({})),
+        );
+        assert!(placed_pod_may_help(&waiting.pod, &web(1).pod));
+        let api = pod_with("api", json!({"app": "api"}), json!({}));
+        assert!(!placed_pod_may_help(&waiting.pod, &api.pod));
+        assert!(!placed_pod_may_help(&web(2).pod, &web(1).pod));
     }
 
     #[test]
@@ -732,8 +848,8 @@ mod tests {
         let nodes = cluster([1, 0, 0, 0]);
         let refs: Vec<&NodeInfo> = nodes.iter().collect();
         let mut state = CycleState::default();
-        PodTopologySpread.pre_filter(&mut state, &web(0), &refs);
-        PodTopologySpread.pre_score(&mut state, &web(0), &refs, &refs);
+        PodTopologySpread::default().pre_filter(&mut state, &web(0), &refs);
+        PodTopologySpread::default().pre_score(&mut state, &web(0), &refs, &refs);
         assert!(state.read::<PreFilterState>(NAME).is_none());
         assert!(state.read::<PreScoreState>(PRE_SCORE_KEY).is_none());
     }
@@ -741,12 +857,12 @@ mod tests {
     fn scores(pod: &PodInfo, nodes: &[NodeInfo]) -> Vec<i64> {
         let refs: Vec<&NodeInfo> = nodes.iter().collect();
         let mut state = CycleState::default();
-        PodTopologySpread.pre_score(&mut state, pod, &refs, &refs);
+        PodTopologySpread::default().pre_score(&mut state, pod, &refs, &refs);
         let mut s: Vec<i64> = nodes
             .iter()
-            .map(|n| PodTopologySpread.score(&state, pod, n))
+            .map(|n| PodTopologySpread::default().score(&state, pod, n))
             .collect();
-        PodTopologySpread.normalize(&state, &mut s);
+        PodTopologySpread::default().normalize(&state, &mut s);
         s
     }
 
@@ -785,6 +901,90 @@ mod tests {
             scores(&skewed, &cluster([2, 1, 0, 0])),
             [42, 71, 100, 100, 100]
         );
+    }
+
+    #[test]
+    fn system_defaults_spread_pods_their_services_and_controllers_select() {
+        let owned = |labels: Value, kind: &str, api: &str, owner: &str| {
+            let pod: Pod = serde_json::from_value(json!({
+                "metadata": {"name": "new", "namespace": "default", "labels": labels,
+                    "ownerReferences": [{"apiVersion": api, "kind": kind, "name": owner,
+                        "uid": "u", "controller": true}]},
+                "spec": {"containers": []}
+            }))
+            .expect("pod");
+            PodInfo::new(Arc::new(pod))
+        };
+        let rs_selector = |labels: Value| {
+            Selector::from_label_selector(Some(
+                &serde_json::from_value(json!({"matchLabels": labels})).expect("selector"),
+            ))
+            .expect("valid")
+        };
+        let mut w = Workloads::default();
+        w.replica_sets
+            .insert("default/web-rs".into(), rs_selector(json!({"app": "web"})));
+        w.replication_controllers.insert(
+            "default/api-rc".into(),
+            BTreeMap::from([("app".into(), "api".into())]),
+        );
+        w.services.insert(
+            "default/front".into(),
+            Some(BTreeMap::from([("tier".into(), "front".into())])),
+        );
+        w.services.insert("default/headless".into(), None);
+        w.services.insert(
+            "other/front".into(),
+            Some(BTreeMap::from([("zone".into(), "x".into())])),
+        );
+        let shared = SharedWorkloads(Arc::new(w));
+
+        // DefaultSelector: the Services in the pod's namespace selecting it, plus its controller.
+        let sel = |p: &PodInfo| shared.0.default_selector(&p.pod).to_string();
+        let web = owned(
+            json!({"app": "web", "tier": "front"}),
+            "ReplicaSet",
+            "apps/v1",
+            "web-rs",
+        );
+        assert_eq!(sel(&web), "app=web,tier=front");
+        let api = owned(
+            json!({"app": "api"}),
+            "ReplicationController",
+            "v1",
+            "api-rc",
+        );
+        assert_eq!(sel(&api), "app=api");
+        let orphan = pod_with("o", json!({"app": "web"}), json!({}));
+        assert_eq!(sel(&orphan), "");
+
+        // Scoring with the system defaults (hostname maxSkew 3, zone maxSkew 5): these nodes
+        // have no `topology.kubernetes.io/zone` label, yet none is ignored and they spread by
+        // hostname: weight ln(5+2), raw round(n·1.946 + 2) = 6, 4, 2, 2, 2 → 100·(8-s)/6.
+        let nodes = cluster([2, 1, 0, 0]);
+        let refs: Vec<&NodeInfo> = nodes.iter().collect();
+        let pts = PodTopologySpread::default();
+        let run = |pod: &PodInfo| {
+            let mut state = CycleState::default();
+            state.write(SharedWorkloads::KEY, shared.clone());
+            assert!(pts.pre_filter(&mut state, pod, &refs).is_success());
+            assert!(
+                state.read::<PreFilterState>(NAME).is_none(),
+                "no DoNotSchedule defaults"
+            );
+            pts.pre_score(&mut state, pod, &refs, &refs);
+            let mut s: Vec<i64> = nodes.iter().map(|n| pts.score(&state, pod, n)).collect();
+            pts.normalize(&state, &mut s);
+            s
+        };
+        let web_pod = owned(json!({"app": "web"}), "ReplicaSet", "apps/v1", "web-rs");
+        assert_eq!(run(&web_pod), [33, 66, 100, 100, 100]);
+        // Nothing selects the orphan: no default constraints, no opinion.
+        assert_eq!(run(&orphan), [0, 0, 0, 0, 0]);
+        // `List` defaulting with no constraints applies none.
+        let none =
+            PodTopologySpread::from_args(Some(&json!({"defaultingType": "List"}))).expect("args");
+        assert!(none.defaults.is_empty());
     }
 
     #[test]
