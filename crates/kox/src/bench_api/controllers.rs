@@ -168,6 +168,8 @@ struct Outcome {
     timeline: Vec<Value>,
     loadavg_start: String,
     loadavg_end: String,
+    /// How often the controller manager lost its lease meanwhile (its log says so).
+    lease_losses: usize,
 }
 
 async fn one_run(args: &ControllersArgs) -> Result<Outcome> {
@@ -314,6 +316,10 @@ async fn one_run(args: &ControllersArgs) -> Result<Outcome> {
         timeline,
         loadavg_start,
         loadavg_end: loadavg(),
+        lease_losses: std::fs::read_to_string(tmp.path().join("cm.log"))
+            .unwrap_or_default()
+            .matches("lost the lease")
+            .count(),
     };
     nodes.stop().await?;
     cm.stop().await?;
@@ -363,6 +369,12 @@ pub async fn run(args: ControllersArgs) -> Result<()> {
         format!("{:.1}", x.nodes_cpu),
     ]);
     table.print();
+    if x.lease_losses > 0 {
+        println!(
+            "\nthe controller manager lost its lease {} time(s): a renewal took longer than the renew deadline",
+            x.lease_losses
+        );
+    }
     if !x.completed {
         println!(
             "\nnot finished after {:.0} s: {} created, {} ready, {} available, {} Running",
@@ -409,6 +421,7 @@ pub async fn run(args: ControllersArgs) -> Result<()> {
             },
             "server": { "cpu_seconds": x.server_cpu, "peak_rss_kib": x.server_peak_rss },
             "fake_nodes": { "cpu_seconds": x.nodes_cpu },
+            "lease_losses": x.lease_losses,
             "loadavg_start": x.loadavg_start,
             "loadavg_end": x.loadavg_end,
             "timeline": x.timeline,
