@@ -1,8 +1,9 @@
 //! The cluster's own identities: the scheduler and the controller manager act with their own
 //! client certificates (`system:kube-scheduler`, `system:kube-controller-manager`) and are held
 //! to their RBAC roles; `kox kubeconfig` issues a node credential (`system:node:<name>` in
-//! `system:nodes`) that the real kubectl uses and NodeRestriction confines to its own Node and
-//! pods; certificates carry several groups.
+//! `system:nodes`) that the real kubectl uses, which the Node authorizer and NodeRestriction
+//! confine to its own Node, pods and their secrets; certificates carry several groups; bootstrap
+//! tokens.
 
 mod common;
 
@@ -426,6 +427,60 @@ fn a_node_credential_reaches_only_its_own_node_and_pods() {
         "",
     );
     assert!(stderr(&out).contains("is forbidden"), "{}", stderr(&out));
+
+    // The Node authorizer: the node reads its own Node, its own pods (by field selector) and
+    // only the secrets and config maps its pods use.
+    let out = run(&["get", "nodes"], "");
+    assert!(
+        stderr(&out).contains("node 'node-a' cannot read all nodes, only its own Node object"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["get", "pods"], "");
+    assert!(
+        stderr(&out).contains("can only list/watch pods with spec.nodeName field selector"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(
+        &[
+            "get",
+            "pods",
+            "--field-selector",
+            "spec.nodeName=node-a",
+            "-o",
+            "name",
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "pod/on-node-a");
+    for s in ["for-a", "not-for-a"] {
+        c.ok(&["create", "secret", "generic", s, "--from-literal=k=v"]);
+    }
+    c.ok(&["create", "configmap", "cfg-a", "--from-literal=k=v"]);
+    c.ok_stdin(
+        &["create", "-f", "-"],
+        r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"uses-secret"},
+"spec":{"nodeName":"node-a","containers":[{"name":"c","image":"nginx",
+"env":[{"name":"K","valueFrom":{"secretKeyRef":{"name":"for-a","key":"k"}}}]}],
+"volumes":[{"name":"cfg","configMap":{"name":"cfg-a"}}]}}"#,
+    );
+    // (The authorizer reads pods from the watch cache: the new pod shows within moments.)
+    wait_for(30, "node-a reading its pod's secret", || {
+        let out = run(&["get", "secret", "for-a", "-o", "name"], "");
+        out.status.success().then_some(()).ok_or(stderr(&out))
+    });
+    let out = run(&["get", "configmap", "cfg-a", "-o", "name"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(&["get", "secret", "not-for-a"], "");
+    assert!(
+        stderr(&out).contains("no relationship found between node 'node-a' and this object"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["get", "secrets"], "");
+    assert!(!out.status.success(), "node-a listed every secret");
 }
 
 #[test]
