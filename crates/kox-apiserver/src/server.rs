@@ -64,6 +64,8 @@ pub struct ServerConfig {
     /// How long serving certificates are valid (default 365 days). A third of the way before
     /// expiry (at most 30 days before) a new one is issued and served without a restart.
     pub serving_cert_validity: Duration,
+    /// PodSecurity admission's defaults and exemptions (`--admission-control-config-file`).
+    pub pod_security: crate::admission::pod_security::PodSecurityConfig,
 }
 
 impl Default for ServerConfig {
@@ -81,6 +83,7 @@ impl Default for ServerConfig {
             audit_log_path: None,
             cluster_token: None,
             serving_cert_validity: Duration::from_secs(365 * 24 * 3600),
+            pod_security: Default::default(),
         }
     }
 }
@@ -261,7 +264,9 @@ impl Server {
             store,
             allocators: Arc::new(allocators),
             caches,
-            admission: Arc::new(crate::admission::Chain::standard()),
+            admission: Arc::new(crate::admission::Chain::standard_with(
+                config.pod_security.clone(),
+            )),
         };
         let app = Arc::new(App {
             registry,
@@ -455,6 +460,7 @@ async fn handle(
                 &user_agent,
                 403,
                 "forbid",
+                &[],
             );
         }
         return e.into_response();
@@ -495,6 +501,11 @@ async fn handle(
         .observe(&verb, &resource, resp.status().as_u16(), started.elapsed());
     if let (Some(audit), Some(user)) = (&app.audit, &audit_user) {
         let code = resp.status().as_u16();
+        let annotations = resp
+            .extensions()
+            .get::<crate::audit::Annotations>()
+            .map(|a| a.0.as_slice())
+            .unwrap_or_default();
         audit.record(
             received,
             &uri,
@@ -504,6 +515,7 @@ async fn handle(
             &user_agent,
             code,
             "allow",
+            annotations,
         );
     }
     resp.map(Body::new)
