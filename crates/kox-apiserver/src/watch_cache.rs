@@ -195,6 +195,12 @@ impl WatchCache {
         self.state.lock().generation
     }
 
+    /// The object stored under exactly `key`, as the cache last saw it.
+    pub async fn get(&self, key: &[u8]) -> Option<Arc<Value>> {
+        self.wait_synced().await;
+        self.state.lock().objects.get(key).cloned()
+    }
+
     /// The objects under `prefix` and the cache's revision (a `resourceVersion=0` list).
     pub async fn snapshot(&self, prefix: &[u8]) -> (Vec<Arc<Value>>, i64) {
         self.wait_synced().await;

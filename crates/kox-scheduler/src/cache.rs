@@ -151,6 +151,22 @@ impl Cache {
         self.nominated.get(node).map(Vec::as_slice).unwrap_or(&[])
     }
 
+    /// Whether a bound pod is news to pods waiting on inter-pod affinity or spreading (upstream's
+    /// AssignedPodAdd/Update): it is not counted yet, only assumed, or its labels changed.
+    pub fn is_placement_news(&self, pod: &Pod) -> bool {
+        let key = crate::framework::pod_key(pod);
+        if self.assumed.contains(&key) {
+            return true;
+        }
+        let Some(node) = self.pod_nodes.get(&key) else {
+            return true;
+        };
+        self.nodes
+            .get(node)
+            .and_then(|n| n.pods.get(&key))
+            .is_none_or(|p| p.pod.metadata.labels != pod.metadata.labels)
+    }
+
     /// Counts a pod on `node`; confirms it if it was assumed.
     pub fn add_pod(&mut self, pod: Arc<Pod>, node: &str) {
         let info = PodInfo::new(pod);

@@ -318,7 +318,7 @@ pub struct PodAffinityTerms {
 
 impl PodAffinityTerms {
     /// Compiles a pod's terms; `None` without pod affinity or anti-affinity.
-    fn of(pod: &Pod) -> Option<Arc<Self>> {
+    pub fn of(pod: &Pod) -> Option<Arc<Self>> {
         let affinity = pod.spec.as_ref()?.affinity.as_ref()?;
         if affinity.pod_affinity.is_none() && affinity.pod_anti_affinity.is_none() {
             return None;

@@ -26,6 +26,7 @@ use crate::cache::Cache;
 use crate::config::ProfileConfig;
 use crate::framework::{Nomination, PodInfo, Workloads, pod_key};
 use crate::metrics::Metrics;
+use crate::plugins::{inter_pod_affinity, pod_topology_spread};
 use crate::profile::{DEFAULT_SCHEDULER_NAME, Profile};
 use crate::queue::SchedulingQueue;
 use kox_api::label_selector::Selector;
@@ -134,7 +135,20 @@ impl Shared {
             }
         } else if let Some(node) = node_name(&pod) {
             st.queue.delete(&key);
+            let news = st.cache.is_placement_news(&pod);
             st.cache.add_pod(pod.clone(), node);
+            if news {
+                // Pods waiting for affinity to, or spreading with, such a pod may fit now.
+                let namespaces = st.cache.namespace_labels();
+                let moved = st.queue.move_unschedulable_where(now, |waiting| {
+                    inter_pod_affinity::placed_pod_may_help(waiting, &pod, &namespaces)
+                        || pod_topology_spread::placed_pod_may_help(waiting, &pod)
+                });
+                if moved {
+                    drop(st);
+                    self.wake.notify_one();
+                }
+            }
         } else if st.cache.is_assumed(&key) {
             // An event from before our binding landed; the binding's own event follows.
         } else {
@@ -466,6 +480,10 @@ async fn schedule_loop(
     stop: CancellationToken,
 ) {
     loop {
+        // A busy queue never idles, so look for the stop between attempts too.
+        if stop.is_cancelled() {
+            return;
+        }
         if !*leading.borrow_and_update() {
             tokio::select! {
                 _ = stop.cancelled() => return,

@@ -395,6 +395,34 @@ fn required_pod_anti_affinity_spreads_one_pod_per_node_and_the_extra_one_waits()
             Err(out)
         }
     });
+    // A pod with affinity to a pod that does not exist yet waits, and follows it as soon as
+    // that pod is placed (not at the five-minute flush).
+    let follower = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: follower\nspec:\n  affinity:\n    podAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n      - labelSelector:\n          matchLabels:\n            app: cache\n        topologyKey: kubernetes.io/hostname\n  containers:\n  - name: c\n    image: busybox:1.36\n";
+    c.ok_stdin(&["apply", "-f", "-"], follower);
+    wait_for(30, "the affinity FailedScheduling reason", || {
+        describe_has(
+            &c,
+            "follower",
+            "0/3 nodes are available: 3 node(s) didn't match pod affinity rules. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling..",
+        )
+    });
+    let cache = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: cache\n  labels:\n    app: cache\nspec:\n  containers:\n  - name: c\n    image: busybox:1.36\n";
+    c.ok_stdin(&["apply", "-f", "-"], cache);
+    wait_for(30, "follower next to cache", || {
+        let nodes = c.ok(&[
+            "get",
+            "pods",
+            "cache",
+            "follower",
+            "-o",
+            "jsonpath={.items[*].spec.nodeName}",
+        ]);
+        match nodes.split_once(' ') {
+            Some((a, b)) if !a.is_empty() && a == b => Ok(()),
+            _ => Err(nodes),
+        }
+    });
+
     // The scheduler's identity may watch what its plugins read.
     let log = c.server_log();
     for kind in [

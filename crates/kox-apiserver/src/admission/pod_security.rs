@@ -1094,7 +1094,7 @@ impl Plugin for PodSecurity {
         }
         let nsdef = crate::resources::find("", "v1", "namespaces").expect("served");
         let namespace = match reg
-            .get(ObjectRef {
+            .lister_get(ObjectRef {
                 def: nsdef,
                 namespace: None,
                 name: ns,

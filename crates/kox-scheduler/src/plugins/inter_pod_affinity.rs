@@ -226,6 +226,16 @@ impl PreScoreState {
     }
 }
 
+/// Upstream's queueing hint for a pod newly placed on a node: it may let an unschedulable
+/// pod fit only if it matches one of that pod's required affinity terms.
+pub fn placed_pod_may_help(waiting: &Pod, placed: &Pod, namespaces: &NamespaceLabels) -> bool {
+    PodAffinityTerms::of(waiting).is_some_and(|t| {
+        t.required_affinity
+            .iter()
+            .any(|term| term.matches(placed, namespaces))
+    })
+}
+
 static NO_TERMS: std::sync::LazyLock<Arc<PodAffinityTerms>> =
     std::sync::LazyLock::new(|| Arc::new(PodAffinityTerms::default()));
 
@@ -698,6 +708,40 @@ mod tests {
         assert!(p.filter(&dry, &web, &nodes[2]).is_success());
         p.add_pod(&mut dry, &web, &db, &nodes[2]);
         assert!(!p.filter(&dry, &web, &nodes[2]).is_success());
+    }
+
+    #[test]
+    fn only_a_placed_pod_matching_required_affinity_wakes_a_waiting_pod() {
+        let waiting = pod_with(
+            "web",
+            "default",
+            json!({"app": "web"}),
+            json!({"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term(json!({"app": "db"}), "zone")]},
+                   "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term(json!({"app": "x"}), "zone")]}}),
+        );
+        let ns = NamespaceLabels::default();
+        let placed = |labels: Value, ns_name: &str| pod_with("p", ns_name, labels, json!(null)).pod;
+        assert!(placed_pod_may_help(
+            &waiting.pod,
+            &placed(json!({"app": "db"}), "default"),
+            &ns
+        ));
+        assert!(!placed_pod_may_help(
+            &waiting.pod,
+            &placed(json!({"app": "db"}), "other"),
+            &ns
+        ));
+        assert!(!placed_pod_may_help(
+            &waiting.pod,
+            &placed(json!({"app": "x"}), "default"),
+            &ns
+        ));
+        let plain = pod_with("q", "default", json!({}), json!(null));
+        assert!(!placed_pod_may_help(
+            &plain.pod,
+            &placed(json!({"app": "db"}), "default"),
+            &ns
+        ));
     }
 
     #[test]

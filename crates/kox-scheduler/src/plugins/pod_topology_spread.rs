@@ -191,6 +191,24 @@ impl Constraint {
     }
 }
 
+/// Upstream's queueing hint for a pod newly placed on a node: it may let an unschedulable
+/// pod fit only if it is in that pod's namespace and one of its `DoNotSchedule` constraints
+/// selects it (a domain's count rises, and with it perhaps the minimum).
+pub fn placed_pod_may_help(waiting: &Pod, placed: &Pod) -> bool {
+    let Some(own) = waiting
+        .spec
+        .as_ref()
+        .and_then(|s| s.topology_spread_constraints.as_deref())
+        .filter(|c| !c.is_empty())
+    else {
+        return false;
+    };
+    waiting.metadata.namespace == placed.metadata.namespace
+        && compile(own, waiting, "DoNotSchedule")
+            .iter()
+            .any(|c| c.selector.matches(labels_of(placed)))
+}
+
 /// Compiles the constraints with `whenUnsatisfiable: action`; `matchLabelKeys` take the
 /// pod's own values.
 fn compile(list: &[TopologySpreadConstraint], pod: &Pod, action: &str) -> Vec<Constraint> {
@@ -810,6 +828,19 @@ mod tests {
         assert_eq!(fits(&state), [false, false, true, true]);
         PodTopologySpread::default().add_pod(&mut dry, &pod, &victim, &nodes[0]);
         assert_eq!(fits(&dry), fits(&state));
+    }
+
+    #[test]
+    fn only_a_placed_pod_its_constraints_select_wakes_a_waiting_pod() {
+        let waiting = pod_with(
+            "new",
+            json!({"app": "web"}),
+            spread("zone", 1, "DoNotSchedule", json!({})),
+        );
+        assert!(placed_pod_may_help(&waiting.pod, &web(1).pod));
+        let api = pod_with("api", json!({"app": "api"}), json!({}));
+        assert!(!placed_pod_may_help(&waiting.pod, &api.pod));
+        assert!(!placed_pod_may_help(&web(2).pod, &web(1).pod));
     }
 
     #[test]
