@@ -43,7 +43,7 @@ impl AuditLog {
         Ok(Self { tx })
     }
 
-    /// Records one request at the Metadata level.
+    /// Records one request at the Metadata level, with the admission plugins' `annotations`.
     #[allow(clippy::too_many_arguments)]
     pub fn record(
         &self,
@@ -55,6 +55,7 @@ impl AuditLog {
         user_agent: &str,
         code: u16,
         decision: &str,
+        annotations: &[(String, String)],
     ) {
         let ts = |t: jiff::Timestamp| t.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
         let mut event = json!({
@@ -73,6 +74,9 @@ impl AuditLog {
             "stageTimestamp": ts(jiff::Timestamp::now()),
             "annotations": { "authorization.k8s.io/decision": decision, "authorization.k8s.io/reason": "" },
         });
+        for (k, v) in annotations {
+            event["annotations"][k] = json!(v);
+        }
         if info.is_resource_request {
             let mut obj = json!({ "resource": info.resource, "apiVersion": info.api_version });
             for (k, v) in [
@@ -90,3 +94,7 @@ impl AuditLog {
         let _ = self.tx.send(event);
     }
 }
+
+/// Audit annotations a response carries (in its extensions) from admission to the audit log.
+#[derive(Clone, Debug, Default)]
+pub struct Annotations(pub Vec<(String, String)>);

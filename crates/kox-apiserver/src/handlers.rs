@@ -220,7 +220,12 @@ fn written(req: &Request, w: Written, render: Render, def: &ResourceDef) -> Resp
     } else {
         StatusCode::OK
     };
-    respond(req, code, &render.event_object(def, w.object), &w.warnings)
+    let mut resp = respond(req, code, &render.event_object(def, w.object), &w.warnings);
+    if !w.audit_annotations.is_empty() {
+        resp.extensions_mut()
+            .insert(crate::audit::Annotations(w.audit_annotations));
+    }
+    resp
 }
 
 /// Where a resource request points.

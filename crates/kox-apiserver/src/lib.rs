@@ -20,6 +20,7 @@ pub mod error;
 pub mod handlers;
 pub mod health;
 pub mod list;
+pub mod lister;
 pub mod meta;
 pub mod metrics;
 pub mod openapi;

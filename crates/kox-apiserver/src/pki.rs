@@ -10,6 +10,7 @@ use rcgen::{
     Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use time::{Duration, OffsetDateTime};
+use x509_parser::prelude::{FromDer, X509Certificate};
 
 /// How long the CA is valid.
 const CA_VALIDITY: Duration = Duration::days(3650);
@@ -41,6 +42,16 @@ impl ClusterPki {
     /// Loads the PKI from `data_dir/tls`, creating whatever is missing. The serving certificate
     /// is re-issued (by the same CA) when its names no longer cover `sans`.
     pub fn load_or_create(data_dir: &Path, sans: &[String]) -> Result<Self> {
+        Self::load_or_create_valid_for(data_dir, sans, LEAF_VALIDITY)
+    }
+
+    /// [`Self::load_or_create`] with serving certificates valid for `serving_validity`; one
+    /// with less than a third of that left is issued again.
+    pub fn load_or_create_valid_for(
+        data_dir: &Path,
+        sans: &[String],
+        serving_validity: Duration,
+    ) -> Result<Self> {
         let paths = PkiPaths {
             dir: data_dir.join("tls"),
         };
@@ -71,16 +82,13 @@ impl ClusterPki {
             read_opt(&paths.file("serving.crt"))?,
             read_opt(&paths.file("serving.key"))?,
         ) {
-            (Some(cert), Some(key)) if have_sans.as_deref() == Some(wanted_sans.as_str()) => {
+            (Some(cert), Some(key))
+                if have_sans.as_deref() == Some(wanted_sans.as_str())
+                    && !needs_renewal(&cert, serving_validity) =>
+            {
                 (cert, key)
             }
-            _ => {
-                let (cert, key) = new_leaf(&issuer, "kox-apiserver", &[], sans, true)?;
-                write_secret(&paths.file("serving.key"), &key)?;
-                std::fs::write(paths.file("serving.crt"), &cert)?;
-                std::fs::write(paths.file("serving.sans"), &wanted_sans)?;
-                (cert, key)
-            }
+            _ => issue_serving(data_dir, &issuer, sans, serving_validity)?,
         };
 
         let (admin_cert_pem, admin_key_pem) = match (
@@ -136,18 +144,13 @@ pub fn client_kubeconfig(
     )
 }
 
-/// Issues a client certificate (CN = `user`, O = `groups`) signed by the cluster CA under
-/// `data_dir/tls`; returns the certificate and key PEM. At most one group: the certificate
-/// library keeps one value per subject attribute.
+/// Issues a client certificate (CN = `user`, one O per group) signed by the cluster CA under
+/// `data_dir/tls`; returns the certificate and key PEM.
 pub fn issue_client_certificate(
     data_dir: &Path,
     user: &str,
     groups: &[&str],
 ) -> Result<(String, String)> {
-    anyhow::ensure!(
-        groups.len() <= 1,
-        "a kox-issued certificate names at most one group"
-    );
     let dir = data_dir.join("tls");
     let ca_cert = std::fs::read_to_string(dir.join("ca.crt")).context("reading tls/ca.crt")?;
     let ca_key = std::fs::read_to_string(dir.join("ca.key")).context("reading tls/ca.key")?;
@@ -175,6 +178,135 @@ pub fn issue_client_certificate_by(
     new_leaf(&issuer, user, groups, &[], false)
 }
 
+/// Issues the serving certificate for `sans` and writes it under `data_dir/tls`.
+fn issue_serving(
+    data_dir: &Path,
+    issuer: &Issuer<'_, KeyPair>,
+    sans: &[String],
+    validity: Duration,
+) -> Result<(String, String)> {
+    let dir = data_dir.join("tls");
+    let (cert, key) = new_leaf_valid_for(issuer, "kox-apiserver", &[], sans, true, validity)?;
+    write_secret(&dir.join("serving.key"), &key)?;
+    std::fs::write(dir.join("serving.crt"), &cert)?;
+    std::fs::write(dir.join("serving.sans"), sans.join(","))?;
+    Ok((cert, key))
+}
+
+/// Issues a new serving certificate for `sans` (valid for `validity`) with the CA under
+/// `data_dir/tls`, writes it there and returns it (certificate and key PEM).
+pub fn renew_serving_certificate(
+    data_dir: &Path,
+    sans: &[String],
+    validity: Duration,
+) -> Result<(String, String)> {
+    let dir = data_dir.join("tls");
+    let ca_cert = std::fs::read_to_string(dir.join("ca.crt")).context("reading tls/ca.crt")?;
+    let ca_key = std::fs::read_to_string(dir.join("ca.key")).context("reading tls/ca.key")?;
+    let key = KeyPair::from_pem(&ca_key).context("parsing tls/ca.key")?;
+    let issuer = Issuer::from_ca_cert_pem(&ca_cert, key).context("parsing tls/ca.crt")?;
+    issue_serving(data_dir, &issuer, sans, validity)
+}
+
+/// The Unix time a PEM certificate expires at.
+pub fn not_after(cert_pem: &str) -> Option<i64> {
+    let der = rustls_pemfile::certs(&mut cert_pem.as_bytes())
+        .next()
+        .and_then(Result::ok)?;
+    let (_, cert) = X509Certificate::from_der(&der).ok()?;
+    Some(cert.validity().not_after.timestamp())
+}
+
+/// When a certificate issued for `validity` is renewed: with a third of it (at most 30 days)
+/// left, as upstream's certificate managers renew well before expiry.
+pub fn renew_at(cert_pem: &str, validity: Duration) -> Option<i64> {
+    let third: Duration = validity / 3_i32;
+    let margin = third.min(RENEW_BEFORE);
+    Some(not_after(cert_pem)? - margin.whole_seconds())
+}
+
+/// Whether a certificate issued for `validity` is due for renewal.
+fn needs_renewal(cert_pem: &str, validity: Duration) -> bool {
+    renew_at(cert_pem, validity).is_none_or(|at| at <= OffsetDateTime::now_utc().unix_timestamp())
+}
+
+/// Client certificates issued to the control plane's own components, and the kubeconfig each
+/// finds under the data directory: (file stem under `tls/` and of `<stem>.kubeconfig`, user,
+/// groups). Each user is bound to its upstream role by the default RBAC policy.
+pub const COMPONENTS: &[(&str, &str, &[&str])] = &[
+    ("scheduler", "system:kube-scheduler", &[]),
+    ("controller-manager", "system:kube-controller-manager", &[]),
+];
+
+/// A certificate is issued again when less than this much of its validity is left.
+const RENEW_BEFORE: Duration = Duration::days(30);
+
+/// The client certificate and key `data_dir/tls/<stem>.{crt,key}` for `user` in `groups`,
+/// issued by the cluster CA when missing, naming someone else, or close to expiry.
+pub fn ensure_client_credential(
+    data_dir: &Path,
+    stem: &str,
+    user: &str,
+    groups: &[&str],
+) -> Result<(String, String)> {
+    let dir = data_dir.join("tls");
+    let (cert_path, key_path) = (
+        dir.join(format!("{stem}.crt")),
+        dir.join(format!("{stem}.key")),
+    );
+    if let (Some(cert), Some(key)) = (read_opt(&cert_path)?, read_opt(&key_path)?)
+        && still_good(&cert, user, groups)
+    {
+        return Ok((cert, key));
+    }
+    let (cert, key) = issue_client_certificate(data_dir, user, groups)?;
+    write_secret(&key_path, &key)?;
+    std::fs::write(&cert_path, &cert)
+        .with_context(|| format!("writing {}", cert_path.display()))?;
+    Ok((cert, key))
+}
+
+/// Whether a stored client certificate still names `user` in `groups` and is not about to
+/// expire.
+fn still_good(cert_pem: &str, user: &str, groups: &[&str]) -> bool {
+    let Some(der) = rustls_pemfile::certs(&mut cert_pem.as_bytes())
+        .next()
+        .and_then(Result::ok)
+    else {
+        return false;
+    };
+    let Some(identity) = crate::authn::x509::user_from_der(&der) else {
+        return false;
+    };
+    let Ok((_, cert)) = X509Certificate::from_der(&der) else {
+        return false;
+    };
+    let not_after = cert.validity().not_after.timestamp();
+    let renew_at = (OffsetDateTime::now_utc() + RENEW_BEFORE).unix_timestamp();
+    identity.name == user && identity.groups == groups && not_after > renew_at
+}
+
+/// Writes `DATA_DIR/<stem>.kubeconfig` for each of the control plane's [`COMPONENTS`], with its
+/// own client certificate, against `server`; returns their paths by stem.
+pub fn write_component_kubeconfigs(
+    data_dir: &Path,
+    ca_cert_pem: &str,
+    server: &str,
+) -> Result<Vec<(&'static str, PathBuf)>> {
+    COMPONENTS
+        .iter()
+        .map(|(stem, user, groups)| {
+            let (cert, key) = ensure_client_credential(data_dir, stem, user, groups)?;
+            let path = data_dir.join(format!("{stem}.kubeconfig"));
+            write_secret(
+                &path,
+                &client_kubeconfig(server, ca_cert_pem, user, &cert, &key),
+            )?;
+            Ok((*stem, path))
+        })
+        .collect()
+}
+
 fn new_ca() -> Result<(String, String)> {
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::default();
@@ -199,9 +331,33 @@ fn new_leaf(
     sans: &[String],
     server: bool,
 ) -> Result<(String, String)> {
+    new_leaf_valid_for(
+        issuer,
+        common_name,
+        organizations,
+        sans,
+        server,
+        LEAF_VALIDITY,
+    )
+}
+
+fn new_leaf_valid_for(
+    issuer: &Issuer<'_, KeyPair>,
+    common_name: &str,
+    organizations: &[&str],
+    sans: &[String],
+    server: bool,
+    validity: Duration,
+) -> Result<(String, String)> {
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::default();
-    params.distinguished_name = dn(common_name, organizations);
+    // The certificate library keeps one value per subject attribute: with several groups the
+    // subject is written below, and the certificate signed again.
+    params.distinguished_name = if organizations.len() > 1 {
+        dn(common_name, &[])
+    } else {
+        dn(common_name, organizations)
+    };
     params.subject_alt_names = sans
         .iter()
         .map(|s| match s.parse::<IpAddr>() {
@@ -221,9 +377,138 @@ fn new_leaf(
     params.use_authority_key_identifier_extension = true;
     let now = OffsetDateTime::now_utc();
     params.not_before = now - Duration::hours(1);
-    params.not_after = now + LEAF_VALIDITY;
+    params.not_after = now + validity;
     let cert = params.signed_by(&key, issuer)?;
+    if organizations.len() > 1 {
+        let der = der::with_subject(
+            cert.der(),
+            &der::subject(common_name, organizations),
+            issuer.key(),
+        )?;
+        let pem = pem_encode("CERTIFICATE", &der);
+        return Ok((pem, key.serialize_pem()));
+    }
     Ok((cert.pem(), key.serialize_pem()))
+}
+
+fn pem_encode(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+/// Just enough DER to give a signed certificate another subject (several O values) and sign it
+/// again with the issuer's key.
+mod der {
+    use anyhow::{Context, Result, bail};
+    use rcgen::{KeyPair, SigningKey};
+
+    const SEQUENCE: u8 = 0x30;
+    const SET: u8 = 0x31;
+    const UTF8_STRING: u8 = 0x0c;
+    const OID_COMMON_NAME: &[u8] = &[0x06, 0x03, 0x55, 0x04, 0x03];
+    const OID_ORGANIZATION: &[u8] = &[0x06, 0x03, 0x55, 0x04, 0x0a];
+
+    /// A TLV with a definite length.
+    pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        let n = content.len();
+        if n < 0x80 {
+            out.push(n as u8);
+        } else {
+            let bytes: Vec<u8> = n
+                .to_be_bytes()
+                .into_iter()
+                .skip_while(|b| *b == 0)
+                .collect();
+            out.push(0x80 | bytes.len() as u8);
+            out.extend(bytes);
+        }
+        out.extend_from_slice(content);
+        out
+    }
+
+    /// The first TLV of `b`: (tag, header length, content length).
+    pub fn header(b: &[u8]) -> Result<(u8, usize, usize)> {
+        let (&tag, rest) = b.split_first().context("empty DER")?;
+        let (&first, rest) = rest.split_first().context("truncated DER")?;
+        if first < 0x80 {
+            return Ok((tag, 2, first as usize));
+        }
+        let n = (first & 0x7f) as usize;
+        if n == 0 || n > 4 || rest.len() < n {
+            bail!("unsupported DER length");
+        }
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | *b as usize);
+        Ok((tag, 2 + n, len))
+    }
+
+    /// Splits `b` into its consecutive TLVs (each whole, header included).
+    fn elements(mut b: &[u8]) -> Result<Vec<&[u8]>> {
+        let mut out = Vec::new();
+        while !b.is_empty() {
+            let (_, h, len) = header(b)?;
+            if b.len() < h + len {
+                bail!("truncated DER");
+            }
+            out.push(&b[..h + len]);
+            b = &b[h + len..];
+        }
+        Ok(out)
+    }
+
+    fn content(b: &[u8]) -> Result<&[u8]> {
+        let (_, h, len) = header(b)?;
+        b.get(h..h + len).context("truncated DER")
+    }
+
+    /// A subject: one RDN per organization, then the common name.
+    pub fn subject(common_name: &str, organizations: &[&str]) -> Vec<u8> {
+        let rdn = |oid: &[u8], value: &str| {
+            let mut atv = oid.to_vec();
+            atv.extend(tlv(UTF8_STRING, value.as_bytes()));
+            tlv(SET, &tlv(SEQUENCE, &atv))
+        };
+        let mut rdns = Vec::new();
+        for o in organizations {
+            rdns.extend(rdn(OID_ORGANIZATION, o));
+        }
+        rdns.extend(rdn(OID_COMMON_NAME, common_name));
+        tlv(SEQUENCE, &rdns)
+    }
+
+    /// `cert` with its subject replaced, signed again by `key` (the issuer's, whose algorithm
+    /// the certificate already names).
+    pub fn with_subject(cert: &[u8], subject: &[u8], key: &KeyPair) -> Result<Vec<u8>> {
+        let parts = elements(content(cert)?)?;
+        let [tbs, algorithm, _signature] = parts[..] else {
+            bail!("not a certificate");
+        };
+        let mut fields = elements(content(tbs)?)?;
+        // version [0], serialNumber, signature, issuer, validity, subject, …
+        let explicit_version = fields.first().is_some_and(|f| f[0] == 0xa0);
+        let at = if explicit_version { 5 } else { 4 };
+        if fields.len() <= at {
+            bail!("certificate without a subject");
+        }
+        fields[at] = subject;
+        let tbs = tlv(SEQUENCE, &fields.concat());
+        let signature = key.sign(&tbs).context("signing the certificate")?;
+        let mut bits = vec![0u8];
+        bits.extend(signature);
+        let mut body = tbs;
+        body.extend_from_slice(algorithm);
+        body.extend(tlv(0x03, &bits));
+        Ok(tlv(SEQUENCE, &body))
+    }
 }
 
 fn dn(common_name: &str, organizations: &[&str]) -> DistinguishedName {

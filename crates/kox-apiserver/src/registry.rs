@@ -36,6 +36,9 @@ pub struct WriteOptions<'a> {
 pub struct Written {
     pub object: Value,
     pub warnings: Vec<String>,
+    /// Annotations admission plugins add to the request's audit event
+    /// (e.g. `pod-security.kubernetes.io/audit-violations`).
+    pub audit_annotations: Vec<(String, String)>,
     /// 201 for a create, 200 otherwise.
     pub created: bool,
 }
@@ -278,6 +281,7 @@ impl Registry {
         let mut obj = attrs.object.take().unwrap_or_default();
         let mut warnings = warnings;
         warnings.append(&mut attrs.warnings);
+        let audit_annotations = std::mem::take(&mut attrs.audit_annotations);
         let r = ObjectRef {
             def,
             namespace,
@@ -290,6 +294,7 @@ impl Registry {
             return Ok(Written {
                 object: obj,
                 warnings,
+                audit_annotations,
                 created: true,
             });
         }
@@ -321,6 +326,7 @@ impl Registry {
                 Ok(Written {
                     object: obj,
                     warnings,
+                    audit_annotations,
                     created: true,
                 })
             }
@@ -408,10 +414,12 @@ impl Registry {
             let mut new = attrs.object.take().unwrap_or_default();
             let mut warnings = warnings;
             warnings.append(&mut attrs.warnings);
+            let audit_annotations = std::mem::take(&mut attrs.audit_annotations);
             if strip_rv(&new) == strip_rv(&current) {
                 return Ok(Written {
                     object: current,
                     warnings,
+                    audit_annotations,
                     created: false,
                 });
             }
@@ -419,6 +427,7 @@ impl Registry {
                 return Ok(Written {
                     object: new,
                     warnings,
+                    audit_annotations,
                     created: false,
                 });
             }
@@ -448,6 +457,7 @@ impl Registry {
                         Ok(Written {
                             object: new,
                             warnings,
+                            audit_annotations,
                             created: false,
                         })
                     }
@@ -475,6 +485,7 @@ impl Registry {
                     return Ok(Written {
                         object: new,
                         warnings,
+                        audit_annotations,
                         created: false,
                     });
                 }

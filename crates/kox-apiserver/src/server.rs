@@ -27,7 +27,6 @@ use crate::handlers::{self, MAX_BODY_BYTES, Query};
 use crate::metrics::Metrics;
 use crate::pki::ClusterPki;
 use crate::registry::Registry;
-use crate::user::UserInfo;
 
 /// Bytes an HTTP/2 stream may queue ahead of the socket (see `serve`).
 const WATCH_SEND_BUFFER: usize = 64 * 1024;
@@ -62,6 +61,11 @@ pub struct ServerConfig {
     /// encrypted with the token, so that servers sharing a datastore share them (`None`: each
     /// server keeps its own; right for the embedded store).
     pub cluster_token: Option<String>,
+    /// How long serving certificates are valid (default 365 days). A third of the way before
+    /// expiry (at most 30 days before) a new one is issued and served without a restart.
+    pub serving_cert_validity: Duration,
+    /// PodSecurity admission's defaults and exemptions (`--admission-control-config-file`).
+    pub pod_security: crate::admission::pod_security::PodSecurityConfig,
 }
 
 impl Default for ServerConfig {
@@ -78,6 +82,8 @@ impl Default for ServerConfig {
             token_auth_file: None,
             audit_log_path: None,
             cluster_token: None,
+            serving_cert_validity: Duration::from_secs(365 * 24 * 3600),
+            pod_security: Default::default(),
         }
     }
 }
@@ -130,18 +136,23 @@ const DERIVED_FILES: &[&str] = &[
     "tls/serving.sans",
     "tls/admin.crt",
     "tls/admin.key",
+    "tls/scheduler.crt",
+    "tls/scheduler.key",
+    "tls/controller-manager.crt",
+    "tls/controller-manager.key",
 ];
 
 /// Loads (or creates) the PKI; with a cluster token, the CA is the one every server sharing the
 /// datastore uses.
 async fn load_pki(config: &ServerConfig, sans: &[String], store: &dyn Store) -> Result<ClusterPki> {
     use crate::cluster_secrets::{self, Outcome};
+    let validity = serving_validity(config);
     let Some(token) = &config.cluster_token else {
-        return ClusterPki::load_or_create(&config.data_dir, sans);
+        return ClusterPki::load_or_create_valid_for(&config.data_dir, sans, validity);
     };
     let downloaded =
         cluster_secrets::download(store, &config.data_dir, token, DERIVED_FILES).await?;
-    let pki = ClusterPki::load_or_create(&config.data_dir, sans)?;
+    let pki = ClusterPki::load_or_create_valid_for(&config.data_dir, sans, validity)?;
     cluster_secrets::remember_token(&config.data_dir, token)?;
     if downloaded {
         return Ok(pki);
@@ -149,8 +160,14 @@ async fn load_pki(config: &ServerConfig, sans: &[String], store: &dyn Store) -> 
     match cluster_secrets::upload_or_adopt(store, &config.data_dir, token, DERIVED_FILES).await? {
         Outcome::Uploaded => Ok(pki),
         // Another server stored its secrets first: use those.
-        Outcome::Downloaded => ClusterPki::load_or_create(&config.data_dir, sans),
+        Outcome::Downloaded => {
+            ClusterPki::load_or_create_valid_for(&config.data_dir, sans, validity)
+        }
     }
+}
+
+fn serving_validity(config: &ServerConfig) -> time::Duration {
+    time::Duration::seconds(config.serving_cert_validity.as_secs().max(1) as i64)
 }
 
 /// A server that has bound its port and written its kubeconfig, ready to serve.
@@ -158,8 +175,13 @@ pub struct Server {
     app: Arc<App>,
     listener: tokio::net::TcpListener,
     tls: tokio_rustls::TlsAcceptor,
+    client_certs: Arc<crate::authn::x509::ClientCertPolicy>,
     /// Path of the admin kubeconfig.
     pub kubeconfig: PathBuf,
+    /// Path of the scheduler's kubeconfig (user `system:kube-scheduler`).
+    pub scheduler_kubeconfig: PathBuf,
+    /// Path of the controller manager's kubeconfig (user `system:kube-controller-manager`).
+    pub controller_manager_kubeconfig: PathBuf,
     /// The bound address.
     pub local_addr: SocketAddr,
 }
@@ -208,8 +230,26 @@ impl Server {
             &kubeconfig,
             &pki.admin_kubeconfig(&format!("https://{advertise}")),
         )?;
+        let components = crate::pki::write_component_kubeconfigs(
+            &config.data_dir,
+            &pki.ca_cert_pem,
+            &format!("https://{advertise}"),
+        )?;
+        let component_kubeconfig = |stem: &str| {
+            components
+                .iter()
+                .find(|(s, _)| *s == stem)
+                .map(|(_, p)| p.clone())
+                .unwrap_or_default()
+        };
+        let scheduler_kubeconfig = component_kubeconfig("scheduler");
+        let controller_manager_kubeconfig = component_kubeconfig("controller-manager");
 
-        let tls = tls_acceptor(&pki)?;
+        let serving = Arc::new(ServingCert::new(
+            &pki.serving_cert_pem,
+            &pki.serving_key_pem,
+        )?);
+        let (tls, client_certs) = tls_acceptor(&pki, serving.clone())?;
         let authn = Authenticator {
             token_file: config
                 .token_auth_file
@@ -224,7 +264,9 @@ impl Server {
             store,
             allocators: Arc::new(allocators),
             caches,
-            admission: Arc::new(crate::admission::Chain::standard()),
+            admission: Arc::new(crate::admission::Chain::standard_with(
+                config.pod_security.clone(),
+            )),
         };
         let app = Arc::new(App {
             registry,
@@ -258,12 +300,23 @@ impl Server {
             .await
             .map_err(|e| anyhow::anyhow!("aggregating cluster roles: {}", e.message()))?;
         crate::authz::aggregation::spawn(app.clone());
+        tokio::spawn(renew_serving_certificate(
+            serving,
+            pki.serving_cert_pem.clone(),
+            config.data_dir.clone(),
+            sans,
+            serving_validity(&config),
+            app.shutdown.clone(),
+        ));
         app.bootstrapped.store(true, Ordering::Relaxed);
         Ok(Self {
             app,
             listener,
             tls,
+            client_certs,
             kubeconfig,
+            scheduler_kubeconfig,
+            controller_manager_kubeconfig,
             local_addr,
         })
     }
@@ -285,6 +338,7 @@ impl Server {
             };
             let _ = tcp.set_nodelay(true);
             let tls = self.tls.clone();
+            let client_certs = self.client_certs.clone();
             let app = self.app.clone();
             let watcher = graceful.watcher();
             tokio::spawn(async move {
@@ -293,20 +347,16 @@ impl Server {
                         Ok(Ok(s)) => s,
                         _ => return,
                     };
-                // The chain was verified against the cluster CA during the handshake.
-                let client_cert: Option<Arc<UserInfo>> = stream
-                    .get_ref()
-                    .1
-                    .peer_certificates()
-                    .and_then(|certs| certs.first())
-                    .and_then(|leaf| crate::authn::x509::user_from_der(leaf))
-                    .map(Arc::new);
+                // The chain is verified against the cluster CA here, not in the handshake, so
+                // that another CA's certificate is a 401 as upstream answers.
+                let client_cert =
+                    Arc::new(client_certs.classify(stream.get_ref().1.peer_certificates()));
                 let service = hyper::service::service_fn(move |req| {
                     let app = app.clone();
                     let client_cert = client_cert.clone();
                     async move {
                         Ok::<_, std::convert::Infallible>(
-                            handle(app, client_cert.as_deref(), Some(peer.ip()), req).await,
+                            handle(app, &client_cert, Some(peer.ip()), req).await,
                         )
                     }
                 });
@@ -335,7 +385,7 @@ impl Server {
 
 async fn handle(
     app: Arc<App>,
-    client_cert: Option<&UserInfo>,
+    client_cert: &crate::authn::x509::ClientCert,
     source_ip: Option<IpAddr>,
     req: hyper::Request<Incoming>,
 ) -> Response {
@@ -410,6 +460,7 @@ async fn handle(
                 &user_agent,
                 403,
                 "forbid",
+                &[],
             );
         }
         return e.into_response();
@@ -450,6 +501,11 @@ async fn handle(
         .observe(&verb, &resource, resp.status().as_u16(), started.elapsed());
     if let (Some(audit), Some(user)) = (&app.audit, &audit_user) {
         let code = resp.status().as_u16();
+        let annotations = resp
+            .extensions()
+            .get::<crate::audit::Annotations>()
+            .map(|a| a.0.as_slice())
+            .unwrap_or_default();
         audit.record(
             received,
             &uri,
@@ -459,6 +515,7 @@ async fn handle(
             &user_agent,
             code,
             "allow",
+            annotations,
         );
     }
     resp.map(Body::new)
@@ -479,30 +536,112 @@ fn metric_resource(path: &str) -> String {
     }
 }
 
-fn tls_acceptor(pki: &ClusterPki) -> Result<tokio_rustls::TlsAcceptor> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+/// The serving certificate the TLS acceptor presents, replaced when it is renewed.
+#[derive(Debug)]
+struct ServingCert(std::sync::RwLock<Arc<rustls::sign::CertifiedKey>>);
+
+impl ServingCert {
+    fn new(cert_pem: &str, key_pem: &str) -> Result<Self> {
+        Ok(Self(std::sync::RwLock::new(certified_key(
+            cert_pem, key_pem,
+        )?)))
+    }
+
+    fn replace(&self, cert_pem: &str, key_pem: &str) -> Result<()> {
+        let key = certified_key(cert_pem, key_pem)?;
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = key;
+        Ok(())
+    }
+}
+
+impl rustls::server::ResolvesServerCert for ServingCert {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.read().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+}
+
+fn certified_key(cert_pem: &str, key_pem: &str) -> Result<Arc<rustls::sign::CertifiedKey>> {
     let certs: Vec<_> =
-        rustls_pemfile::certs(&mut pki.serving_cert_pem.as_bytes()).collect::<Result<_, _>>()?;
-    let key = rustls_pemfile::private_key(&mut pki.serving_key_pem.as_bytes())?
-        .context("serving key missing")?;
+        rustls_pemfile::certs(&mut cert_pem.as_bytes()).collect::<Result<_, _>>()?;
+    let key =
+        rustls_pemfile::private_key(&mut key_pem.as_bytes())?.context("serving key missing")?;
+    let provider = rustls::crypto::ring::default_provider();
+    Ok(Arc::new(rustls::sign::CertifiedKey::from_der(
+        certs, key, &provider,
+    )?))
+}
+
+/// Issues a new serving certificate when the current one is due (see
+/// [`crate::pki::renew_at`]) and hands it to the TLS acceptor: new connections get it, no
+/// restart needed. Runs until `stop`.
+async fn renew_serving_certificate(
+    serving: Arc<ServingCert>,
+    mut cert_pem: String,
+    data_dir: PathBuf,
+    sans: Vec<String>,
+    validity: time::Duration,
+    stop: CancellationToken,
+) {
+    loop {
+        let now = jiff::Timestamp::now().as_second();
+        let due = crate::pki::renew_at(&cert_pem, validity).unwrap_or(now);
+        // Wake at the due time, and at least hourly (clocks jump, machines sleep).
+        let wait = Duration::from_secs(due.saturating_sub(now).clamp(0, 3600) as u64);
+        if !wait.is_zero() {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            continue;
+        }
+        let renewed = crate::pki::renew_serving_certificate(&data_dir, &sans, validity)
+            .and_then(|(cert, key)| serving.replace(&cert, &key).map(|()| cert));
+        match renewed {
+            Ok(cert) => {
+                tracing::info!("renewed the serving certificate");
+                cert_pem = cert;
+            }
+            Err(e) => {
+                tracing::error!("renewing the serving certificate: {e:#}");
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+                }
+            }
+        }
+    }
+}
+
+fn tls_acceptor(
+    pki: &ClusterPki,
+    serving: Arc<ServingCert>,
+) -> Result<(
+    tokio_rustls::TlsAcceptor,
+    Arc<crate::authn::x509::ClientCertPolicy>,
+)> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     for ca in rustls_pemfile::certs(&mut pki.ca_cert_pem.as_bytes()) {
         roots.add(ca?)?;
     }
-    // Client certificates are asked for and verified against the cluster CA, but not required:
-    // token and anonymous requests are authenticated later in the pipeline.
+    // Client certificates are asked for but not required (token and anonymous requests are
+    // authenticated later in the pipeline) and checked against the cluster CA per connection.
     let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
         Arc::new(roots),
         provider.clone(),
     )
     .allow_unauthenticated()
     .build()?;
+    let policy = Arc::new(crate::authn::x509::ClientCertPolicy::new(verifier));
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(certs, key)?;
+        .with_client_cert_verifier(policy.clone())
+        .with_cert_resolver(serving);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    Ok((tokio_rustls::TlsAcceptor::from(Arc::new(config)), policy))
 }
 
 fn hostname() -> Result<String> {

@@ -87,6 +87,8 @@ struct State {
     /// Whether the cache has listed and is following the store.
     synced: bool,
     revision: i64,
+    /// Bumped by every change of the objects (not by progress notifications).
+    generation: u64,
     /// Every change after this revision is in `events` (the cache's history window).
     window_start: i64,
     objects: BTreeMap<Vec<u8>, Arc<Value>>,
@@ -186,6 +188,19 @@ impl WatchCache {
         }
     }
 
+    /// A counter that moves whenever the cached objects change (and only then), so data
+    /// derived from them (compiled RBAC) knows when to rebuild.
+    pub async fn generation(&self) -> u64 {
+        self.wait_synced().await;
+        self.state.lock().generation
+    }
+
+    /// The object stored under exactly `key`, as the cache last saw it.
+    pub async fn get(&self, key: &[u8]) -> Option<Arc<Value>> {
+        self.wait_synced().await;
+        self.state.lock().objects.get(key).cloned()
+    }
+
     /// The objects under `prefix` and the cache's revision (a `resourceVersion=0` list).
     pub async fn snapshot(&self, prefix: &[u8]) -> (Vec<Arc<Value>>, i64) {
         self.wait_synced().await;
@@ -231,6 +246,7 @@ impl WatchCache {
                     .filter_map(|kv| decode(kv).ok().map(|v| (kv.key.clone(), Arc::new(v))))
                     .collect();
                 st.revision = listed.revision;
+                st.generation += 1;
                 st.window_start = listed.revision;
                 st.events.clear();
                 st.watchers.clear();
@@ -300,6 +316,7 @@ impl WatchCache {
         };
         let cached = Arc::new(cached);
         st.revision = cached.revision;
+        st.generation += 1;
         if st.events.len() == WINDOW
             && let Some(evicted) = st.events.pop_front()
         {

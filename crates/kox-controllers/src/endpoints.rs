@@ -208,6 +208,15 @@ pub(crate) fn endpoint_labels(svc: &Service) -> BTreeMap<String, String> {
     labels
 }
 
+/// An API error as Go's `err.Error()` prints it in upstream's event messages: the status
+/// message for an API status, else the error itself.
+pub(crate) fn error_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => s.message.clone(),
+        other => other.to_string(),
+    }
+}
+
 #[async_trait::async_trait]
 impl Controller for EndpointsController {
     fn name(&self) -> &'static str {
@@ -228,10 +237,12 @@ impl Controller for EndpointsController {
         pods.synced().await;
         endpoints.synced().await;
         let client = ctx.client.clone();
+        let recorder = ctx.recorder("endpoint-controller");
         // Upstream's --concurrent-endpoint-syncs default.
         queue
             .run_workers(5, stop, move |key| {
                 let client = client.clone();
+                let recorder = recorder.clone();
                 let (services, pods, endpoints) =
                     (services.clone(), pods.clone(), endpoints.clone());
                 async move {
@@ -267,7 +278,17 @@ impl Controller for EndpointsController {
                             let mut new = (*cur).clone();
                             new.subsets = subsets;
                             new.metadata.labels = Some(labels);
-                            api.replace(name, &PostParams::default(), &new).await?;
+                            if let Err(e) = api.replace(name, &PostParams::default(), &new).await {
+                                recorder.warning(
+                                    &new,
+                                    "FailedToUpdateEndpoint",
+                                    &format!(
+                                        "Failed to update endpoint {ns}/{name}: {}",
+                                        error_message(&e)
+                                    ),
+                                );
+                                return Err(e.into());
+                            }
                             Ok(Action::await_change())
                         }
                         None => {
@@ -285,7 +306,17 @@ impl Controller for EndpointsController {
                                 Err(kube::Error::Api(s)) if s.code == 403 => {
                                     Ok(Action::await_change())
                                 }
-                                Err(e) => Err(e.into()),
+                                Err(e) => {
+                                    recorder.warning(
+                                        &new,
+                                        "FailedToCreateEndpoint",
+                                        &format!(
+                                            "Failed to create endpoint for service {ns}/{name}: {}",
+                                            error_message(&e)
+                                        ),
+                                    );
+                                    Err(e.into())
+                                }
                             }
                         }
                     }

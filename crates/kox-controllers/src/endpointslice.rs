@@ -16,8 +16,8 @@ use kube::api::{DeleteParams, PostParams};
 use tokio_util::sync::CancellationToken;
 
 use crate::endpoints::{
-    has_selector, pod_hostname, pod_in_endpoints, pod_ready, pod_ref, selects, target_port,
-    watch_services_and_pods,
+    error_message, has_selector, pod_hostname, pod_in_endpoints, pod_ready, pod_ref, selects,
+    target_port, watch_services_and_pods,
 };
 use crate::informer::split_key;
 use crate::{Action, Context, Controller};
@@ -281,10 +281,12 @@ impl Controller for EndpointSliceController {
         pods.synced().await;
         slices.synced().await;
         let client = ctx.client.clone();
+        let recorder = ctx.recorder("endpoint-slice-controller");
         // Upstream's --concurrent-service-endpoint-syncs default.
         queue
             .run_workers(5, stop, move |key| {
                 let client = client.clone();
+                let recorder = recorder.clone();
                 let (services, pods, slices) = (services.clone(), pods.clone(), slices.clone());
                 async move {
                     let (ns, name) = split_key(&key);
@@ -310,23 +312,58 @@ impl Controller for EndpointSliceController {
                         .collect();
                     let (create, update, delete) = plan(&svc, &pods.list_namespace(ns), &existing);
                     let api: Api<EndpointSlice> = Api::namespaced(client, ns);
-                    for s in update {
-                        let n = s.metadata.name.clone().unwrap_or_default();
-                        api.replace(&n, &PostParams::default(), &s).await?;
-                    }
-                    for s in create {
-                        match api.create(&PostParams::default(), &s).await {
-                            Ok(_) => {}
-                            Err(kube::Error::Api(e)) if e.code == 403 => {}
-                            Err(e) => return Err(e.into()),
+                    let written = async {
+                        for s in update {
+                            let n = s.metadata.name.clone().unwrap_or_default();
+                            if let Err(e) = api.replace(&n, &PostParams::default(), &s).await {
+                                return Err((
+                                    format!(
+                                        "failed to update {n} EndpointSlice for Service {ns}/{name}: {}",
+                                        error_message(&e)
+                                    ),
+                                    e,
+                                ));
+                            }
                         }
-                    }
-                    for n in delete {
-                        match api.delete(&n, &DeleteParams::default()).await {
-                            Ok(_) => {}
-                            Err(kube::Error::Api(e)) if e.code == 404 => {}
-                            Err(e) => return Err(e.into()),
+                        for s in create {
+                            match api.create(&PostParams::default(), &s).await {
+                                Ok(_) => {}
+                                Err(kube::Error::Api(e)) if e.code == 403 => {}
+                                Err(e) => {
+                                    return Err((
+                                        format!(
+                                            "failed to create EndpointSlice for Service {ns}/{name}: {}",
+                                            error_message(&e)
+                                        ),
+                                        e,
+                                    ));
+                                }
+                            }
                         }
+                        for n in delete {
+                            match api.delete(&n, &DeleteParams::default()).await {
+                                Ok(_) => {}
+                                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                                Err(e) => {
+                                    return Err((
+                                        format!(
+                                            "Error deleting {n} EndpointSlice for Service {ns}/{name}: {}",
+                                            error_message(&e)
+                                        ),
+                                        e,
+                                    ));
+                                }
+                            }
+                        }
+                        Ok(())
+                    };
+                    if let Err((msg, e)) = written.await {
+                        recorder.warning(
+                            svc.as_ref(),
+                            "FailedToUpdateEndpointSlices",
+                            &format!("Error updating Endpoint Slices for Service {ns}/{name}: {msg}"),
+                        );
+                        return Err(e.into());
                     }
                     Ok(Action::await_change())
                 }

@@ -17,6 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions};
 use kube::{Api, Client};
@@ -104,6 +105,7 @@ struct Gc {
     /// Every resource discovery listed: `(apiVersion, kind)` → (resource, namespaced).
     kinds: Arc<Mutex<HashMap<KindKey, (ApiResource, bool)>>>,
     queue: WorkQueue,
+    recorder: crate::events::Recorder,
 }
 
 fn resource_id(r: &ApiResource) -> String {
@@ -131,6 +133,7 @@ impl Controller for GarbageCollector {
             watched: Arc::default(),
             kinds: Arc::default(),
             queue: ctx.queue("garbage_collector_attempt_to_delete"),
+            recorder: ctx.recorder("garbage-collector-controller"),
         };
         // Watch everything deletable, then keep watching what discovery adds.
         loop {
@@ -296,7 +299,25 @@ impl Gc {
         let mut dangling = Vec::new();
         let mut waiting = Vec::new();
         for owner in &node.owners {
-            match self.owner_state(owner, node.namespace.as_deref()).await? {
+            let (state, misplaced) = self.owner_state(owner, node.namespace.as_deref()).await?;
+            if misplaced {
+                // Upstream's reportInvalidNamespaceOwnerRef: the owner was seen, in another
+                // namespace than its dependent's; as the reference reads, it does not exist.
+                self.recorder.record(
+                    ObjectReference {
+                        api_version: Some(resource.api_version.clone()),
+                        kind: Some(resource.kind.clone()),
+                        namespace: node.namespace.clone(),
+                        name: Some(node.name.clone()),
+                        uid: Some(uid.to_string()),
+                        ..ObjectReference::default()
+                    },
+                    "Warning",
+                    "OwnerRefInvalidNamespace",
+                    &invalid_namespace_message(owner, node.namespace.as_deref()),
+                );
+            }
+            match state {
                 OwnerState::Solid => solid.push(owner.clone()),
                 OwnerState::Dangling => dangling.push(owner.clone()),
                 OwnerState::WaitingForDependents => waiting.push(owner.clone()),
@@ -369,20 +390,27 @@ impl Gc {
         }
     }
 
+    /// The owner's state, and whether it was seen in another namespace than its dependent's
+    /// (a namespaced owner can only own objects of its own namespace: as referenced, it is
+    /// looked up in the dependent's namespace, where it does not exist).
     async fn owner_state(
         &self,
         owner: &OwnerReference,
         dependent_namespace: Option<&str>,
-    ) -> anyhow::Result<OwnerState> {
+    ) -> anyhow::Result<(OwnerState, bool)> {
         let cached = {
             let graph = self.graph.lock().unwrap_or_else(|e| e.into_inner());
             graph.nodes.get(&owner.uid).cloned()
         };
+        let mut misplaced = false;
         if let Some(node) = cached
             && let Some((_, _, informer)) = self.informer(&node.resource)
             && let Some(obj) = informer.get_in(node.namespace.as_deref(), &node.name)
         {
-            return Ok(state_of(&obj));
+            if node.namespace.is_none() || node.namespace.as_deref() == dependent_namespace {
+                return Ok((state_of(&obj), false));
+            }
+            misplaced = true;
         }
         // Not cached: ask the API server (the owner may be newer than the cache).
         let found = self
@@ -407,11 +435,15 @@ impl Gc {
                 None
             },
         );
+        if namespaced && dependent_namespace.is_none() {
+            // A cluster-scoped dependent cannot be owned by a namespaced object.
+            return Ok((OwnerState::Dangling, misplaced));
+        }
         match api.get_metadata_opt(&owner.name).await? {
             Some(obj) if obj.metadata.uid.as_deref() == Some(owner.uid.as_str()) => {
-                Ok(state_of(&obj))
+                Ok((state_of(&obj), misplaced))
             }
-            _ => Ok(OwnerState::Dangling),
+            _ => Ok((OwnerState::Dangling, misplaced)),
         }
     }
 
@@ -536,6 +568,16 @@ enum OwnerState {
     Solid,
     Dangling,
     WaitingForDependents,
+}
+
+/// The message of upstream's `OwnerRefInvalidNamespace` event: the reference as the
+/// dependent's namespace reads it (upstream's objectReference formatting).
+fn invalid_namespace_message(owner: &OwnerReference, namespace: Option<&str>) -> String {
+    let ns = namespace.unwrap_or("");
+    format!(
+        "ownerRef [{}/{}, namespace: {ns}, name: {}, uid: {}] does not exist in namespace {ns:?}",
+        owner.api_version, owner.kind, owner.name, owner.uid
+    )
 }
 
 fn state_of(owner: &MetadataObject) -> OwnerState {
@@ -687,6 +729,25 @@ mod tests {
         );
         assert_eq!(drain(&q).await, vec!["rs"]);
         assert!(graph.lock().unwrap().dependents_of("rs").is_empty());
+    }
+
+    #[test]
+    fn an_owner_in_another_namespace_is_reported_as_upstream() {
+        let owner = OwnerReference {
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            name: "owner".into(),
+            uid: "u-1".into(),
+            ..OwnerReference::default()
+        };
+        assert_eq!(
+            invalid_namespace_message(&owner, Some("b")),
+            r#"ownerRef [v1/ConfigMap, namespace: b, name: owner, uid: u-1] does not exist in namespace "b""#
+        );
+        assert_eq!(
+            invalid_namespace_message(&owner, None),
+            r#"ownerRef [v1/ConfigMap, namespace: , name: owner, uid: u-1] does not exist in namespace """#
+        );
     }
 
     #[test]

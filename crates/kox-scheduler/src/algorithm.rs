@@ -10,7 +10,8 @@ use rand::Rng;
 use crate::cache::Cache;
 use crate::cycle_state::CycleState;
 use crate::framework::{
-    NodeInfo, Nomination, PodInfo, PostFilterContext, PostFilterOutcome, Status, Weighted,
+    NamespaceLabels, NodeInfo, Nomination, PodInfo, PostFilterContext, PostFilterOutcome,
+    SharedWorkloads, Status, Weighted,
 };
 use crate::profile::Profile;
 
@@ -179,6 +180,8 @@ pub fn schedule_with_state(
     if n == 0 {
         return (Outcome::NoNodes, state);
     }
+    state.write(NamespaceLabels::KEY, cache.namespace_labels());
+    state.write(SharedWorkloads::KEY, cache.workloads());
     let pre = run_pre_filters(plugins, &mut state, pod, &nodes);
     let mut statuses: BTreeMap<String, Status> = BTreeMap::new();
     let mut feasible: Vec<&NodeInfo> = Vec::new();
@@ -451,6 +454,102 @@ mod tests {
                 "unreserve B n",
                 "unreserve A n"
             ]
+        );
+    }
+}
+
+#[cfg(test)]
+mod affinity_tests {
+    use super::*;
+    use crate::framework::PodInfo;
+    use k8s_openapi::api::core::v1::{Node, Pod};
+    use serde_json::{Value, json};
+    use std::sync::Arc;
+
+    fn pod(name: &str, priority: i32, labels: Value, affinity: Value) -> Arc<Pod> {
+        Arc::new(
+            serde_json::from_value(json!({
+                "metadata": {"name": name, "namespace": "default", "labels": labels},
+                "spec": {"priority": priority, "containers": [], "affinity": affinity}
+            }))
+            .expect("pod"),
+        )
+    }
+
+    fn anti(app: &str) -> Value {
+        json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"app": app}}, "topologyKey": "kubernetes.io/hostname"}]}})
+    }
+
+    fn cache(names: &[&str]) -> Cache {
+        let mut c = Cache::default();
+        for name in names {
+            let node: Node = serde_json::from_value(json!({
+                "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+                "status": {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"}}}))
+            .expect("node");
+            c.set_node(node);
+        }
+        c
+    }
+
+    fn run(c: &Cache, p: Arc<Pod>) -> Outcome {
+        schedule(&Profile::default_profile(), c, &PodInfo::new(p), &mut 0)
+    }
+
+    #[test]
+    fn anti_affinity_spreads_pods_one_per_node_then_reports_upstreams_reason() {
+        let mut c = cache(&["n1", "n2"]);
+        for i in 0..2 {
+            let p = pod(&format!("web-{i}"), 0, json!({"app": "web"}), anti("web"));
+            let Outcome::Fits(node) = run(&c, p.clone()) else {
+                panic!("web-{i} should fit");
+            };
+            c.assume(p, &node);
+        }
+        let names: Vec<usize> = c.nodes().map(|n| n.pods.len()).collect();
+        assert_eq!(names, [1, 1]);
+        let Outcome::Unschedulable(err, None) =
+            run(&c, pod("web-2", 0, json!({"app": "web"}), anti("web")))
+        else {
+            panic!("web-2 should not fit");
+        };
+        assert_eq!(
+            err.to_string(),
+            "0/2 nodes are available: 2 node(s) didn't match pod anti-affinity rules. \
+             preemption: 0/2 nodes are available: 2 No preemption victims found for incoming pod.."
+        );
+    }
+
+    #[test]
+    fn preemption_evicts_the_pod_whose_anti_affinity_blocks_a_higher_priority_one() {
+        let mut c = cache(&["n1"]);
+        let low = pod("low", 1, json!({"app": "low"}), anti("web"));
+        c.add_pod(low, "n1");
+        match run(&c, pod("web", 10, json!({"app": "web"}), json!(null))) {
+            Outcome::Unschedulable(err, Some(n)) => {
+                assert_eq!(n.node, "n1");
+                assert_eq!(n.victims[0].metadata.name.as_deref(), Some("low"));
+                assert!(
+                    err.to_string()
+                        .contains("1 node(s) didn't satisfy existing pods anti-affinity rules"),
+                    "{err}"
+                );
+            }
+            other => panic!("expected a nomination, got {other:?}"),
+        }
+        // Required affinity that nothing satisfies cannot be fixed by evicting anyone.
+        let lonely = json!({"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "kubernetes.io/hostname"}]}});
+        let Outcome::Unschedulable(err, None) =
+            run(&c, pod("web", 10, json!({"app": "web"}), lonely))
+        else {
+            panic!("should not fit");
+        };
+        assert_eq!(
+            err.to_string(),
+            "0/1 nodes are available: 1 node(s) didn't match pod affinity rules. \
+             preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.."
         );
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 
-use crate::framework::{NodeInfo, PodInfo};
+use crate::framework::{NamespaceLabels, NodeInfo, PodInfo, SharedWorkloads, Workloads};
 
 /// Nodes with their pods, plus which pods are assumed.
 #[derive(Default)]
@@ -22,6 +22,10 @@ pub struct Cache {
     nominated: HashMap<String, Vec<PodInfo>>,
     /// Pod key → the node it is nominated to.
     nominated_node: HashMap<String, String>,
+    /// The labels of each namespace, for inter-pod affinity's namespace selectors.
+    namespaces: NamespaceLabels,
+    /// Services' and workload controllers' selectors, for default spread constraints.
+    workloads: SharedWorkloads,
 }
 
 /// Whether an update of a node can make a pending pod fit (upstream's node-update event
@@ -61,6 +65,42 @@ impl Cache {
                 info.node = None;
             }
         }
+    }
+
+    /// Records a namespace's labels; returns whether they changed.
+    pub fn set_namespace(&mut self, name: &str, labels: BTreeMap<String, String>) -> bool {
+        if self.namespaces.0.get(name) == Some(&labels) {
+            return false;
+        }
+        Arc::make_mut(&mut self.namespaces.0).insert(name.to_string(), labels);
+        true
+    }
+
+    /// Forgets a namespace.
+    pub fn remove_namespace(&mut self, name: &str) {
+        if self.namespaces.0.contains_key(name) {
+            Arc::make_mut(&mut self.namespaces.0).remove(name);
+        }
+    }
+
+    /// Names of the namespaces known.
+    pub fn namespace_names(&self) -> Vec<String> {
+        self.namespaces.0.keys().cloned().collect()
+    }
+
+    /// The namespaces' labels, shared (cheap to clone).
+    pub fn namespace_labels(&self) -> NamespaceLabels {
+        self.namespaces.clone()
+    }
+
+    /// The Services' and workload controllers' selectors, for updating.
+    pub fn workloads_mut(&mut self) -> &mut Workloads {
+        Arc::make_mut(&mut self.workloads.0)
+    }
+
+    /// The Services' and workload controllers' selectors, shared (cheap to clone).
+    pub fn workloads(&self) -> SharedWorkloads {
+        self.workloads.clone()
     }
 
     /// Names of the nodes known.
@@ -109,6 +149,22 @@ impl Cache {
     /// The pods nominated to `node`.
     pub fn nominated(&self, node: &str) -> &[PodInfo] {
         self.nominated.get(node).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Whether a bound pod is news to pods waiting on inter-pod affinity or spreading (upstream's
+    /// AssignedPodAdd/Update): it is not counted yet, only assumed, or its labels changed.
+    pub fn is_placement_news(&self, pod: &Pod) -> bool {
+        let key = crate::framework::pod_key(pod);
+        if self.assumed.contains(&key) {
+            return true;
+        }
+        let Some(node) = self.pod_nodes.get(&key) else {
+            return true;
+        };
+        self.nodes
+            .get(node)
+            .and_then(|n| n.pods.get(&key))
+            .is_none_or(|p| p.pod.metadata.labels != pod.metadata.labels)
     }
 
     /// Counts a pod on `node`; confirms it if it was assumed.
@@ -218,6 +274,23 @@ mod tests {
         assert!(c.set_node(node("n", json!({}))));
         assert!(!c.set_node(node("n", json!({}))));
         assert!(c.set_node(node("n", json!({"zone": "a"}))));
+    }
+
+    #[test]
+    fn namespace_labels_are_shared_and_report_changes() {
+        let mut c = Cache::default();
+        let team = |t: &str| BTreeMap::from([("team".to_string(), t.to_string())]);
+        assert!(c.set_namespace("ns", team("a")));
+        let before = c.namespace_labels();
+        assert!(!c.set_namespace("ns", team("a")));
+        assert!(c.set_namespace("ns", team("b")));
+        // A snapshot taken earlier keeps what it saw.
+        assert!(before.with("ns", |l| l == &team("a")));
+        assert!(c.namespace_labels().with("ns", |l| l == &team("b")));
+        c.remove_namespace("ns");
+        assert!(c.namespace_labels().with("ns", |l| {
+            l.get("kubernetes.io/metadata.name").map(String::as_str) == Some("ns")
+        }));
     }
 
     #[test]

@@ -8,10 +8,11 @@
 //! - **score** — how good is this feasible node, 0..=100 after the plugin's normalization;
 //!   the framework multiplies by the plugin's weight and sums.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Node, Pod, Taint};
+use k8s_openapi::api::core::v1::{Node, Pod, PodAffinityTerm, Taint, WeightedPodAffinityTerm};
+use kox_api::label_selector::{Operator, Requirement, Selector};
 
 use crate::cycle_state::CycleState;
 use crate::resources::{self, Resources};
@@ -94,6 +95,272 @@ pub struct PodInfo {
     pub non_zero: (i64, i64),
     /// Host ports of its containers.
     pub host_ports: Vec<HostPort>,
+    /// Its inter-pod affinity and anti-affinity terms, compiled; `None` when the pod has
+    /// neither (upstream's `PodInfo.RequiredAffinityTerms` and friends).
+    pub affinity: Option<Arc<PodAffinityTerms>>,
+}
+
+/// The label key every namespace carries with its own name.
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+/// An inter-pod (anti-)affinity term, compiled (upstream's `framework.AffinityTerm`).
+#[derive(Clone, Debug)]
+pub struct AffinityTerm {
+    /// Namespaces listed by the term (the pod's own when it names none and has no selector).
+    pub namespaces: Vec<String>,
+    /// `namespaceSelector` (nil matches nothing, `{}` every namespace).
+    pub namespace_selector: Selector,
+    /// `labelSelector`, with `matchLabelKeys` / `mismatchLabelKeys` merged in.
+    pub selector: Selector,
+    /// The node label whose value is the topology domain.
+    pub topology_key: String,
+}
+
+impl AffinityTerm {
+    fn new(owner: &Pod, term: &PodAffinityTerm) -> Self {
+        let own_ns = owner.metadata.namespace.as_deref().unwrap_or("default");
+        let namespaces = match (&term.namespaces, &term.namespace_selector) {
+            (Some(ns), _) if !ns.is_empty() => ns.clone(),
+            (_, None) => vec![own_ns.to_string()],
+            _ => Vec::new(),
+        };
+        let namespace_selector = Selector::from_label_selector(term.namespace_selector.as_ref())
+            .unwrap_or_else(|_| Selector::nothing());
+        let mut selector = Selector::from_label_selector(term.label_selector.as_ref())
+            .unwrap_or_else(|_| Selector::nothing());
+        // What the API server merges into the selector at creation upstream: `matchLabelKeys`
+        // pin the owner's values, `mismatchLabelKeys` exclude them.
+        if term.label_selector.is_some() {
+            let labels = owner.metadata.labels.as_ref();
+            let keys = [
+                (term.match_label_keys.as_deref(), Operator::In),
+                (term.mismatch_label_keys.as_deref(), Operator::NotIn),
+            ];
+            for (keys, op) in keys {
+                for key in keys.unwrap_or(&[]) {
+                    if let Some(v) = labels.and_then(|l| l.get(key))
+                        && let Ok(r) = Requirement::new(key, op, vec![v.clone()])
+                    {
+                        selector = selector.with_requirement(r);
+                    }
+                }
+            }
+        }
+        AffinityTerm {
+            namespaces,
+            namespace_selector,
+            selector,
+            topology_key: term.topology_key.clone(),
+        }
+    }
+
+    /// Whether `pod` is selected by the term (upstream's `AffinityTerm.Matches`); the
+    /// namespace selector is matched against the labels of the pod's namespace.
+    pub fn matches(&self, pod: &Pod, namespaces: &NamespaceLabels) -> bool {
+        let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let in_namespace = self.namespaces.iter().any(|n| n == ns)
+            || (!self.namespace_selector.matches_nothing()
+                && (self.namespace_selector.is_empty()
+                    || namespaces.with(ns, |l| self.namespace_selector.matches(l))));
+        in_namespace && self.selector.matches(labels_of(pod))
+    }
+}
+
+/// The labels of every namespace the scheduler has seen, shared by all attempts (the cache
+/// replaces the map when a namespace changes). Written into each attempt's [`CycleState`]
+/// under [`NamespaceLabels::KEY`].
+#[derive(Clone, Debug, Default)]
+pub struct NamespaceLabels(pub Arc<HashMap<String, BTreeMap<String, String>>>);
+
+impl NamespaceLabels {
+    /// The cycle-state key.
+    pub const KEY: &'static str = "NamespaceLabels";
+
+    /// The snapshot of the attempt (empty when none was written).
+    pub fn of(state: &CycleState) -> NamespaceLabels {
+        state
+            .read::<NamespaceLabels>(Self::KEY)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Runs `f` with the labels of namespace `ns`; a namespace not seen (yet) has the
+    /// `kubernetes.io/metadata.name` label every namespace carries.
+    pub fn with<T>(&self, ns: &str, f: impl FnOnce(&BTreeMap<String, String>) -> T) -> T {
+        match self.0.get(ns) {
+            Some(labels) => f(labels),
+            None => f(&BTreeMap::from([(
+                NAMESPACE_NAME_LABEL.to_string(),
+                ns.to_string(),
+            )])),
+        }
+    }
+}
+
+/// The selectors of the Services, ReplicationControllers, ReplicaSets and StatefulSets the
+/// scheduler watches, by `namespace/name`, for PodTopologySpread's default constraints
+/// (upstream's `helper.DefaultSelector`).
+#[derive(Clone, Debug, Default)]
+pub struct Workloads {
+    /// Services' `spec.selector` (`None`: a Service without selector, which selects nothing).
+    pub services: HashMap<String, Option<BTreeMap<String, String>>>,
+    /// ReplicationControllers' `spec.selector`.
+    pub replication_controllers: HashMap<String, BTreeMap<String, String>>,
+    /// ReplicaSets' `spec.selector`, compiled.
+    pub replica_sets: HashMap<String, Selector>,
+    /// StatefulSets' `spec.selector`, compiled.
+    pub stateful_sets: HashMap<String, Selector>,
+}
+
+impl Workloads {
+    /// The key of an object in the maps.
+    pub fn key(ns: &str, name: &str) -> String {
+        format!("{ns}/{name}")
+    }
+
+    /// Upstream's `DefaultSelector`: the union of the selectors of the Services selecting the
+    /// pod and of its controlling ReplicationController, ReplicaSet or StatefulSet; empty
+    /// when there are none.
+    pub fn default_selector(&self, pod: &Pod) -> Selector {
+        let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let labels = labels_of(pod);
+        let prefix = format!("{ns}/");
+        let mut set: BTreeMap<String, String> = BTreeMap::new();
+        for (key, sel) in &self.services {
+            if let Some(sel) = sel
+                && key.starts_with(&prefix)
+                && sel.iter().all(|(k, v)| labels.get(k) == Some(v))
+            {
+                set.extend(sel.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
+        let owner = pod
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|r| r.controller == Some(true));
+        let Some(owner) = owner else {
+            return Selector::from_set(&set);
+        };
+        let key = Workloads::key(ns, &owner.name);
+        let group = owner.api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        match (group, owner.kind.as_str()) {
+            ("", "ReplicationController") => {
+                if let Some(sel) = self.replication_controllers.get(&key) {
+                    set.extend(sel.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
+                Selector::from_set(&set)
+            }
+            ("apps", "ReplicaSet") | ("apps", "StatefulSet") => {
+                let map = if owner.kind == "ReplicaSet" {
+                    &self.replica_sets
+                } else {
+                    &self.stateful_sets
+                };
+                let mut selector = Selector::from_set(&set);
+                if let Some(other) = map.get(&key).filter(|o| !o.matches_nothing()) {
+                    for r in other.requirements() {
+                        selector = selector.with_requirement(r.clone());
+                    }
+                }
+                selector
+            }
+            _ => Selector::from_set(&set),
+        }
+    }
+}
+
+/// The [`Workloads`] snapshot of an attempt, under [`SharedWorkloads::KEY`] in its cycle state.
+#[derive(Clone, Debug, Default)]
+pub struct SharedWorkloads(pub Arc<Workloads>);
+
+impl SharedWorkloads {
+    /// The cycle-state key.
+    pub const KEY: &'static str = "Workloads";
+
+    /// The snapshot of the attempt (empty when none was written).
+    pub fn of(state: &CycleState) -> SharedWorkloads {
+        state
+            .read::<SharedWorkloads>(Self::KEY)
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// A pod's labels (empty when it has none).
+pub fn labels_of(pod: &Pod) -> &BTreeMap<String, String> {
+    static EMPTY: BTreeMap<String, String> = BTreeMap::new();
+    pod.metadata.labels.as_ref().unwrap_or(&EMPTY)
+}
+
+/// A preferred affinity term with its weight.
+#[derive(Clone, Debug)]
+pub struct WeightedAffinityTerm {
+    /// The term.
+    pub term: AffinityTerm,
+    /// Its weight (1..=100).
+    pub weight: i64,
+}
+
+/// A pod's compiled inter-pod affinity.
+#[derive(Clone, Debug, Default)]
+pub struct PodAffinityTerms {
+    /// `podAffinity.requiredDuringSchedulingIgnoredDuringExecution`.
+    pub required_affinity: Vec<AffinityTerm>,
+    /// `podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution`.
+    pub required_anti_affinity: Vec<AffinityTerm>,
+    /// `podAffinity.preferredDuringSchedulingIgnoredDuringExecution`.
+    pub preferred_affinity: Vec<WeightedAffinityTerm>,
+    /// `podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution`.
+    pub preferred_anti_affinity: Vec<WeightedAffinityTerm>,
+}
+
+impl PodAffinityTerms {
+    /// Compiles a pod's terms; `None` without pod affinity or anti-affinity.
+    pub fn of(pod: &Pod) -> Option<Arc<Self>> {
+        let affinity = pod.spec.as_ref()?.affinity.as_ref()?;
+        if affinity.pod_affinity.is_none() && affinity.pod_anti_affinity.is_none() {
+            return None;
+        }
+        let required = |terms: Option<&Vec<PodAffinityTerm>>| -> Vec<AffinityTerm> {
+            terms
+                .into_iter()
+                .flatten()
+                .map(|t| AffinityTerm::new(pod, t))
+                .collect()
+        };
+        let preferred = |terms: Option<&Vec<WeightedPodAffinityTerm>>| {
+            terms
+                .into_iter()
+                .flatten()
+                .map(|t| WeightedAffinityTerm {
+                    term: AffinityTerm::new(pod, &t.pod_affinity_term),
+                    weight: i64::from(t.weight),
+                })
+                .collect()
+        };
+        let pa = affinity.pod_affinity.as_ref();
+        let paa = affinity.pod_anti_affinity.as_ref();
+        Some(Arc::new(PodAffinityTerms {
+            required_affinity: required(pa.and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })),
+            required_anti_affinity: required(paa.and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })),
+            preferred_affinity: preferred(pa.and_then(|a| {
+                a.preferred_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })),
+            preferred_anti_affinity: preferred(paa.and_then(|a| {
+                a.preferred_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })),
+        }))
+    }
 }
 
 impl PodInfo {
@@ -117,11 +384,13 @@ impl PodInfo {
                 port: p.host_port.unwrap_or(0),
             })
             .collect();
+        let affinity = PodAffinityTerms::of(&pod);
         PodInfo {
             pod,
             requests,
             non_zero,
             host_ports,
+            affinity,
         }
     }
 
@@ -133,6 +402,18 @@ impl PodInfo {
     /// The pod's `namespace/name`.
     pub fn key(&self) -> String {
         pod_key(&self.pod)
+    }
+
+    /// Whether the pod has required anti-affinity terms.
+    pub fn has_required_anti_affinity(&self) -> bool {
+        self.affinity
+            .as_ref()
+            .is_some_and(|a| !a.required_anti_affinity.is_empty())
+    }
+
+    /// The pod's namespace.
+    pub fn namespace(&self) -> &str {
+        self.pod.metadata.namespace.as_deref().unwrap_or("default")
     }
 }
 
@@ -165,6 +446,11 @@ pub struct NodeInfo {
     pub pods: BTreeMap<String, PodInfo>,
     /// Host ports in use.
     pub used_ports: Vec<HostPort>,
+    /// How many of its pods have pod affinity or anti-affinity (upstream's
+    /// `PodsWithAffinity`), so InterPodAffinity skips nodes without any.
+    pub pods_with_affinity: usize,
+    /// How many of its pods have required anti-affinity (`PodsWithRequiredAntiAffinity`).
+    pub pods_with_required_anti_affinity: usize,
 }
 
 impl NodeInfo {
@@ -177,6 +463,8 @@ impl NodeInfo {
             non_zero_requested: (0, 0),
             pods: BTreeMap::new(),
             used_ports: Vec::new(),
+            pods_with_affinity: 0,
+            pods_with_required_anti_affinity: 0,
         };
         if let Some(n) = node {
             info.set_node(n);
@@ -225,6 +513,12 @@ impl NodeInfo {
         self.non_zero_requested.0 += pod.non_zero.0;
         self.non_zero_requested.1 += pod.non_zero.1;
         self.used_ports.extend(pod.host_ports.iter().cloned());
+        if pod.affinity.is_some() {
+            self.pods_with_affinity += 1;
+        }
+        if pod.has_required_anti_affinity() {
+            self.pods_with_required_anti_affinity += 1;
+        }
         self.pods.insert(pod.key(), pod);
     }
 
@@ -243,6 +537,12 @@ impl NodeInfo {
         self.requested.sub(&pod.requests);
         self.non_zero_requested.0 -= pod.non_zero.0;
         self.non_zero_requested.1 -= pod.non_zero.1;
+        if pod.affinity.is_some() {
+            self.pods_with_affinity -= 1;
+        }
+        if pod.has_required_anti_affinity() {
+            self.pods_with_required_anti_affinity -= 1;
+        }
         for p in &pod.host_ports {
             if let Some(i) = self.used_ports.iter().position(|u| u == p) {
                 self.used_ports.swap_remove(i);

@@ -37,6 +37,8 @@ pub const DEFAULT_PLUGINS: &[(&str, i64)] = &[
     ("NodeAffinity", 2),
     ("NodePorts", 0),
     ("NodeResourcesFit", 1),
+    ("PodTopologySpread", 2),
+    ("InterPodAffinity", 2),
     ("DefaultPreemption", 0),
     ("NodeResourcesBalancedAllocation", 1),
     ("ImageLocality", 1),
@@ -76,6 +78,12 @@ pub fn new_plugin(name: &str, args: Option<&Value>) -> Result<Option<Box<dyn Plu
             Box::new(plugins::balanced_allocation::BalancedAllocation)
         }
         "ImageLocality" => Box::new(plugins::image_locality::ImageLocality),
+        "InterPodAffinity" => Box::new(plugins::inter_pod_affinity::InterPodAffinity::from_args(
+            args,
+        )?),
+        "PodTopologySpread" => Box::new(
+            plugins::pod_topology_spread::PodTopologySpread::from_args(args)?,
+        ),
         "DefaultPreemption" => Box::new(plugins::default_preemption::DefaultPreemption::from_args(
             args,
         )?),
@@ -356,6 +364,8 @@ mod tests {
                 ("TaintToleration", 3),
                 ("NodeAffinity", 2),
                 ("NodeResourcesFit", 1),
+                ("PodTopologySpread", 2),
+                ("InterPodAffinity", 2),
                 ("NodeResourcesBalancedAllocation", 1),
                 ("ImageLocality", 1),
             ]

@@ -193,6 +193,39 @@ impl SchedulingQueue {
         }
     }
 
+    /// A cluster event that may let only some unschedulable pods fit (upstream's queueing
+    /// hints): those `may_help` picks get another try (after their backoff); an attempt in
+    /// flight for such a pod that fails goes to backoff rather than waiting. Returns whether
+    /// any pod moved.
+    pub fn move_unschedulable_where(
+        &mut self,
+        now: Instant,
+        may_help: impl Fn(&Pod) -> bool,
+    ) -> bool {
+        let mut in_flight = false;
+        let keys: Vec<String> = self
+            .pods
+            .iter()
+            .filter(|(_, q)| matches!(q.place, Place::Unschedulable | Place::InFlight))
+            .filter(|(_, q)| may_help(&q.pod))
+            .filter_map(|(k, q)| {
+                if q.place == Place::InFlight {
+                    in_flight = true;
+                    None
+                } else {
+                    Some(k.clone())
+                }
+            })
+            .collect();
+        if in_flight || !keys.is_empty() {
+            self.move_cycle += 1;
+        }
+        for k in &keys {
+            self.move_one(k, now);
+        }
+        !keys.is_empty()
+    }
+
     /// A cluster event that may let unschedulable pods fit: every one of them gets another
     /// try (after its backoff).
     pub fn move_all_unschedulable(&mut self, now: Instant) {
@@ -266,6 +299,30 @@ mod tests {
                 "spec": {"containers": [], "priority": priority}}))
             .expect("pod"),
         )
+    }
+
+    #[test]
+    fn hinted_moves_take_only_the_pods_an_event_may_help() {
+        let mut q = SchedulingQueue::default();
+        let now = Instant::now();
+        for name in ["a", "b"] {
+            q.add(
+                Arc::new(
+                    serde_json::from_value(serde_json::json!({
+                        "metadata": {"name": name, "namespace": "ns"}, "spec": {"containers": []}}))
+                    .expect("pod"),
+                ),
+                now,
+            );
+        }
+        while let Some(p) = q.pop() {
+            q.unschedulable(&crate::framework::pod_key(&p.pod), now);
+        }
+        assert_eq!(q.lengths(), (0, 0, 2));
+        let is_a = |p: &Pod| p.metadata.name.as_deref() == Some("a");
+        assert!(q.move_unschedulable_where(now, is_a));
+        assert_eq!(q.lengths().2, 1);
+        assert!(!q.move_unschedulable_where(now, is_a));
     }
 
     #[test]

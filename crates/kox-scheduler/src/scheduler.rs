@@ -1,16 +1,20 @@
 //! The scheduler's loop: watches feed the cache and the queue; while this process leads, it
 //! pops pods, runs the plugins, assumes the chosen node and binds asynchronously.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Binding, Event, EventSource, Node, ObjectReference, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::api::core::v1::{
+    Binding, Event, EventSource, Namespace, Node, ObjectReference, Pod, ReplicationController,
+    Service,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 use kube::{Api, Client};
@@ -20,10 +24,12 @@ use tokio_util::sync::CancellationToken;
 use crate::algorithm::{self, Outcome};
 use crate::cache::Cache;
 use crate::config::ProfileConfig;
-use crate::framework::{Nomination, PodInfo, pod_key};
+use crate::framework::{Nomination, PodInfo, Workloads, pod_key};
 use crate::metrics::Metrics;
+use crate::plugins::{inter_pod_affinity, pod_topology_spread};
 use crate::profile::{DEFAULT_SCHEDULER_NAME, Profile};
 use crate::queue::SchedulingQueue;
+use kox_api::label_selector::Selector;
 use kox_component::healthz;
 use kox_component::leader::{self, LeaderElectionConfig};
 
@@ -129,7 +135,20 @@ impl Shared {
             }
         } else if let Some(node) = node_name(&pod) {
             st.queue.delete(&key);
+            let news = st.cache.is_placement_news(&pod);
             st.cache.add_pod(pod.clone(), node);
+            if news {
+                // Pods waiting for affinity to, or spreading with, such a pod may fit now.
+                let namespaces = st.cache.namespace_labels();
+                let moved = st.queue.move_unschedulable_where(now, |waiting| {
+                    inter_pod_affinity::placed_pod_may_help(waiting, &pod, &namespaces)
+                        || pod_topology_spread::placed_pod_may_help(waiting, &pod)
+                });
+                if moved {
+                    drop(st);
+                    self.wake.notify_one();
+                }
+            }
         } else if st.cache.is_assumed(&key) {
             // An event from before our binding landed; the binding's own event follows.
         } else {
@@ -163,6 +182,20 @@ impl Shared {
         let mut st = self.lock();
         st.queue.delete(key);
         if st.cache.remove_pod(key) {
+            st.queue.move_all_unschedulable(Instant::now());
+            drop(st);
+            self.wake.notify_one();
+        }
+    }
+
+    fn namespace_applied(&self, ns: Namespace) {
+        let name = ns.metadata.name.unwrap_or_default();
+        let mut st = self.lock();
+        // New labels may satisfy a namespace selector (upstream's NamespaceUpdate event).
+        if st
+            .cache
+            .set_namespace(&name, ns.metadata.labels.unwrap_or_default())
+        {
             st.queue.move_all_unschedulable(Instant::now());
             drop(st);
             self.wake.notify_one();
@@ -221,6 +254,113 @@ async fn watch_pods(shared: Arc<Shared>, stop: CancellationToken) {
             }
         }
     }
+}
+
+/// Keeps the cache's namespace labels in step with the namespaces (for inter-pod affinity's
+/// namespace selectors).
+async fn watch_namespaces(shared: Arc<Shared>, stop: CancellationToken) {
+    let api: Api<Namespace> = Api::all(shared.client.clone());
+    let mut stream = watcher(api, watcher::Config::default()).boxed();
+    let mut listed: Option<HashSet<String>> = None;
+    loop {
+        let ev = tokio::select! {
+            _ = stop.cancelled() => return,
+            ev = stream.next() => ev,
+        };
+        match ev {
+            None => return,
+            Some(Err(e)) => {
+                tracing::warn!("scheduler namespace watch: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Some(Ok(watcher::Event::Init)) => listed = Some(HashSet::new()),
+            Some(Ok(watcher::Event::InitApply(ns) | watcher::Event::Apply(ns))) => {
+                if let Some(l) = listed.as_mut() {
+                    l.insert(ns.metadata.name.clone().unwrap_or_default());
+                }
+                shared.namespace_applied(ns);
+            }
+            Some(Ok(watcher::Event::InitDone)) => {
+                if let Some(l) = listed.take() {
+                    let mut st = shared.lock();
+                    for name in st.cache.namespace_names() {
+                        if !l.contains(&name) {
+                            st.cache.remove_namespace(&name);
+                        }
+                    }
+                }
+            }
+            Some(Ok(watcher::Event::Delete(ns))) => {
+                shared
+                    .lock()
+                    .cache
+                    .remove_namespace(ns.metadata.name.as_deref().unwrap_or(""));
+            }
+        }
+    }
+}
+
+/// Keeps one kind of the cache's [`Workloads`] selectors (Services, ReplicationControllers,
+/// ReplicaSets, StatefulSets: what PodTopologySpread's default constraints select by) in step
+/// with its objects.
+async fn watch_workloads<K, T>(
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+    field: fn(&mut Workloads) -> &mut HashMap<String, T>,
+    selector: fn(&K) -> T,
+) where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
+    T: Send + 'static,
+{
+    let key = |o: &K| {
+        Workloads::key(
+            o.meta().namespace.as_deref().unwrap_or("default"),
+            o.meta().name.as_deref().unwrap_or(""),
+        )
+    };
+    let api: Api<K> = Api::all(shared.client.clone());
+    let mut stream = watcher(api, watcher::Config::default()).boxed();
+    let mut staged: Option<HashMap<String, T>> = None;
+    loop {
+        let ev = tokio::select! {
+            _ = stop.cancelled() => return,
+            ev = stream.next() => ev,
+        };
+        match ev {
+            None => return,
+            Some(Err(e)) => {
+                tracing::warn!("scheduler {} watch: {e}", K::kind(&()));
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Some(Ok(watcher::Event::Init)) => staged = Some(HashMap::new()),
+            Some(Ok(watcher::Event::InitApply(o))) => {
+                if let Some(s) = staged.as_mut() {
+                    s.insert(key(&o), selector(&o));
+                }
+            }
+            Some(Ok(watcher::Event::InitDone)) => {
+                if let Some(s) = staged.take() {
+                    *field(shared.lock().cache.workloads_mut()) = s;
+                }
+            }
+            Some(Ok(watcher::Event::Apply(o))) => {
+                let (k, v) = (key(&o), selector(&o));
+                field(shared.lock().cache.workloads_mut()).insert(k, v);
+            }
+            Some(Ok(watcher::Event::Delete(o))) => {
+                field(shared.lock().cache.workloads_mut()).remove(&key(&o));
+            }
+        }
+    }
+}
+
+fn compiled(selector: Option<&LabelSelector>) -> Selector {
+    Selector::from_label_selector(selector).unwrap_or_else(|_| Selector::nothing())
 }
 
 /// Keeps the cache's nodes in step with the nodes.
@@ -291,6 +431,36 @@ pub async fn run(
     }
     tasks.spawn(watch_pods(shared.clone(), stop.clone()));
     tasks.spawn(watch_nodes(shared.clone(), stop.clone()));
+    tasks.spawn(watch_namespaces(shared.clone(), stop.clone()));
+    tasks.spawn(watch_workloads::<Service, _>(
+        shared.clone(),
+        stop.clone(),
+        |w| &mut w.services,
+        |o| o.spec.as_ref().and_then(|s| s.selector.clone()),
+    ));
+    tasks.spawn(watch_workloads::<ReplicationController, _>(
+        shared.clone(),
+        stop.clone(),
+        |w| &mut w.replication_controllers,
+        |o| {
+            o.spec
+                .as_ref()
+                .and_then(|s| s.selector.clone())
+                .unwrap_or_default()
+        },
+    ));
+    tasks.spawn(watch_workloads::<ReplicaSet, _>(
+        shared.clone(),
+        stop.clone(),
+        |w| &mut w.replica_sets,
+        |o| compiled(o.spec.as_ref().map(|s| &s.selector)),
+    ));
+    tasks.spawn(watch_workloads::<StatefulSet, _>(
+        shared.clone(),
+        stop.clone(),
+        |w| &mut w.stateful_sets,
+        |o| compiled(o.spec.as_ref().map(|s| &s.selector)),
+    ));
     let (leading_tx, leading) = watch::channel(config.leader_election.is_none());
     if let Some(le) = config.leader_election.clone() {
         let leases: Api<Lease> = Api::namespaced(client.clone(), &le.namespace);
@@ -310,6 +480,10 @@ async fn schedule_loop(
     stop: CancellationToken,
 ) {
     loop {
+        // A busy queue never idles, so look for the stop between attempts too.
+        if stop.is_cancelled() {
+            return;
+        }
         if !*leading.borrow_and_update() {
             tokio::select! {
                 _ = stop.cancelled() => return,

@@ -33,6 +33,8 @@ enum Command {
     Scheduler(crate::scheduler_cmd::SchedulerArgs),
     /// Run the controller manager alone, as a client of a cluster.
     ControllerManager(crate::controller_manager_cmd::ControllerManagerArgs),
+    /// Print a kubeconfig for a user or a node, with a client certificate from the cluster CA.
+    Kubeconfig(crate::kubeconfig_cmd::KubeconfigArgs),
     /// Simulate nodes: register them, keep them Ready, and run their pods without containers.
     FakeNodes(crate::fake_nodes_cmd::FakeNodesArgs),
     /// Run a benchmark and print its results.
@@ -72,6 +74,7 @@ pub fn run() -> ExitCode {
         Command::Apiserver(args) => run_async(crate::server::run_apiserver(args)),
         Command::Scheduler(args) => run_async(crate::scheduler_cmd::run(args)),
         Command::ControllerManager(args) => run_async(crate::controller_manager_cmd::run(args)),
+        Command::Kubeconfig(args) => run_async(crate::kubeconfig_cmd::run(args)),
         Command::FakeNodes(args) => run_async(crate::fake_nodes_cmd::run(args)),
         Command::Datastore(command) => run_async(crate::datastore_cmd::run(command)),
         Command::Version => {

@@ -132,8 +132,8 @@ pub async fn run(args: ControllerManagerArgs) -> Result<()> {
     kox_controllers::run(client, config, stop).await
 }
 
-/// Starts the controller manager inside `kox server`, as a client of its API through the admin
-/// kubeconfig; it stops with `stop`. The returned task ends once it has stopped.
+/// Starts the controller manager inside `kox server`, as a client of its API through its own
+/// kubeconfig (user `system:kube-controller-manager`); it stops with `stop`. The returned task ends once it has stopped.
 pub fn spawn_in_process(kubeconfig: &Path, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
     let kubeconfig = kubeconfig.to_path_buf();
     tokio::spawn(async move {

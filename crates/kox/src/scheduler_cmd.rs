@@ -87,8 +87,8 @@ pub async fn run(args: SchedulerArgs) -> Result<()> {
     kox_scheduler::run(client, config, stop).await
 }
 
-/// Starts the scheduler inside `kox server`, as a client of its API through the admin
-/// kubeconfig; it stops with `stop`.
+/// Starts the scheduler inside `kox server`, as a client of its API through its own kubeconfig
+/// (user `system:kube-scheduler`); it stops with `stop`.
 pub fn spawn_in_process(kubeconfig: &Path, stop: CancellationToken) {
     let kubeconfig = kubeconfig.to_path_buf();
     tokio::spawn(async move {

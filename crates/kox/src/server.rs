@@ -41,6 +41,11 @@ pub struct ServerArgs {
     /// Append an audit log here: one JSON audit.k8s.io/v1 Event per request (Metadata level).
     #[arg(long)]
     pub audit_log_path: Option<PathBuf>,
+    /// Admission plugins' configuration: an `AdmissionConfiguration`
+    /// (apiserver.config.k8s.io/v1) whose `PodSecurity` entry (inline `configuration` or a
+    /// `path`) is a `PodSecurityConfiguration`: default levels and exemptions.
+    #[arg(long)]
+    pub admission_control_config_file: Option<PathBuf>,
     /// Do not run the scheduler in this process.
     #[arg(long)]
     pub disable_scheduler: bool,
@@ -152,8 +157,13 @@ pub async fn run(args: ServerArgs) -> Result<()> {
             }
         }
     };
+    let pod_security = match &args.admission_control_config_file {
+        Some(path) => pod_security_config(path)?,
+        None => Default::default(),
+    };
     let config = ServerConfig {
         data_dir: data_dir.clone(),
+        pod_security,
         bind_address: args.bind_address,
         secure_port: args.secure_port,
         tls_sans: args.tls_san,
@@ -177,10 +187,14 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     );
     let stop = CancellationToken::new();
     if !args.disable_scheduler {
-        crate::scheduler_cmd::spawn_in_process(&server.kubeconfig, stop.clone());
+        crate::scheduler_cmd::spawn_in_process(&server.scheduler_kubeconfig, stop.clone());
     }
-    let controller_manager = (!args.disable_controller_manager)
-        .then(|| crate::controller_manager_cmd::spawn_in_process(&server.kubeconfig, stop.clone()));
+    let controller_manager = (!args.disable_controller_manager).then(|| {
+        crate::controller_manager_cmd::spawn_in_process(
+            &server.controller_manager_kubeconfig,
+            stop.clone(),
+        )
+    });
     let signals = stop.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -192,6 +206,21 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), cm).await;
     }
     served
+}
+
+/// The PodSecurity configuration of an admission configuration file; a plugin's relative
+/// `path` is relative to that file.
+fn pod_security_config(
+    path: &std::path::Path,
+) -> Result<kox_apiserver::admission::pod_security::PodSecurityConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the admission configuration {}", path.display()))?;
+    let base = path.parent().unwrap_or(std::path::Path::new("."));
+    kox_apiserver::admission::pod_security::PodSecurityConfig::from_admission_configuration(
+        &text,
+        |p| std::fs::read_to_string(base.join(p)).map_err(|e| format!("reading {p}: {e}")),
+    )
+    .map_err(|e| anyhow::anyhow!("in the admission configuration {}: {e}", path.display()))
 }
 
 /// Runs `kox apiserver`: the API server without the components `kox server` hosts beside it.

@@ -515,6 +515,61 @@ fn endpoints_and_endpoint_slices_follow_pod_readiness() {
     });
 }
 
+/// An owner reference to an object of another namespace names nothing in the dependent's
+/// namespace: the garbage collector deletes the dependent and says why, as upstream.
+#[test]
+fn an_owner_in_another_namespace_does_not_own_and_is_reported() {
+    let c = Cluster::start();
+    c.ok(&["create", "namespace", "owners"]);
+    c.ok(&["create", "namespace", "dependents"]);
+    c.ok(&["-n", "owners", "create", "configmap", "owner"]);
+    let uid = jsonpath(
+        &c,
+        &["-n", "owners", "get", "configmap", "owner"],
+        "{.metadata.uid}",
+    )
+    .expect("owner uid");
+    c.ok_stdin(
+        &["-n", "dependents", "apply", "-f", "-"],
+        &format!(
+            r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"dependent","ownerReferences":[{{"apiVersion":"v1","kind":"ConfigMap","name":"owner","uid":"{uid}"}}]}}}}"#
+        ),
+    );
+    wait_for(60, "the misplaced dependent to be collected", || {
+        let out = c.kubectl(&["-n", "dependents", "get", "configmap", "dependent"]);
+        if out.status.success() {
+            Err("still there".to_string())
+        } else {
+            Ok(())
+        }
+    });
+    let event = wait_for(30, "the OwnerRefInvalidNamespace event", || {
+        let out = c.ok(&[
+            "-n",
+            "dependents",
+            "get",
+            "events",
+            "--field-selector",
+            "reason=OwnerRefInvalidNamespace",
+            "-o",
+            "jsonpath={.items[0].type} {.items[0].source.component} {.items[0].involvedObject.name}: {.items[0].message}",
+        ]);
+        if out.trim().is_empty() {
+            Err(out)
+        } else {
+            Ok(out)
+        }
+    });
+    assert_eq!(
+        event,
+        format!(
+            r#"Warning garbage-collector-controller dependent: ownerRef [v1/ConfigMap, namespace: dependents, name: owner, uid: {uid}] does not exist in namespace "dependents""#
+        )
+    );
+    // The owner itself is untouched.
+    c.ok(&["-n", "owners", "get", "configmap", "owner"]);
+}
+
 /// A `kox controller-manager` process, killed when dropped.
 struct ControllerManager {
     child: Child,

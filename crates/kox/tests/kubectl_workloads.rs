@@ -1116,4 +1116,88 @@ fn daemonsets_follow_selectors_and_taints() {
             Err(format!("{n:?}"))
         }
     });
+
+    // With maxSurge the new pod starts beside the old one, which goes once the new one is
+    // available: every node keeps a ready agent throughout, watched at every step.
+    c.ok(&[
+        "patch",
+        "daemonset",
+        "agent",
+        "-p",
+        r#"{"spec":{"updateStrategy":{"rollingUpdate":{"maxSurge":1,"maxUnavailable":0}}}}"#,
+    ]);
+    rollout_status(&c, "daemonset/agent");
+    let watch = Background::start(&c, &["get", "pods", "-l", "app=agent", "-w", "-o", "json"]);
+    wait_for(20, "the pod watch", || {
+        if watch.lines().is_empty() {
+            Err("no output".into())
+        } else {
+            Ok(())
+        }
+    });
+    c.ok(&["set", "image", "daemonset/agent", "agent=busybox:1.36"]);
+    rollout_status(&c, "daemonset/agent");
+    wait_for(30, "every agent at the surged image", || {
+        let images = c.ok(&[
+            "get",
+            "pods",
+            "-l",
+            "app=agent",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.deletionTimestamp}{.spec.containers[0].image} {end}",
+        ]);
+        if images.trim() == "busybox:1.36 busybox:1.36" {
+            Ok(())
+        } else {
+            Err(images)
+        }
+    });
+    let stream = watch.lines().join("\n");
+    drop(watch);
+    // Live pods by name: (node, ready).
+    let mut live: BTreeMap<String, (String, bool)> = BTreeMap::new();
+    let (mut events, mut started) = (0, false);
+    let mut doubled = std::collections::BTreeSet::new();
+    for v in serde_json::Deserializer::from_str(&stream).into_iter::<Value>() {
+        let Ok(pod) = v else { break };
+        events += 1;
+        let name = pod["metadata"]["name"].as_str().unwrap_or("").to_string();
+        if pod["metadata"]["deletionTimestamp"].is_string() {
+            live.remove(&name);
+        } else {
+            let ready = pod["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            let node = pod["spec"]["nodeName"].as_str().unwrap_or("").to_string();
+            live.insert(name, (node, ready));
+        }
+        // The watch lists the two existing agents one by one first.
+        let covered = ["a-0", "a-1"]
+            .iter()
+            .all(|n| live.values().any(|(node, ready)| node == n && *ready));
+        started |= covered;
+        assert!(
+            !started || covered,
+            "a node without a ready agent during a surge rollout: {live:?}"
+        );
+        let starting = live.values().filter(|(_, ready)| !ready).count();
+        assert!(
+            starting <= 1,
+            "more new agents on their way than maxSurge 1: {live:?}"
+        );
+        for n in ["a-0", "a-1"] {
+            if live.values().filter(|(node, _)| node == n).count() == 2 {
+                doubled.insert(n);
+            }
+        }
+    }
+    assert!(started, "the watch never showed both agents ready");
+    assert_eq!(
+        doubled.len(),
+        2,
+        "each node had its new agent beside the old one"
+    );
+    assert!(events >= 6, "too few pod updates seen: {events}");
 }

@@ -280,3 +280,217 @@ fn pods_for_other_schedulers_are_left_alone() {
     ]);
     assert_eq!(out, "|", "a pod for another scheduler must stay untouched");
 }
+
+/// A `kubectl get pods -o wide` row: name, status, IP, node.
+type PodRow = (String, String, String, String);
+
+/// `node -> count` of the Running pods whose name starts with `prefix`, once `running` of
+/// them run (and the rest stay Pending), with the rows.
+fn running_by_node(
+    c: &Cluster,
+    prefix: &str,
+    running: usize,
+) -> (std::collections::BTreeMap<String, usize>, Vec<PodRow>) {
+    wait_for(60, &format!("{running} {prefix} pods Running"), || {
+        let rows: Vec<_> = pods_wide(c)
+            .into_iter()
+            .filter(|r| r.0.starts_with(prefix))
+            .collect();
+        let mut by_node = std::collections::BTreeMap::new();
+        for r in rows.iter().filter(|r| r.1 == "Running") {
+            *by_node.entry(r.3.clone()).or_insert(0) += 1;
+        }
+        if by_node.values().sum::<usize>() == running {
+            Ok((by_node, rows))
+        } else {
+            Err(format!("{rows:?}"))
+        }
+    })
+}
+
+fn deployment(name: &str, replicas: usize, spec_extra: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  replicas: {replicas}\n  selector:\n    matchLabels:\n      app: {name}\n  template:\n    metadata:\n      labels:\n        app: {name}\n    spec:\n      containers:\n      - name: c\n        image: busybox:1.36\n        resources:\n          requests:\n            cpu: 100m\n{spec_extra}"
+    )
+}
+
+#[test]
+fn required_pod_anti_affinity_spreads_one_pod_per_node_and_the_extra_one_waits() {
+    let c = Cluster::start();
+    let _nodes = FakeNodes::start(&c, "fake.log", &["--count", "3", "--name-prefix", "n-"]);
+    wait_for(30, "3 Ready nodes", || {
+        let n = ready_nodes(&c);
+        if n == 3 {
+            Ok(())
+        } else {
+            Err(format!("{n} ready"))
+        }
+    });
+    let anti = "      affinity:\n        podAntiAffinity:\n          requiredDuringSchedulingIgnoredDuringExecution:\n          - labelSelector:\n              matchLabels:\n                app: solo\n            topologyKey: kubernetes.io/hostname\n";
+    c.ok_stdin(&["apply", "-f", "-"], &deployment("solo", 4, anti));
+    let (by_node, rows) = running_by_node(&c, "solo-", 3);
+    assert_eq!(by_node.len(), 3, "one per node: {rows:?}");
+    assert!(by_node.values().all(|n| *n == 1), "{rows:?}");
+    let pending: Vec<&String> = rows
+        .iter()
+        .filter(|r| r.1 == "Pending")
+        .map(|r| &r.0)
+        .collect();
+    assert_eq!(pending.len(), 1, "{rows:?}");
+    let want = "0/3 nodes are available: 3 node(s) didn't match pod anti-affinity rules. preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod..";
+    wait_for(30, "the anti-affinity FailedScheduling reason", || {
+        describe_has(&c, pending[0], want)
+    });
+
+    // A pod the running ones' anti-affinity selects is kept off every node by theirs.
+    let intruder = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: intruder\n  labels:\n    app: solo\nspec:\n  containers:\n  - name: c\n    image: busybox:1.36\n";
+    c.ok_stdin(&["apply", "-f", "-"], intruder);
+    wait_for(30, "the existing anti-affinity reason", || {
+        describe_has(
+            &c,
+            "intruder",
+            "0/3 nodes are available: 3 node(s) didn't satisfy existing pods anti-affinity rules.",
+        )
+    });
+
+    // Scaling down to three drops the waiting replica; three stay, one per node.
+    c.ok(&["delete", "pod", "intruder", "--wait=false"]);
+    c.ok(&["scale", "deployment", "solo", "--replicas=3"]);
+    let (by_node, rows) = running_by_node(&c, "solo-", 3);
+    assert!(by_node.values().all(|n| *n == 1), "{rows:?}");
+
+    // Affinity across namespaces by a namespace selector on the namespace's labels.
+    c.ok(&["create", "namespace", "data"]);
+    c.ok(&["label", "namespace", "data", "team=data"]);
+    let db = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: db\n  namespace: data\n  labels:\n    app: db\nspec:\n  containers:\n  - name: c\n    image: busybox:1.36\n";
+    c.ok_stdin(&["apply", "-f", "-"], db);
+    let db_node = wait_for(30, "db Running", || {
+        let out = c.ok(&[
+            "get",
+            "pod",
+            "db",
+            "-n",
+            "data",
+            "-o",
+            "jsonpath={.status.phase} {.spec.nodeName}",
+        ]);
+        match out.split_once(' ') {
+            Some(("Running", node)) => Ok(node.to_string()),
+            _ => Err(out),
+        }
+    });
+    let near_db = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: near-db\nspec:\n  affinity:\n    podAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n      - labelSelector:\n          matchLabels:\n            app: db\n        namespaceSelector:\n          matchLabels:\n            team: data\n        topologyKey: kubernetes.io/hostname\n  containers:\n  - name: c\n    image: busybox:1.36\n";
+    c.ok_stdin(&["apply", "-f", "-"], near_db);
+    wait_for(30, "near-db on db's node", || {
+        let out = c.ok(&[
+            "get",
+            "pod",
+            "near-db",
+            "-o",
+            "jsonpath={.status.phase} {.spec.nodeName}",
+        ]);
+        if out == format!("Running {db_node}") {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    });
+    // A pod with affinity to a pod that does not exist yet waits, and follows it as soon as
+    // that pod is placed (not at the five-minute flush).
+    let follower = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: follower\nspec:\n  affinity:\n    podAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n      - labelSelector:\n          matchLabels:\n            app: cache\n        topologyKey: kubernetes.io/hostname\n  containers:\n  - name: c\n    image: busybox:1.36\n";
+    c.ok_stdin(&["apply", "-f", "-"], follower);
+    wait_for(30, "the affinity FailedScheduling reason", || {
+        describe_has(
+            &c,
+            "follower",
+            "0/3 nodes are available: 3 node(s) didn't match pod affinity rules. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling..",
+        )
+    });
+    let cache = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: cache\n  labels:\n    app: cache\nspec:\n  containers:\n  - name: c\n    image: busybox:1.36\n";
+    c.ok_stdin(&["apply", "-f", "-"], cache);
+    wait_for(30, "follower next to cache", || {
+        let nodes = c.ok(&[
+            "get",
+            "pods",
+            "cache",
+            "follower",
+            "-o",
+            "jsonpath={.items[*].spec.nodeName}",
+        ]);
+        match nodes.split_once(' ') {
+            Some((a, b)) if !a.is_empty() && a == b => Ok(()),
+            _ => Err(nodes),
+        }
+    });
+
+    // The scheduler's identity may watch what its plugins read.
+    let log = c.server_log();
+    for kind in [
+        "namespace",
+        "Service",
+        "ReplicationController",
+        "ReplicaSet",
+        "StatefulSet",
+    ] {
+        assert!(
+            !log.contains(&format!("scheduler {kind} watch")),
+            "{kind} watch failed: {log}"
+        );
+    }
+}
+
+#[test]
+fn a_zone_topology_spread_constraint_balances_a_deployment_over_zones() {
+    let c = Cluster::start();
+    // Five nodes over three zones: zone-0 and zone-1 have two nodes each, zone-2 one. Spreading
+    // by node alone would put fewer pods in zone-2; the constraint keeps the zones even.
+    let _nodes = FakeNodes::start(
+        &c,
+        "fake.log",
+        &["--count", "5", "--zones", "3", "--name-prefix", "z-"],
+    );
+    wait_for(30, "5 Ready nodes", || {
+        let n = ready_nodes(&c);
+        if n == 5 {
+            Ok(())
+        } else {
+            Err(format!("{n} ready"))
+        }
+    });
+    let spread = "      topologySpreadConstraints:\n      - maxSkew: 1\n        topologyKey: topology.kubernetes.io/zone\n        whenUnsatisfiable: DoNotSchedule\n        labelSelector:\n          matchLabels:\n            app: spread\n";
+    c.ok_stdin(&["apply", "-f", "-"], &deployment("spread", 9, spread));
+    let (by_node, rows) = running_by_node(&c, "spread-", 9);
+    let zone_of = |node: &str| {
+        c.ok(&[
+            "get",
+            "node",
+            node,
+            "-o",
+            r"jsonpath={.metadata.labels.topology\.kubernetes\.io/zone}",
+        ])
+    };
+    let mut by_zone = std::collections::BTreeMap::new();
+    for (node, n) in &by_node {
+        *by_zone.entry(zone_of(node)).or_insert(0) += n;
+    }
+    assert_eq!(
+        by_zone.into_iter().collect::<Vec<_>>(),
+        [
+            ("zone-0".to_string(), 3),
+            ("zone-1".to_string(), 3),
+            ("zone-2".to_string(), 3)
+        ],
+        "{rows:?}"
+    );
+
+    // A pod asking for a zone key no node has stays Pending with upstream's reason.
+    let lost = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: lost\n  labels:\n    app: lost\nspec:\n  topologySpreadConstraints:\n  - maxSkew: 1\n    topologyKey: rack\n    whenUnsatisfiable: DoNotSchedule\n    labelSelector:\n      matchLabels:\n        app: lost\n  containers:\n  - name: c\n    image: busybox:1.36\n";
+    c.ok_stdin(&["apply", "-f", "-"], lost);
+    wait_for(30, "the missing-label reason", || {
+        describe_has(
+            &c,
+            "lost",
+            "0/5 nodes are available: 5 node(s) didn't match pod topology spread constraints (missing required label).",
+        )
+    });
+}

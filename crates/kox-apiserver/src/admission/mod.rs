@@ -82,6 +82,8 @@ pub struct Attributes<'a> {
     pub user: Option<&'a UserInfo>,
     /// Warnings for the client (`Warning` headers).
     pub warnings: Vec<String>,
+    /// Annotations for the request's audit event (key, value).
+    pub audit_annotations: Vec<(String, String)>,
 }
 
 impl<'a> Attributes<'a> {
@@ -102,6 +104,7 @@ impl<'a> Attributes<'a> {
             dry_run: false,
             user: None,
             warnings: Vec::new(),
+            audit_annotations: Vec::new(),
         }
     }
 
@@ -164,12 +167,17 @@ impl Chain {
 
     /// The plugins upstream enables by default, in its order.
     pub fn standard() -> Self {
+        Self::standard_with(pod_security::PodSecurityConfig::default())
+    }
+
+    /// [`Self::standard`] with PodSecurity's configuration (defaults and exemptions).
+    pub fn standard_with(pod_security: pod_security::PodSecurityConfig) -> Self {
         Self::new(vec![
             Box::new(namespace_lifecycle::NamespaceLifecycle),
             Box::new(limit_ranger::LimitRanger),
             Box::new(service_account::ServiceAccount::default()),
             Box::new(node_restriction::NodeRestriction),
-            Box::new(pod_security::PodSecurity),
+            Box::new(pod_security::PodSecurity::new(pod_security)),
             Box::new(priority::Priority),
             Box::new(default_toleration_seconds::DefaultTolerationSeconds),
             Box::new(mutating_webhook::MutatingWebhook),

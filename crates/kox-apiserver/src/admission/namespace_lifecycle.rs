@@ -47,7 +47,7 @@ impl Plugin for NamespaceLifecycle {
         }
         let nsdef = crate::resources::find("", "v1", "namespaces").expect("namespaces are served");
         let namespace = reg
-            .get(ObjectRef {
+            .lister_get(ObjectRef {
                 def: nsdef,
                 namespace: None,
                 name: ns,

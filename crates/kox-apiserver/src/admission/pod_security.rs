@@ -3,6 +3,10 @@
 //! wording. `enforce` refuses a pod (`violates PodSecurity "restricted:latest": …`); `warn`
 //! admits it with a `Warning` header (`would violate PodSecurity …`). Workload objects with pod
 //! templates get the warnings of both levels, as upstream (enforcement applies to pods only).
+//! `audit` records violations on the request's audit event
+//! (`pod-security.kubernetes.io/audit-violations`). Upstream's `PodSecurityConfiguration`
+//! (given to `kox server --admission-control-config-file`) sets the levels of namespaces without
+//! labels and exempts usernames, runtime classes and namespaces.
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -12,7 +16,120 @@ use crate::error::{ApiError, ApiResult};
 use crate::registry::{ObjectRef, Registry};
 
 /// The PodSecurity plugin.
-pub struct PodSecurity;
+#[derive(Default)]
+pub struct PodSecurity {
+    config: PodSecurityConfig,
+}
+
+impl PodSecurity {
+    pub fn new(config: PodSecurityConfig) -> Self {
+        Self { config }
+    }
+}
+
+const AUDIT_VIOLATIONS: &str = "pod-security.kubernetes.io/audit-violations";
+const ENFORCE_POLICY: &str = "pod-security.kubernetes.io/enforce-policy";
+const EXEMPT: &str = "pod-security.kubernetes.io/exempt";
+
+/// Upstream's `PodSecurityConfiguration` (`pod-security.admission.config.k8s.io/v1`): the
+/// policy of namespaces without labels, and who is exempt.
+#[derive(Debug, Default, Clone)]
+pub struct PodSecurityConfig {
+    /// Each mode's level when a namespace has no label for it (default: privileged).
+    pub defaults: Policy,
+    pub exempt_usernames: Vec<String>,
+    pub exempt_runtime_classes: Vec<String>,
+    pub exempt_namespaces: Vec<String>,
+}
+
+impl PodSecurityConfig {
+    /// The PodSecurity configuration of an `AdmissionConfiguration`
+    /// (`apiserver.config.k8s.io/v1`, as `--admission-control-config-file` takes it): the
+    /// `PodSecurity` plugin's inline `configuration`, or the file its `path` names, which
+    /// `read` returns. No PodSecurity entry: the defaults.
+    pub fn from_admission_configuration(
+        text: &str,
+        read: impl Fn(&str) -> Result<String, String>,
+    ) -> Result<Self, String> {
+        let doc: Value = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+        let kind = doc.get("kind").and_then(Value::as_str).unwrap_or("");
+        let api_version = doc.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        if kind != "AdmissionConfiguration"
+            || !matches!(
+                api_version,
+                "apiserver.config.k8s.io/v1" | "apiserver.k8s.io/v1alpha1"
+            )
+        {
+            return Err(format!(
+                "expected kind AdmissionConfiguration of apiserver.config.k8s.io/v1, got {kind:?} of {api_version:?}"
+            ));
+        }
+        let plugins = doc.get("plugins").and_then(Value::as_array);
+        let Some(plugin) = plugins
+            .into_iter()
+            .flatten()
+            .find(|p| p.get("name").and_then(Value::as_str) == Some("PodSecurity"))
+        else {
+            return Ok(Self::default());
+        };
+        let config = match (plugin.get("configuration"), plugin.get("path")) {
+            (Some(c), _) if !c.is_null() => c.clone(),
+            (_, Some(Value::String(path))) => {
+                serde_saphyr::from_str(&read(path)?).map_err(|e| format!("{path}: {e}"))?
+            }
+            _ => return Ok(Self::default()),
+        };
+        Self::from_configuration(&config)
+    }
+
+    /// A `PodSecurityConfiguration` object.
+    pub fn from_configuration(config: &Value) -> Result<Self, String> {
+        let kind = config.get("kind").and_then(Value::as_str).unwrap_or("");
+        let api_version = config
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if kind != "PodSecurityConfiguration"
+            || !api_version.starts_with("pod-security.admission.config.k8s.io/")
+        {
+            return Err(format!(
+                "expected kind PodSecurityConfiguration of pod-security.admission.config.k8s.io/v1, got {kind:?} of {api_version:?}"
+            ));
+        }
+        let defaults = config.get("defaults").cloned().unwrap_or(Value::Null);
+        let mut labels = std::collections::BTreeMap::new();
+        for mode in ["enforce", "warn", "audit"] {
+            for key in [mode.to_string(), format!("{mode}-version")] {
+                if let Some(v) = defaults.get(&key) {
+                    let v = v
+                        .as_str()
+                        .ok_or_else(|| format!("defaults.{key} must be a string"))?;
+                    labels.insert(format!("{LABEL_PREFIX}{key}"), v.to_string());
+                }
+            }
+        }
+        let errs = check_labels(&labels);
+        if !errs.is_empty() {
+            return Err(errs.join("; ").replace("metadata.labels", "defaults"));
+        }
+        let list = |key: &str| -> Vec<String> {
+            config
+                .pointer(&format!("/exemptions/{key}"))
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        };
+        Ok(Self {
+            defaults: Policy::from_labels(&labels),
+            exempt_usernames: list("usernames"),
+            exempt_runtime_classes: list("runtimeClasses"),
+            exempt_namespaces: list("namespaces"),
+        })
+    }
+}
 
 const LABEL_PREFIX: &str = "pod-security.kubernetes.io/";
 
@@ -731,6 +848,19 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// The policy of a namespace's labels, each mode without a label taking `defaults`'.
+    pub fn from_labels_or(
+        labels: &std::collections::BTreeMap<String, String>,
+        defaults: &Policy,
+    ) -> Policy {
+        let labelled = Policy::from_labels(labels);
+        Policy {
+            enforce: labelled.enforce.or_else(|| defaults.enforce.clone()),
+            warn: labelled.warn.or_else(|| defaults.warn.clone()),
+            audit: labelled.audit.or_else(|| defaults.audit.clone()),
+        }
+    }
+
     /// The policy of a namespace's labels (unknown levels are refused by [`check_labels`]).
     pub fn from_labels(labels: &std::collections::BTreeMap<String, String>) -> Policy {
         let mode = |m: &str| -> Option<(Level, String)> {
@@ -941,9 +1071,30 @@ impl Plugin for PodSecurity {
         let Some(ns) = a.namespace else {
             return Ok(());
         };
+        // Exemptions, in upstream's order: namespace, requesting user, runtime class.
+        let runtime_class = spec.get("runtimeClassName").and_then(Value::as_str);
+        let exempt = if self.config.exempt_namespaces.iter().any(|n| n == ns) {
+            Some("namespace")
+        } else if a
+            .user
+            .is_some_and(|u| self.config.exempt_usernames.contains(&u.name))
+        {
+            Some("user")
+        } else if runtime_class
+            .is_some_and(|rc| self.config.exempt_runtime_classes.iter().any(|n| n == rc))
+        {
+            Some("runtimeClass")
+        } else {
+            None
+        };
+        if let Some(why) = exempt {
+            a.audit_annotations
+                .push((EXEMPT.to_string(), why.to_string()));
+            return Ok(());
+        }
         let nsdef = crate::resources::find("", "v1", "namespaces").expect("served");
         let namespace = match reg
-            .get(ObjectRef {
+            .lister_get(ObjectRef {
                 def: nsdef,
                 namespace: None,
                 name: ns,
@@ -954,7 +1105,30 @@ impl Plugin for PodSecurity {
             Err(e) if e.code() == 404 => return Ok(()),
             Err(e) => return Err(e),
         };
-        let policy = Policy::from_labels(&super::labels_of(&namespace));
+        let policy = Policy::from_labels_or(&super::labels_of(&namespace), &self.config.defaults);
+        if let Some((level, version)) = &policy.audit {
+            let violations = evaluate(*level, meta, spec);
+            if !violations.is_empty() {
+                a.audit_annotations.push((
+                    AUDIT_VIOLATIONS.to_string(),
+                    format!(
+                        "would violate PodSecurity \"{}:{version}\": {}",
+                        level.as_str(),
+                        describe(&violations)
+                    ),
+                ));
+            }
+        }
+        if is_pod {
+            let (level, version) = policy
+                .enforce
+                .clone()
+                .unwrap_or((Level::Privileged, "latest".to_string()));
+            a.audit_annotations.push((
+                ENFORCE_POLICY.to_string(),
+                format!("{}:{version}", level.as_str()),
+            ));
+        }
         if let Some((level, version)) = &policy.enforce {
             let violations = evaluate(*level, meta, spec);
             if !violations.is_empty() {

@@ -6,7 +6,6 @@ use serde_json::{Value, json};
 
 use super::{Attributes, Operation, Plugin, forbidden};
 use crate::error::ApiResult;
-use crate::list::ListQuery;
 use crate::registry::{ObjectRef, Registry};
 
 /// The Priority plugin.
@@ -37,14 +36,14 @@ impl Plugin for Priority {
         let class = match &class_name {
             None => global_default(reg).await?,
             Some(name) => match reg
-                .get(ObjectRef {
+                .lister_get(ObjectRef {
                     def: classes_def(),
                     namespace: None,
                     name,
                 })
                 .await
             {
-                Ok(c) => Some(c),
+                Ok(c) => Some(Value::clone(&c)),
                 Err(e) if e.code() == 404 => {
                     return Err(forbidden(
                         a,
@@ -134,12 +133,12 @@ impl Plugin for Priority {
 
 /// The global default class: the highest-valued one marked `globalDefault`.
 async fn global_default(reg: &Registry) -> ApiResult<Option<Value>> {
-    let listed = reg.list(classes_def(), None, &ListQuery::default()).await?;
+    let listed = reg.lister_list(classes_def(), None).await;
     Ok(listed
-        .items
-        .into_iter()
+        .iter()
         .filter(|c| c.get("globalDefault").and_then(Value::as_bool) == Some(true))
-        .max_by_key(|c| c.get("value").and_then(Value::as_i64).unwrap_or(0)))
+        .max_by_key(|c| c.get("value").and_then(Value::as_i64).unwrap_or(0))
+        .map(|c| Value::clone(c)))
 }
 
 #[cfg(test)]

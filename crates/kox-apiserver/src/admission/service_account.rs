@@ -140,14 +140,14 @@ impl ServiceAccount {
                 tokio::time::sleep(self.retry_interval).await;
             }
             match reg
-                .get(ObjectRef {
+                .lister_get(ObjectRef {
                     def,
                     namespace: Some(ns),
                     name,
                 })
                 .await
             {
-                Ok(sa) => return Ok(Some(sa)),
+                Ok(sa) => return Ok(Some(Value::clone(&sa))),
                 Err(e) if e.code() == 404 => {}
                 Err(e) => return Err(e),
             }

@@ -7,6 +7,7 @@
 //! credentials that are present but not valid (unknown token, bad signature, expired) are a
 //! 401 `Unauthorized`. Every authenticated user gets `system:authenticated`.
 
+pub mod bootstrap_token;
 pub mod impersonation;
 pub mod review;
 pub mod service_account;
@@ -39,18 +40,26 @@ pub fn unauthorized() -> ApiError {
 }
 
 impl Authenticator {
-    /// Authenticates a request. `client_cert` is the identity of the connection's verified
-    /// client certificate, if it presented one.
+    /// Authenticates a request. `client_cert` is what the connection's client certificate
+    /// says, if it presented one.
     pub async fn authenticate(
         &self,
         registry: &Registry,
-        client_cert: Option<&UserInfo>,
+        client_cert: &x509::ClientCert,
         headers: &HeaderMap,
     ) -> Result<UserInfo, ApiError> {
-        if let Some(user) = client_cert {
+        if let x509::ClientCert::Verified(user) = client_cert {
             return Ok(user.clone().with_authenticated_group());
         }
         let Some(token) = bearer_token(headers)? else {
+            // A certificate that does not verify is a failed credential, not an anonymous
+            // request.
+            if matches!(client_cert, x509::ClientCert::Invalid) {
+                tracing::debug!(
+                    "authentication failed: client certificate not signed by the cluster CA"
+                );
+                return Err(unauthorized());
+            }
             return Ok(UserInfo::anonymous());
         };
         match self.authenticate_token(registry, token, &[]).await {
@@ -78,6 +87,13 @@ impl Authenticator {
             && token.split('.').count() == 3
         {
             return service_account::authenticate(signer, registry, token, audiences).await;
+        }
+        // Bootstrap tokens are not audience-scoped: upstream accepts them only for the API
+        // server's own audiences.
+        if let Some((id, secret)) = bootstrap_token::parse(token)
+            && audiences.is_empty()
+        {
+            return bootstrap_token::authenticate(registry, id, secret).await;
         }
         Err("invalid bearer token".to_string())
     }

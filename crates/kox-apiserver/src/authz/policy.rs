@@ -23,7 +23,7 @@ const AGG_ADMIN: &str = "rbac.authorization.k8s.io/aggregate-to-admin";
 const AGG_EDIT: &str = "rbac.authorization.k8s.io/aggregate-to-edit";
 const AGG_VIEW: &str = "rbac.authorization.k8s.io/aggregate-to-view";
 
-const READ: &[&str] = &["get", "list", "watch"];
+pub(super) const READ: &[&str] = &["get", "list", "watch"];
 const WRITE: &[&str] = &["create", "delete", "deletecollection", "patch", "update"];
 const READ_WRITE: &[&str] = &[
     "create",
@@ -36,7 +36,7 @@ const READ_WRITE: &[&str] = &[
     "watch",
 ];
 
-fn rule(verbs: &[&str], groups: &[&str], resources: &[&str]) -> Value {
+pub(super) fn rule(verbs: &[&str], groups: &[&str], resources: &[&str]) -> Value {
     json!({ "apiGroups": groups, "resources": resources, "verbs": verbs })
 }
 
@@ -48,7 +48,7 @@ fn url_rule(verbs: &[&str], urls: &[&str]) -> Value {
     json!({ "nonResourceURLs": urls, "verbs": verbs })
 }
 
-fn events_rule() -> Value {
+pub(super) fn events_rule() -> Value {
     rule(
         &["create", "patch", "update"],
         &["", "events.k8s.io"],
@@ -56,7 +56,7 @@ fn events_rule() -> Value {
     )
 }
 
-fn role(name: &str, extra_labels: &[(&str, &str)], rules: Vec<Value>) -> Value {
+pub(super) fn role(name: &str, extra_labels: &[(&str, &str)], rules: Vec<Value>) -> Value {
     let mut labels = serde_json::Map::new();
     labels.insert(BOOTSTRAPPING.into(), json!("rbac-defaults"));
     for (k, v) in extra_labels {
@@ -530,7 +530,7 @@ pub fn cluster_roles() -> Vec<Value> {
     ]
 }
 
-fn binding(name: &str, role: &str, subjects: &[(&str, &str)]) -> Value {
+pub(super) fn binding(name: &str, role: &str, subjects: &[(&str, &str)]) -> Value {
     let subjects: Vec<Value> = subjects
         .iter()
         .map(|(kind, name)| match *kind {
@@ -554,9 +554,8 @@ fn binding(name: &str, role: &str, subjects: &[(&str, &str)]) -> Value {
     })
 }
 
-/// The default cluster role bindings. Upstream binds `system:node` to nobody (its Node
-/// authorizer grants nodes their access); without that authorizer, kox binds the role to the
-/// `system:nodes` group.
+/// The default cluster role bindings. `system:node` is bound to nobody, as upstream: the Node
+/// authorizer ([`super::node`]) grants nodes their access.
 pub fn cluster_role_bindings() -> Vec<Value> {
     vec![
         binding(
@@ -602,7 +601,7 @@ pub fn cluster_role_bindings() -> Vec<Value> {
             "system:volume-scheduler",
             &[("User", "system:kube-scheduler")],
         ),
-        binding("system:node", "system:node", &[("Group", "system:nodes")]),
+        binding("system:node", "system:node", &[]),
         binding(
             "system:node-proxier",
             "system:node-proxier",
@@ -624,11 +623,17 @@ pub fn cluster_role_bindings() -> Vec<Value> {
 /// Creates the default policy, or reconciles it with what is stored.
 pub async fn ensure(registry: &Registry) -> ApiResult<()> {
     let roles = rbac_def("clusterroles");
-    for expected in cluster_roles() {
+    for expected in cluster_roles()
+        .into_iter()
+        .chain(super::controller_policy::cluster_roles())
+    {
         reconcile(registry, roles, expected, merge_role).await?;
     }
     let bindings = rbac_def("clusterrolebindings");
-    for expected in cluster_role_bindings() {
+    for expected in cluster_role_bindings()
+        .into_iter()
+        .chain(super::controller_policy::cluster_role_bindings())
+    {
         reconcile(registry, bindings, expected, merge_binding).await?;
     }
     Ok(())

@@ -2,7 +2,10 @@
 //! the request's namespace) and whether one of them allows a request. Bindings and roles are
 //! read from the watch caches, so a decision costs no store round trip.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use k8s_openapi::api::rbac::v1::{PolicyRule, RoleRef, Subject};
 use serde_json::Value;
@@ -16,7 +19,35 @@ use crate::watch_cache::WatchCaches;
 #[derive(Clone)]
 pub struct Rbac {
     caches: Arc<WatchCaches>,
+    /// Bindings compiled with their roles' rules, rebuilt when the RBAC caches move, so a
+    /// decision matches subjects and rules without decoding any object.
+    compiled: Arc<Mutex<Compiled>>,
 }
+
+/// A role's rules, or why they could not be resolved (a missing role).
+type ResolvedRules = Result<Arc<Vec<PolicyRule>>, String>;
+
+/// A binding with its subjects decoded and its role's rules resolved.
+struct CompiledBinding {
+    subjects: Vec<Subject>,
+    rules: ResolvedRules,
+}
+
+/// Bindings compiled at given cache generations.
+struct Versioned {
+    generations: Vec<u64>,
+    bindings: Arc<Vec<CompiledBinding>>,
+}
+
+#[derive(Default)]
+struct Compiled {
+    cluster: Option<Versioned>,
+    /// Per namespace: its RoleBindings.
+    namespaced: HashMap<String, Versioned>,
+}
+
+/// How many namespaces' compiled bindings are kept; beyond it the map starts over.
+const MAX_COMPILED_NAMESPACES: usize = 1024;
 
 fn def(plural: &str) -> &'static ResourceDef {
     resources::find("rbac.authorization.k8s.io", "v1", plural).expect("RBAC resources are served")
@@ -24,13 +55,24 @@ fn def(plural: &str) -> &'static ResourceDef {
 
 impl Rbac {
     pub fn new(caches: Arc<WatchCaches>) -> Self {
-        Self { caches }
+        Self {
+            caches,
+            compiled: Arc::default(),
+        }
     }
 
     async fn list(&self, plural: &str, namespace: Option<&str>) -> Vec<Arc<Value>> {
         let def = def(plural);
         let prefix = crate::list::list_prefix(def, namespace);
         self.caches.get(def).snapshot(prefix.as_bytes()).await.0
+    }
+
+    async fn generations(&self, plurals: &[&str]) -> Vec<u64> {
+        let mut out = Vec::with_capacity(plurals.len());
+        for p in plurals {
+            out.push(self.caches.get(def(p)).generation().await);
+        }
+        out
     }
 
     /// One cached object, by name.
@@ -69,6 +111,90 @@ impl Rbac {
         Ok(rules_of(&role))
     }
 
+    /// Decodes the bindings under one namespace (`None`: the ClusterRoleBindings) and
+    /// resolves their roles; bindings referring to the same role share its rules.
+    async fn compile(&self, namespace: Option<&str>) -> Vec<CompiledBinding> {
+        let plural = if namespace.is_some() {
+            "rolebindings"
+        } else {
+            "clusterrolebindings"
+        };
+        let mut resolved: HashMap<(String, String), ResolvedRules> = HashMap::new();
+        let mut out = Vec::new();
+        for binding in self.list(plural, namespace).await {
+            let Some(role_ref) = role_ref_of(&binding) else {
+                continue;
+            };
+            let subjects: Vec<Subject> = binding
+                .get("subjects")
+                .cloned()
+                .and_then(|s| serde_json::from_value(s).ok())
+                .unwrap_or_default();
+            let key = (role_ref.kind.clone(), role_ref.name.clone());
+            let rules = match resolved.get(&key) {
+                Some(r) => r.clone(),
+                None => {
+                    let r = self.role_rules(&role_ref, namespace).await.map(Arc::new);
+                    resolved.insert(key, r.clone());
+                    r
+                }
+            };
+            out.push(CompiledBinding { subjects, rules });
+        }
+        out
+    }
+
+    /// The compiled bindings of a namespace (`None`: cluster-wide), rebuilt if the caches
+    /// they derive from moved since they were compiled.
+    async fn bindings(&self, namespace: Option<&str>) -> Arc<Vec<CompiledBinding>> {
+        let generations = match namespace {
+            None => {
+                self.generations(&["clusterrolebindings", "clusterroles"])
+                    .await
+            }
+            Some(_) => {
+                self.generations(&["rolebindings", "roles", "clusterroles"])
+                    .await
+            }
+        };
+        {
+            let compiled = self.compiled.lock();
+            let current = match namespace {
+                None => compiled.cluster.as_ref(),
+                Some(ns) => compiled.namespaced.get(ns),
+            };
+            if let Some(v) = current.filter(|v| v.generations == generations) {
+                return v.bindings.clone();
+            }
+        }
+        let bindings = Arc::new(self.compile(namespace).await);
+        let mut compiled = self.compiled.lock();
+        let versioned = Versioned {
+            generations,
+            bindings: bindings.clone(),
+        };
+        match namespace {
+            None => compiled.cluster = Some(versioned),
+            Some(ns) => {
+                if compiled.namespaced.len() >= MAX_COMPILED_NAMESPACES {
+                    compiled.namespaced.clear();
+                }
+                compiled.namespaced.insert(ns.to_string(), versioned);
+            }
+        }
+        bindings
+    }
+
+    /// The bindings that count in `namespace`: the cluster-wide ones first, then (unless
+    /// `namespace` is empty) the namespace's.
+    async fn applicable(&self, namespace: &str) -> Vec<Arc<Vec<CompiledBinding>>> {
+        let mut sets = vec![self.bindings(None).await];
+        if !namespace.is_empty() {
+            sets.push(self.bindings(Some(namespace)).await);
+        }
+        sets
+    }
+
     /// Every rule that applies to `user` in `namespace` (cluster-wide rules only when empty),
     /// with the errors met resolving them (bindings to missing roles).
     pub async fn rules_for(
@@ -78,29 +204,20 @@ impl Rbac {
     ) -> (Vec<PolicyRule>, Vec<String>) {
         let mut rules = Vec::new();
         let mut errors = Vec::new();
-        for binding in self.list("clusterrolebindings", None).await {
-            if !binding_applies(&binding, user, "") {
-                continue;
-            }
-            let Some(role_ref) = role_ref_of(&binding) else {
-                continue;
-            };
-            match self.role_rules(&role_ref, None).await {
-                Ok(r) => rules.extend(r),
-                Err(e) => errors.push(e),
-            }
-        }
-        if !namespace.is_empty() {
-            for binding in self.list("rolebindings", Some(namespace)).await {
-                if !binding_applies(&binding, user, namespace) {
+        let sets = self.applicable(namespace).await;
+        for (i, set) in sets.iter().enumerate() {
+            let binding_ns = if i == 0 { "" } else { namespace };
+            for b in set.iter() {
+                if !b
+                    .subjects
+                    .iter()
+                    .any(|s| subject_matches(s, user, binding_ns))
+                {
                     continue;
                 }
-                let Some(role_ref) = role_ref_of(&binding) else {
-                    continue;
-                };
-                match self.role_rules(&role_ref, Some(namespace)).await {
-                    Ok(r) => rules.extend(r),
-                    Err(e) => errors.push(e),
+                match &b.rules {
+                    Ok(r) => rules.extend(r.iter().cloned()),
+                    Err(e) => errors.push(e.clone()),
                 }
             }
         }
@@ -114,8 +231,18 @@ impl Rbac {
         } else {
             ""
         };
-        let (rules, _) = self.rules_for(user, ns).await;
-        rules.iter().any(|r| rule_allows(info, r))
+        let sets = self.applicable(ns).await;
+        sets.iter().enumerate().any(|(i, set)| {
+            let binding_ns = if i == 0 { "" } else { ns };
+            set.iter().any(|b| {
+                b.subjects
+                    .iter()
+                    .any(|s| subject_matches(s, user, binding_ns))
+                    && b.rules
+                        .as_ref()
+                        .is_ok_and(|r| r.iter().any(|rule| rule_allows(info, rule)))
+            })
+        })
     }
 
     /// The rules of a role object (`roles` / `clusterroles`) as currently cached.
@@ -138,18 +265,6 @@ pub fn rules_of(role: &Value) -> Vec<PolicyRule> {
 
 fn role_ref_of(binding: &Value) -> Option<RoleRef> {
     serde_json::from_value(binding.get("roleRef")?.clone()).ok()
-}
-
-/// Whether a binding object names `user` among its subjects.
-fn binding_applies(binding: &Value, user: &UserInfo, binding_namespace: &str) -> bool {
-    let subjects: Vec<Subject> = binding
-        .get("subjects")
-        .cloned()
-        .and_then(|s| serde_json::from_value(s).ok())
-        .unwrap_or_default();
-    subjects
-        .iter()
-        .any(|s| subject_matches(s, user, binding_namespace))
 }
 
 /// Whether a subject names `user` (upstream's `appliesToUser`).

@@ -244,6 +244,8 @@ impl DaemonSetController {
         this.sets
             .add_handler(move |c: &Change<'_, DaemonSet>| q.add(key_of(c.object().as_ref())));
         this.pods
+            .add_handler(this.expectations.observer::<Pod>("DaemonSet"));
+        this.pods
             .add_handler(util::enqueue_controller(this.queue.clone(), "DaemonSet"));
         let (q, sets) = (this.queue.clone(), this.sets.clone());
         this.nodes.add_handler(move |c: &Change<'_, Node>| {
@@ -365,6 +367,18 @@ impl DaemonSetController {
         // Nodes whose daemon pod is old, with whether it is available.
         let mut outdated: Vec<(Pod, bool)> = Vec::new();
         let mut unavailable_now = 0;
+        let strategy = spec.update_strategy.as_ref();
+        let rolling = strategy
+            .and_then(|s| s.type_.as_deref())
+            .unwrap_or("RollingUpdate")
+            == "RollingUpdate";
+        let rolling_update = strategy.and_then(|s| s.rolling_update.as_ref());
+        // A surge rollout (maxSurge > 0) keeps up to two pods on a node, an old and a new one.
+        let surge_spec = rolling_update
+            .and_then(|r| r.max_surge.as_ref())
+            .filter(|_| rolling);
+        let surging = surge_spec.is_some_and(|v| scaled_value(Some(v), 1, true).unwrap_or(0) > 0);
+        let mut surge_nodes: Vec<SurgeNode> = Vec::new();
         for node in &nodes {
             let nname = node.metadata.name.clone().unwrap_or_default();
             let (run, keep) = should_run(&template_spec, node);
@@ -390,11 +404,34 @@ impl DaemonSetController {
                 } else if here.is_empty() {
                     create_on.push(nname.clone());
                 }
-                // More than one: keep the oldest.
+                // More than one: keep the oldest; when surging, the oldest new and the oldest
+                // old one (upstream's podsShouldBeOnNode).
                 let mut sorted = live.clone();
                 sorted.sort_by_key(|p| p.metadata.creation_timestamp.as_ref().map(|t| t.0));
-                for extra in sorted.iter().skip(1) {
-                    delete.push((*extra).clone());
+                if surging {
+                    let avail = |p: &Pod| is_pod_ready(p) && is_pod_available(p, min_ready, now);
+                    let new = sorted.iter().find(|p| pod_hash(p) == hash);
+                    let old = sorted.iter().find(|p| pod_hash(p) != hash);
+                    let mut excess = false;
+                    for p in &sorted {
+                        let keep = new.is_some_and(|n| std::ptr::eq(*n, *p))
+                            || old.is_some_and(|o| std::ptr::eq(*o, *p));
+                        if !keep {
+                            delete.push((*p).clone());
+                            excess = true;
+                        }
+                    }
+                    surge_nodes.push(SurgeNode {
+                        name: nname.clone(),
+                        run,
+                        excess,
+                        new: new.map(|p| ((*p).clone(), avail(p))),
+                        old: old.map(|p| ((*p).clone(), avail(p))),
+                    });
+                } else {
+                    for extra in sorted.iter().skip(1) {
+                        delete.push((*extra).clone());
+                    }
                 }
                 if let Some(p) = sorted.first() {
                     let is_avail = is_pod_ready(p) && is_pod_available(p, min_ready, now);
@@ -429,18 +466,18 @@ impl DaemonSetController {
             );
         }
 
+        // Rolling update with maxSurge: new pods beside available old ones, up to the surge.
+        if surging {
+            let max_surge =
+                scaled_value(surge_spec, st.desired_number_scheduled, true).unwrap_or(0);
+            let plan = surge_plan(&surge_nodes, max_surge, st.desired_number_scheduled);
+            create_on.extend(plan.create_on);
+            delete.extend(plan.delete);
+        }
         // Rolling update: old unavailable pods go freely; available ones within the budget.
-        let rolling = spec
-            .update_strategy
-            .as_ref()
-            .and_then(|s| s.type_.as_deref())
-            .unwrap_or("RollingUpdate")
-            == "RollingUpdate";
-        if rolling {
+        if rolling && !surging {
             let max_unavailable = scaled_value(
-                spec.update_strategy
-                    .as_ref()
-                    .and_then(|s| s.rolling_update.as_ref())
+                rolling_update
                     .and_then(|r| r.max_unavailable.as_ref())
                     .or(Some(
                         &k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1),
@@ -578,6 +615,77 @@ impl DaemonSetController {
     }
 }
 
+/// A node's daemon pods as a surge rollout sees them: the oldest new pod and the oldest old
+/// one, each with whether it is available.
+struct SurgeNode {
+    name: String,
+    /// Whether the DaemonSet should run on the node (else an old pod there only continues).
+    run: bool,
+    /// More pods than one new and one old: the extras are being deleted.
+    excess: bool,
+    new: Option<(Pod, bool)>,
+    old: Option<(Pod, bool)>,
+}
+
+/// What a surge rollout does next.
+#[derive(Default)]
+struct SurgePlan {
+    create_on: Vec<String>,
+    delete: Vec<Pod>,
+}
+
+/// Upstream's rollingUpdate with maxSurge (daemon/update.go): a node whose old pod is
+/// unavailable gets its new pod at once; nodes with an available old pod get one while fewer
+/// than `max_surge` new pods are on their way; an old pod goes once the new pod beside it is
+/// available. An old pod on a node the DaemonSet no longer targets goes only while more pods
+/// are available than desired (100% availability is what surging promises).
+fn surge_plan(nodes: &[SurgeNode], max_surge: i32, desired: i32) -> SurgePlan {
+    let mut plan = SurgePlan::default();
+    let mut num_surge = 0;
+    let mut num_available = 0;
+    let mut allowed_new: Vec<String> = Vec::new();
+    let mut candidates: Vec<String> = Vec::new();
+    let mut should_not_run: Vec<Pod> = Vec::new();
+    for n in nodes {
+        if n.excess {
+            // The extras go first; the node counts as surging meanwhile.
+            num_surge += 1;
+            continue;
+        }
+        match (&n.old, &n.new) {
+            (Some((_, true)), _) | (None, Some((_, true))) => num_available += 1,
+            _ => {}
+        }
+        match (&n.new, &n.old) {
+            (_, None) => {}
+            (None, Some((old, false))) => {
+                if n.run {
+                    allowed_new.push(n.name.clone());
+                } else {
+                    plan.delete.push(old.clone());
+                }
+            }
+            (None, Some((old, true))) => {
+                if !n.run {
+                    should_not_run.push(old.clone());
+                } else if num_surge < max_surge {
+                    candidates.push(n.name.clone());
+                }
+            }
+            (Some((_, false)), Some(_)) => num_surge += 1,
+            (Some((_, true)), Some((old, _))) => plan.delete.push(old.clone()),
+        }
+    }
+    let deletable = (num_available - desired).max(0) as usize;
+    plan.delete
+        .extend(should_not_run.into_iter().take(deletable));
+    let remaining = ((max_surge - num_surge).max(0) as usize).min(candidates.len());
+    plan.create_on = allowed_new;
+    plan.create_on
+        .extend(candidates.into_iter().take(remaining));
+    plan
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -645,6 +753,110 @@ mod tests {
             daemon_tolerations(true)
                 .iter()
                 .any(|t| t.key.as_deref() == Some("node.kubernetes.io/network-unavailable"))
+        );
+    }
+
+    fn surge_node(name: &str, run: bool, new: Option<bool>, old: Option<bool>) -> SurgeNode {
+        let pod = |kind: &str| -> Pod {
+            serde_json::from_value(json!({"metadata": {"name": format!("{name}-{kind}")}}))
+                .expect("pod")
+        };
+        SurgeNode {
+            name: name.into(),
+            run,
+            excess: false,
+            new: new.map(|a| (pod("new"), a)),
+            old: old.map(|a| (pod("old"), a)),
+        }
+    }
+
+    fn names(plan: &SurgePlan) -> (Vec<String>, Vec<String>) {
+        let mut create = plan.create_on.clone();
+        create.sort();
+        let mut delete: Vec<String> = plan
+            .delete
+            .iter()
+            .map(|p| p.metadata.name.clone().unwrap_or_default())
+            .collect();
+        delete.sort();
+        (create, delete)
+    }
+
+    #[test]
+    fn surge_creates_new_pods_beside_available_old_ones_up_to_max_surge() {
+        let nodes = [
+            surge_node("a", true, None, Some(true)),
+            surge_node("b", true, None, Some(true)),
+            surge_node("c", true, None, Some(true)),
+        ];
+        let (create, delete) = names(&surge_plan(&nodes, 1, 3));
+        assert_eq!((create.len(), delete.len()), (1, 0));
+        let (create, delete) = names(&surge_plan(&nodes, 2, 3));
+        assert_eq!((create.len(), delete.len()), (2, 0));
+    }
+
+    #[test]
+    fn surge_waits_for_the_new_pod_then_deletes_the_old_one() {
+        // a's new pod is not available yet: the surge is used up, nothing else happens.
+        let nodes = [
+            surge_node("a", true, Some(false), Some(true)),
+            surge_node("b", true, None, Some(true)),
+        ];
+        assert_eq!(
+            names(&surge_plan(&nodes, 1, 2)),
+            (vec![], vec![]),
+            "waiting on a"
+        );
+        // a's new pod is available: its old pod goes, and b gets its new pod.
+        let nodes = [
+            surge_node("a", true, Some(true), Some(true)),
+            surge_node("b", true, None, Some(true)),
+        ];
+        assert_eq!(
+            names(&surge_plan(&nodes, 1, 2)),
+            (vec!["b".to_string()], vec!["a-old".to_string()])
+        );
+        // Done: only new pods.
+        let nodes = [
+            surge_node("a", true, Some(true), None),
+            surge_node("b", true, Some(true), None),
+        ];
+        assert_eq!(names(&surge_plan(&nodes, 1, 2)), (vec![], vec![]));
+    }
+
+    #[test]
+    fn surge_replaces_unavailable_old_pods_at_once_and_keeps_availability() {
+        // An unavailable old pod is replaced whatever the surge in progress.
+        let nodes = [
+            surge_node("a", true, Some(false), Some(true)),
+            surge_node("b", true, None, Some(false)),
+        ];
+        assert_eq!(
+            names(&surge_plan(&nodes, 1, 2)),
+            (vec!["b".to_string()], vec![])
+        );
+        // On a node no longer targeted: an unavailable old pod goes at once; an available one
+        // only while more pods are available than desired.
+        let nodes = [
+            surge_node("a", true, Some(true), None),
+            surge_node("x", false, None, Some(false)),
+        ];
+        assert_eq!(
+            names(&surge_plan(&nodes, 1, 1)),
+            (vec![], vec!["x-old".to_string()])
+        );
+        let nodes = [
+            surge_node("a", true, Some(false), None),
+            surge_node("x", false, None, Some(true)),
+        ];
+        assert_eq!(names(&surge_plan(&nodes, 1, 1)), (vec![], vec![]));
+        let nodes = [
+            surge_node("a", true, Some(true), None),
+            surge_node("x", false, None, Some(true)),
+        ];
+        assert_eq!(
+            names(&surge_plan(&nodes, 1, 1)),
+            (vec![], vec!["x-old".to_string()])
         );
     }
 }

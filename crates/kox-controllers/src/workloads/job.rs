@@ -236,6 +236,8 @@ impl JobController {
         this.jobs
             .add_handler(move |c: &Change<'_, Job>| q.add(key_of(c.object().as_ref())));
         this.pods
+            .add_handler(this.expectations.observer::<Pod>("Job"));
+        this.pods
             .add_handler(util::enqueue_controller(this.queue.clone(), "Job"));
         this.jobs.synced().await;
         this.pods.synced().await;

@@ -290,6 +290,8 @@ impl<K: Replicated> ReplicaController<K> {
         let q = this.queue.clone();
         this.owners
             .add_handler(move |c: &Change<'_, K>| q.add(key_of(c.object().as_ref())));
+        this.pods
+            .add_handler(this.expectations.observer::<Pod>(K::KIND));
         let me = this.clone();
         this.pods
             .add_handler(move |c: &Change<'_, Pod>| me.pod_changed(c));

@@ -236,7 +236,9 @@ pub fn scaled_value(v: Option<&IntOrString>, total: i32, round_up: bool) -> Resu
 ///
 /// Level-triggered controllers read a cache that lags their own writes; acting again before
 /// the cache shows them would create or delete twice. A key is satisfied when every created
-/// name is cached and every deleted uid is gone (or terminating), or when the entry expired.
+/// name was observed (an informer event, or the cache holding it) and every deleted uid is gone
+/// or terminating, or when the entry expired: upstream's `ExpectationsTimeout`, 5 minutes after
+/// the last request, which only matters if the watch lost an event.
 #[derive(Default)]
 pub struct Expectations {
     inner: Mutex<HashMap<String, Pending>>,
@@ -248,9 +250,8 @@ struct Pending {
     since: Instant,
 }
 
-/// How long an unmet expectation holds a controller back (upstream: 5 minutes; a watch that
-/// lost events is caught up far sooner here).
-const EXPECTATIONS_TTL: Duration = Duration::from_secs(30);
+/// How long an unmet expectation holds a controller back (upstream's `ExpectationsTimeout`).
+pub const EXPECTATIONS_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 impl Expectations {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
@@ -295,11 +296,52 @@ impl Expectations {
         };
         e.created.retain(|n| !seen_name(n));
         e.deleted.retain(|(n, u)| live(n, u));
-        if (e.created.is_empty() && e.deleted.is_empty()) || e.since.elapsed() > EXPECTATIONS_TTL {
+        if (e.created.is_empty() && e.deleted.is_empty())
+            || e.since.elapsed() > EXPECTATIONS_TIMEOUT
+        {
             m.remove(key);
             return true;
         }
         false
+    }
+
+    /// Records what an informer event about an object of `key` shows, as upstream's
+    /// `CreationObserved` / `DeletionObserved`: the object exists (a creation arrived), or it is
+    /// gone or terminating (a deletion arrived; also a creation, should the object have been
+    /// deleted before the cache ever held it).
+    pub fn observed(&self, key: &str, meta: &ObjectMeta, gone: bool) {
+        let mut m = self.lock();
+        let Some(e) = m.get_mut(key) else {
+            return;
+        };
+        let name = meta.name.as_deref().unwrap_or("");
+        e.created.remove(name);
+        if gone || meta.deletion_timestamp.is_some() {
+            let uid = meta.uid.clone().unwrap_or_default();
+            e.deleted.remove(&(name.to_string(), uid));
+        }
+    }
+
+    /// An informer handler for owned objects: records what each event shows for the
+    /// expectations of the controller of kind `kind` that owns the object (see [`observed`]).
+    ///
+    /// [`observed`]: Expectations::observed
+    pub fn observer<K>(
+        self: &std::sync::Arc<Self>,
+        kind: &'static str,
+    ) -> impl Fn(&crate::informer::Change<'_, K>) + Send + Sync + 'static
+    where
+        K: k8s_openapi::Metadata<Ty = ObjectMeta>,
+    {
+        let me = self.clone();
+        move |c| {
+            let meta = c.object().metadata();
+            if let Some(r) = controller_of(meta).filter(|r| r.kind == kind) {
+                let ns = meta.namespace.as_deref().unwrap_or("");
+                let gone = matches!(c, crate::informer::Change::Deleted(_));
+                me.observed(&format!("{ns}/{}", r.name), meta, gone);
+            }
+        }
     }
 
     /// Forgets `key` (its owner is gone).
@@ -379,6 +421,51 @@ mod tests {
         assert!(!e.satisfied("ns/a", |_| false, |_, _| true));
         assert!(!e.satisfied("ns/a", |n| n == "a-x", |_, _| true));
         assert!(e.satisfied("ns/a", |_| false, |_, _| false));
+    }
+
+    fn meta(name: &str, uid: &str, terminating: bool) -> ObjectMeta {
+        serde_json::from_value(serde_json::json!({
+            "name": name, "namespace": "ns", "uid": uid,
+            "deletionTimestamp": terminating.then_some("2026-01-01T00:00:00Z"),
+        }))
+        .expect("meta")
+    }
+
+    #[test]
+    fn expectations_are_met_by_events_even_if_the_cache_missed_the_object() {
+        let e = Expectations::default();
+        e.created("ns/a", "a-x");
+        e.created("ns/a", "a-z");
+        e.deleted("ns/a", "a-y", "u1");
+        // Events about other objects change nothing.
+        e.observed("ns/a", &meta("a-other", "u9", true), true);
+        e.observed("ns/b", &meta("a-x", "u2", false), false);
+        assert!(!e.satisfied("ns/a", |_| false, |_, _| true));
+        // a-x was created and deleted before the cache held it: its deletion event counts.
+        e.observed("ns/a", &meta("a-x", "u2", false), true);
+        e.observed("ns/a", &meta("a-z", "u3", false), false);
+        assert!(!e.satisfied("ns/a", |_| false, |_, _| true));
+        // A pod seen terminating counts as deleted, as upstream's updatePod.
+        e.observed("ns/a", &meta("a-y", "u1", true), false);
+        assert!(e.satisfied("ns/a", |_| false, |_, _| true));
+    }
+
+    #[test]
+    fn unmet_expectations_expire_after_five_minutes_as_upstream() {
+        assert_eq!(EXPECTATIONS_TIMEOUT, Duration::from_secs(300));
+        let e = Expectations::default();
+        e.created("ns/a", "a-x");
+        assert!(!e.satisfied("ns/a", |_| false, |_, _| true));
+        // Age the entry as if the last request were just over / just under the timeout ago.
+        let age = |d: Duration| {
+            e.lock().get_mut("ns/a").expect("entry").since = Instant::now() - d;
+        };
+        age(EXPECTATIONS_TIMEOUT - Duration::from_secs(5));
+        assert!(!e.satisfied("ns/a", |_| false, |_, _| true));
+        age(EXPECTATIONS_TIMEOUT + Duration::from_secs(1));
+        assert!(e.satisfied("ns/a", |_| false, |_, _| true));
+        // Expired entries are dropped: nothing is pending any more.
+        assert!(e.satisfied("ns/a", |_| false, |_, _| true));
     }
 
     #[test]

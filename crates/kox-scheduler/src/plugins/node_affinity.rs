@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{NodeSelectorRequirement, NodeSelectorTerm};
+use k8s_openapi::api::core::v1::{NodeSelectorRequirement, NodeSelectorTerm, Pod};
 
 use crate::cycle_state::CycleState;
 use crate::framework::{NodeInfo, Plugin, PodInfo, Status, default_normalize};
@@ -57,6 +57,35 @@ pub fn term_matches(
         })
 }
 
+/// Whether a node satisfies a pod's `nodeSelector` and required node affinity (upstream's
+/// `RequiredNodeAffinity.Match`).
+pub fn required_matches(pod: &Pod, node: &NodeInfo) -> bool {
+    let Some(spec) = pod.spec.as_ref() else {
+        return true;
+    };
+    let empty = BTreeMap::new();
+    let labels = node.labels().unwrap_or(&empty);
+    let selector_ok = spec
+        .node_selector
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    let required = spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        });
+    selector_ok
+        && required.is_none_or(|sel| {
+            sel.node_selector_terms
+                .iter()
+                .any(|t| term_matches(t, labels, node.name()))
+        })
+}
+
 /// The NodeAffinity filter and score.
 pub struct NodeAffinity;
 
@@ -66,30 +95,7 @@ impl Plugin for NodeAffinity {
     }
 
     fn filter(&self, _state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
-        let Some(spec) = pod.pod.spec.as_ref() else {
-            return Status::success();
-        };
-        let empty = BTreeMap::new();
-        let labels = node.labels().unwrap_or(&empty);
-        let selector_ok = spec
-            .node_selector
-            .iter()
-            .flatten()
-            .all(|(k, v)| labels.get(k) == Some(v));
-        let required = spec
-            .affinity
-            .as_ref()
-            .and_then(|a| a.node_affinity.as_ref())
-            .and_then(|a| {
-                a.required_during_scheduling_ignored_during_execution
-                    .as_ref()
-            });
-        let affinity_ok = required.is_none_or(|sel| {
-            sel.node_selector_terms
-                .iter()
-                .any(|t| term_matches(t, labels, node.name()))
-        });
-        if selector_ok && affinity_ok {
+        if required_matches(&pod.pod, node) {
             Status::success()
         } else {
             Status::unresolvable(REASON)

@@ -560,6 +560,11 @@ impl DeploymentController {
             }
             return Ok(());
         }
+        // Only a RollingUpdate Deployment scales its sets proportionally (Recreate has one
+        // active set at a time).
+        if !is_rolling(d) {
+            return Ok(());
+        }
         let allowed = if want > 0 { want + max_surge(d) } else { 0 };
         let mut act: Vec<ReplicaSet> = sets
             .all
@@ -582,9 +587,16 @@ impl DeploymentController {
                 }
             })
         });
-        let sizes: Vec<i32> = act.iter().map(rs_replicas).collect();
-        let shares = proportional(&sizes, allowed);
-        for (rs, to) in act.iter().zip(shares) {
+        let shares: Vec<Share> = act
+            .iter()
+            .map(|r| Share {
+                replicas: rs_replicas(r),
+                max_replicas: max_replicas_annotation(r),
+            })
+            .collect();
+        let status_replicas = d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+        let sizes = proportional_sizes(&shares, want, max_surge(d), status_replicas);
+        for (rs, to) in act.iter().zip(sizes) {
             self.scale(d, sets, name_of(rs), to).await?;
         }
         Ok(())

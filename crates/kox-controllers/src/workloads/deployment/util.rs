@@ -73,7 +73,7 @@ pub fn rs_available(rs: &ReplicaSet) -> i32 {
         .unwrap_or(0)
 }
 
-fn is_rolling(d: &Deployment) -> bool {
+pub fn is_rolling(d: &Deployment) -> bool {
     d.spec
         .as_ref()
         .and_then(|s| s.strategy.as_ref())
@@ -376,27 +376,100 @@ pub fn is_timed_out(d: &Deployment, s: &DeploymentStatus, now: Timestamp) -> boo
     from.0.as_second() + i64::from(deadline) < now.as_second()
 }
 
-/// Proportional scaling (upstream's `getReplicaSetProportion` family, simplified to shares of
-/// current sizes): how many replicas each active ReplicaSet gets when the Deployment's size
-/// changes mid-rollout. `sizes` are the active sets' current sizes, largest first when
-/// growing; leftovers go to the first.
-pub fn proportional(sizes: &[i32], target_total: i32) -> Vec<i32> {
-    let total: i32 = sizes.iter().sum();
-    if sizes.is_empty() {
-        return Vec::new();
+/// The Deployment's maximum size a ReplicaSet was last scaled for (its max-replicas annotation).
+pub fn max_replicas_annotation(rs: &ReplicaSet) -> Option<i32> {
+    rs.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(MAX_REPLICAS))
+        .and_then(|v| v.parse().ok())
+}
+
+/// An active ReplicaSet as proportional scaling sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Share {
+    /// `spec.replicas`.
+    pub replicas: i32,
+    /// The max-replicas annotation, the Deployment's `replicas + maxSurge` when the set was last
+    /// scaled.
+    pub max_replicas: Option<i32>,
+}
+
+/// Upstream's `getReplicaSetFraction`: how many replicas a set gains (or loses, negative) when
+/// the Deployment is resized to `replicas` (with `max_surge`) — its share of the new maximum,
+/// in the proportion it held of the maximum it was last scaled for (the max-replicas
+/// annotation, else the Deployment's `status.replicas`).
+fn fraction(set: Share, replicas: i32, max_surge: i32, status_replicas: i32) -> i32 {
+    if replicas == 0 {
+        return -set.replicas;
     }
-    if total == 0 {
-        let mut v = vec![0; sizes.len()];
-        v[0] = target_total;
-        return v;
+    let max_now = replicas + max_surge;
+    let before = match set.max_replicas.filter(|m| *m != 0) {
+        Some(m) => m,
+        // Annotation missing (edited by hand): fall back to the Deployment's current size.
+        None if status_replicas != 0 => status_replicas,
+        None => return 0,
+    };
+    let size = f64::from(set.replicas) / f64::from(before) * f64::from(max_now);
+    // Go's math.Round: halves away from zero, as f64::round.
+    size.round() as i32 - set.replicas
+}
+
+/// Upstream's `GetReplicaSetProportion`: the set's fraction, bounded by what is left to add
+/// (or remove).
+fn proportion(
+    set: Share,
+    replicas: i32,
+    max_surge: i32,
+    status_replicas: i32,
+    to_add: i32,
+    added: i32,
+) -> i32 {
+    if set.replicas == 0 || to_add == 0 || to_add == added {
+        return 0;
     }
-    let mut out: Vec<i32> = sizes
+    let f = fraction(set, replicas, max_surge, status_replicas);
+    let allowed = to_add - added;
+    if to_add > 0 {
+        f.min(allowed)
+    } else {
+        f.max(allowed)
+    }
+}
+
+/// Proportional scaling during a rollout (upstream's `scale` for a RollingUpdate Deployment
+/// with several active ReplicaSets): the new size of each of `sets`, which are sorted as
+/// upstream sorts them (largest first; among equals newer first when growing, older first when
+/// shrinking). The Deployment is resized to `replicas` with `max_surge`; `status_replicas` is
+/// its `status.replicas`. What rounding leaves over goes to the first (largest) set.
+pub fn proportional_sizes(
+    sets: &[Share],
+    replicas: i32,
+    max_surge: i32,
+    status_replicas: i32,
+) -> Vec<i32> {
+    let allowed = if replicas > 0 {
+        replicas + max_surge
+    } else {
+        0
+    };
+    let current: i32 = sets.iter().map(|s| s.replicas).sum();
+    let to_add = allowed - current;
+    let mut added = 0;
+    let mut sizes: Vec<i32> = sets
         .iter()
-        .map(|s| (i64::from(*s) * i64::from(target_total) / i64::from(total)) as i32)
+        .map(|s| {
+            let p = proportion(*s, replicas, max_surge, status_replicas, to_add, added);
+            added += p;
+            s.replicas + p
+        })
         .collect();
-    let left = target_total - out.iter().sum::<i32>();
-    out[0] = (out[0] + left).max(0);
-    out
+    if let Some(first) = sizes.first_mut()
+        && to_add != 0
+    {
+        *first = (*first + to_add - added).max(0);
+    }
+    sizes
 }
 
 #[cfg(test)]
@@ -509,10 +582,46 @@ mod tests {
         assert!(!is_timed_out(&d, &s, early));
     }
 
+    fn shares(v: &[(i32, Option<i32>)]) -> Vec<Share> {
+        v.iter()
+            .map(|&(replicas, max_replicas)| Share {
+                replicas,
+                max_replicas,
+            })
+            .collect()
+    }
+
+    /// Upstream's TestScale cases (deployment/sync_test.go) and its getProportion examples.
     #[test]
-    fn proportional_shares_sum_to_the_target() {
-        assert_eq!(proportional(&[6, 3], 12), vec![8, 4]);
-        assert_eq!(proportional(&[5, 2], 4), vec![3, 1]);
-        assert_eq!(proportional(&[0, 0], 3), vec![3, 0]);
+    fn proportional_scaling_follows_the_max_replicas_annotation() {
+        // 10 → 20 mid-rollout, maxSurge 0: sets of 6 (new) and 4 (old), annotated max 10.
+        let s = shares(&[(6, Some(10)), (4, Some(10))]);
+        assert_eq!(proportional_sizes(&s, 20, 0, 10), vec![12, 8]);
+        // Scaling down 10 → 5: halves.
+        assert_eq!(proportional_sizes(&s, 5, 0, 10), vec![3, 2]);
+        // To zero: every set goes.
+        assert_eq!(proportional_sizes(&s, 0, 0, 10), vec![0, 0]);
+        // maxSurge counts in both maxima: 10+3 → 20+5 for sets of 7 and 6.
+        let s = shares(&[(7, Some(13)), (6, Some(13))]);
+        assert_eq!(proportional_sizes(&s, 20, 5, 13), vec![13, 12]);
+        // Rounding leftovers go to the first (largest) set: 3 sets of 1 of max 3 → 4.
+        let s = shares(&[(1, Some(3)), (1, Some(3)), (1, Some(3))]);
+        let v = proportional_sizes(&s, 4, 0, 3);
+        assert_eq!(v.iter().sum::<i32>(), 4);
+        assert_eq!(v, vec![2, 1, 1]);
+        // Growing never adds more than allowed, shrinking never removes more.
+        let s = shares(&[(5, Some(10)), (5, Some(10))]);
+        assert_eq!(proportional_sizes(&s, 11, 0, 10), vec![6, 5]);
+        assert_eq!(proportional_sizes(&s, 9, 0, 10), vec![4, 5]);
+    }
+
+    #[test]
+    fn proportional_scaling_without_the_annotation_uses_the_status_size() {
+        // A set whose annotation was removed: status.replicas (10) stands in for it.
+        let s = shares(&[(6, Some(10)), (4, None)]);
+        assert_eq!(proportional_sizes(&s, 20, 0, 10), vec![12, 8]);
+        // Neither annotation nor status: that set keeps its size; leftovers go to the first.
+        let s = shares(&[(6, None), (4, None)]);
+        assert_eq!(proportional_sizes(&s, 20, 0, 0), vec![16, 4]);
     }
 }

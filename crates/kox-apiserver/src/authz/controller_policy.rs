@@ -1,0 +1,309 @@
+//! Upstream's controller roles (`bootstrappolicy/controller_policy.go`): one
+//! `system:controller:<name>` ClusterRole per controller the controller manager runs, bound to
+//! the `kube-system/<name>` ServiceAccount as upstream binds it.
+//!
+//! Upstream's controller manager, run with `--use-service-account-credentials`, acts for each
+//! controller with that account's token. kox's controller manager acts for all of its
+//! controllers with its own credential (user `system:kube-controller-manager`), which is what
+//! upstream does without that flag, where the manager "must be granted all the relevant roles":
+//! so each binding also names that user. The manager then holds exactly the union of its
+//! controllers' roles, plus `system:kube-controller-manager` for its informers and lease.
+
+use serde_json::Value;
+
+use super::policy::{READ, binding, events_rule, role, rule};
+
+/// The user the controller manager authenticates as.
+pub const CONTROLLER_MANAGER: &str = "system:kube-controller-manager";
+
+const PREFIX: &str = "system:controller:";
+
+/// (ServiceAccount name, rules) of each controller kox runs.
+fn controllers() -> Vec<(&'static str, Vec<Value>)> {
+    let apps = &["apps", "extensions"];
+    vec![
+        (
+            "cronjob-controller",
+            vec![
+                rule(
+                    &["get", "list", "watch", "update"],
+                    &["batch"],
+                    &["cronjobs"],
+                ),
+                rule(
+                    &[
+                        "get", "list", "watch", "create", "update", "delete", "patch",
+                    ],
+                    &["batch"],
+                    &["jobs"],
+                ),
+                rule(&["update"], &["batch"], &["cronjobs/status"]),
+                rule(&["update"], &["batch"], &["cronjobs/finalizers"]),
+                rule(&["list", "watch", "delete"], &[""], &["pods"]),
+                events_rule(),
+            ],
+        ),
+        (
+            "daemon-set-controller",
+            vec![
+                rule(READ, apps, &["daemonsets"]),
+                rule(&["update"], apps, &["daemonsets/status"]),
+                rule(&["update"], apps, &["daemonsets/finalizers"]),
+                rule(&["list", "watch"], &[""], &["nodes"]),
+                rule(
+                    &["list", "watch", "create", "delete", "patch"],
+                    &[""],
+                    &["pods"],
+                ),
+                rule(&["create"], &[""], &["pods/binding"]),
+                rule(
+                    &[
+                        "get", "list", "watch", "create", "delete", "update", "patch",
+                    ],
+                    &["apps"],
+                    &["controllerrevisions"],
+                ),
+                events_rule(),
+            ],
+        ),
+        (
+            "deployment-controller",
+            vec![
+                rule(&["get", "list", "watch", "update"], apps, &["deployments"]),
+                rule(&["update"], apps, &["deployments/status"]),
+                rule(&["update"], apps, &["deployments/finalizers"]),
+                rule(
+                    &[
+                        "get", "list", "watch", "create", "update", "patch", "delete",
+                    ],
+                    apps,
+                    &["replicasets"],
+                ),
+                rule(&["get", "list", "watch", "update"], &[""], &["pods"]),
+                events_rule(),
+            ],
+        ),
+        (
+            "disruption-controller",
+            vec![
+                rule(READ, apps, &["deployments"]),
+                rule(READ, apps, &["replicasets"]),
+                rule(READ, &[""], &["replicationcontrollers"]),
+                rule(READ, &["policy"], &["poddisruptionbudgets"]),
+                rule(READ, &["apps"], &["statefulsets"]),
+                rule(&["update"], &["policy"], &["poddisruptionbudgets/status"]),
+                rule(&["patch", "update"], &[""], &["pods/status"]),
+                rule(&["get"], &["*"], &["*/scale"]),
+                events_rule(),
+            ],
+        ),
+        (
+            "endpoint-controller",
+            vec![
+                rule(READ, &[""], &["services", "pods"]),
+                rule(
+                    &["get", "list", "watch", "create", "update", "delete"],
+                    &[""],
+                    &["endpoints"],
+                ),
+                rule(&["create"], &[""], &["endpoints/restricted"]),
+                events_rule(),
+            ],
+        ),
+        (
+            "endpointslice-controller",
+            vec![
+                rule(READ, &[""], &["services", "pods", "nodes"]),
+                rule(&["update"], &[""], &["services/finalizers"]),
+                rule(
+                    &["get", "list", "watch", "create", "update", "delete"],
+                    &["discovery.k8s.io"],
+                    &["endpointslices"],
+                ),
+                events_rule(),
+            ],
+        ),
+        (
+            "generic-garbage-collector",
+            vec![
+                rule(
+                    &["get", "list", "watch", "patch", "update", "delete"],
+                    &["*"],
+                    &["*"],
+                ),
+                events_rule(),
+            ],
+        ),
+        (
+            "job-controller",
+            vec![
+                rule(
+                    &["get", "list", "watch", "update", "patch"],
+                    &["batch"],
+                    &["jobs"],
+                ),
+                rule(&["update"], &["batch"], &["jobs/status"]),
+                rule(&["update"], &["batch"], &["jobs/finalizers"]),
+                rule(
+                    &["list", "watch", "create", "delete", "patch"],
+                    &[""],
+                    &["pods"],
+                ),
+                events_rule(),
+            ],
+        ),
+        (
+            "namespace-controller",
+            vec![
+                rule(&["get", "list", "watch", "delete"], &[""], &["namespaces"]),
+                rule(
+                    &["update"],
+                    &[""],
+                    &["namespaces/finalize", "namespaces/status"],
+                ),
+                rule(
+                    &["get", "list", "watch", "delete", "deletecollection"],
+                    &["*"],
+                    &["*"],
+                ),
+            ],
+        ),
+        (
+            "node-controller",
+            vec![
+                rule(
+                    &["get", "list", "watch", "update", "delete", "patch"],
+                    &[""],
+                    &["nodes"],
+                ),
+                rule(&["patch", "update"], &[""], &["nodes/status"]),
+                rule(&["patch", "update"], &[""], &["pods/status"]),
+                rule(&["list", "watch", "get", "delete"], &[""], &["pods"]),
+                events_rule(),
+            ],
+        ),
+        (
+            "pod-garbage-collector",
+            vec![
+                rule(&["list", "watch", "delete"], &[""], &["pods"]),
+                rule(READ, &[""], &["nodes"]),
+                rule(&["patch"], &[""], &["pods/status"]),
+            ],
+        ),
+        (
+            "replicaset-controller",
+            vec![
+                rule(&["get", "list", "watch", "update"], apps, &["replicasets"]),
+                rule(&["update"], apps, &["replicasets/status"]),
+                rule(&["update"], apps, &["replicasets/finalizers"]),
+                rule(
+                    &["list", "watch", "patch", "create", "delete"],
+                    &[""],
+                    &["pods"],
+                ),
+                events_rule(),
+            ],
+        ),
+        (
+            "replication-controller",
+            vec![
+                rule(
+                    &["get", "list", "watch", "update"],
+                    &[""],
+                    &["replicationcontrollers"],
+                ),
+                rule(&["update"], &[""], &["replicationcontrollers/status"]),
+                rule(&["update"], &[""], &["replicationcontrollers/finalizers"]),
+                rule(
+                    &["list", "watch", "patch", "create", "delete"],
+                    &[""],
+                    &["pods"],
+                ),
+                events_rule(),
+            ],
+        ),
+        (
+            "resourcequota-controller",
+            vec![
+                rule(&["list", "watch"], &["*"], &["*"]),
+                rule(&["update"], &[""], &["resourcequotas/status"]),
+                events_rule(),
+            ],
+        ),
+        (
+            "service-account-controller",
+            vec![
+                rule(&["create"], &[""], &["serviceaccounts"]),
+                events_rule(),
+            ],
+        ),
+        (
+            "statefulset-controller",
+            vec![
+                rule(&["list", "watch"], &[""], &["pods"]),
+                rule(READ, &["apps"], &["statefulsets"]),
+                rule(&["update"], &["apps"], &["statefulsets/status"]),
+                rule(&["update"], &["apps"], &["statefulsets/finalizers"]),
+                rule(
+                    &["get", "create", "delete", "update", "patch"],
+                    &[""],
+                    &["pods"],
+                ),
+                rule(
+                    &[
+                        "get", "create", "delete", "update", "patch", "list", "watch",
+                    ],
+                    &["apps"],
+                    &["controllerrevisions"],
+                ),
+                rule(
+                    &["get", "create", "list", "watch"],
+                    &[""],
+                    &["persistentvolumeclaims"],
+                ),
+                rule(&["update", "delete"], &[""], &["persistentvolumeclaims"]),
+                rule(&["update"], &[""], &["pods/finalizers"]),
+                events_rule(),
+            ],
+        ),
+        (
+            "ttl-after-finished-controller",
+            vec![
+                rule(&["get", "list", "watch", "delete"], &["batch"], &["jobs"]),
+                events_rule(),
+            ],
+        ),
+        (
+            "root-ca-cert-publisher",
+            vec![
+                rule(&["create", "update"], &[""], &["configmaps"]),
+                events_rule(),
+            ],
+        ),
+    ]
+}
+
+/// The controller roles.
+pub fn cluster_roles() -> Vec<Value> {
+    controllers()
+        .into_iter()
+        .map(|(name, rules)| role(&format!("{PREFIX}{name}"), &[], rules))
+        .collect()
+}
+
+/// Each controller role bound to its ServiceAccount (upstream) and to the controller manager's
+/// own user (kox's manager acts for its controllers with that credential).
+pub fn cluster_role_bindings() -> Vec<Value> {
+    controllers()
+        .into_iter()
+        .map(|(name, _)| {
+            let role = format!("{PREFIX}{name}");
+            let account = format!("kube-system/{name}");
+            binding(
+                &role,
+                &role,
+                &[("ServiceAccount", &account), ("User", CONTROLLER_MANAGER)],
+            )
+        })
+        .collect()
+}
