@@ -8,54 +8,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::Cluster;
+use common::{Cluster, FakeNodes, wait_for};
 use serde_json::Value;
-
-/// A `kox fake-nodes` process, killed when dropped.
-struct FakeNodes(Child);
-
-impl FakeNodes {
-    fn start(c: &Cluster, count: usize) -> Self {
-        let log = std::fs::File::create(c.data_dir().join("fake-nodes.log")).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_kox"))
-            .arg("fake-nodes")
-            .arg("--kubeconfig")
-            .arg(c.kubeconfig())
-            .args(["--count", &count.to_string()])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start kox fake-nodes");
-        FakeNodes(child)
-    }
-}
-
-impl Drop for FakeNodes {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Polls `f` until it returns `Ok`, failing with `what` and the last error after `secs`.
-fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        match f() {
-            Ok(v) => return v,
-            Err(last) => {
-                assert!(
-                    Instant::now() < deadline,
-                    "timed out waiting for {what}; last: {last}"
-                );
-                std::thread::sleep(Duration::from_millis(250));
-            }
-        }
-    }
-}
 
 /// The audit events written so far.
 fn audit_events(path: &Path) -> Vec<Value> {
@@ -160,7 +117,7 @@ fn scheduler_and_controller_manager_act_as_their_own_users() {
     can_i(&manager, &["impersonate", "users"], "no");
 
     // Everything still works: a deployment's pods are created and scheduled.
-    let _nodes = FakeNodes::start(&c, 2);
+    let _nodes = FakeNodes::start(&c, "fake-nodes.log", &["--count", "2"]);
     c.ok(&[
         "create",
         "deployment",
