@@ -95,6 +95,11 @@ impl AuditLog {
     }
 }
 
+/// The name of the object a create made, which its audit event names as upstream's does (the
+/// request's URL does not).
+#[derive(Clone, Debug)]
+pub struct ObjectName(pub String);
+
 /// Audit annotations a response carries (in its extensions) from admission to the audit log.
 #[derive(Clone, Debug, Default)]
 pub struct Annotations(pub Vec<(String, String)>);

@@ -220,7 +220,16 @@ fn written(req: &Request, w: Written, render: Render, def: &ResourceDef) -> Resp
     } else {
         StatusCode::OK
     };
+    let name = w
+        .object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let mut resp = respond(req, code, &render.event_object(def, w.object), &w.warnings);
+    if w.created && !name.is_empty() {
+        resp.extensions_mut().insert(crate::audit::ObjectName(name));
+    }
     if !w.audit_annotations.is_empty() {
         resp.extensions_mut()
             .insert(crate::audit::Annotations(w.audit_annotations));

@@ -506,10 +506,21 @@ async fn handle(
             .get::<crate::audit::Annotations>()
             .map(|a| a.0.as_slice())
             .unwrap_or_default();
+        let named;
+        let info = match resp.extensions().get::<crate::audit::ObjectName>() {
+            Some(created) if info.name.is_empty() => {
+                named = RequestInfo {
+                    name: created.0.clone(),
+                    ..info.clone()
+                };
+                &named
+            }
+            _ => &info,
+        };
         audit.record(
             received,
             &uri,
-            &info,
+            info,
             user,
             source_ip,
             &user_agent,

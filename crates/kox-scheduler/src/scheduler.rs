@@ -480,6 +480,10 @@ async fn schedule_loop(
     stop: CancellationToken,
 ) {
     loop {
+        // A busy queue never idles, so look for the stop between attempts too.
+        if stop.is_cancelled() {
+            return;
+        }
         if !*leading.borrow_and_update() {
             tokio::select! {
                 _ = stop.cancelled() => return,

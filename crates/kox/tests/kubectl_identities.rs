@@ -1,60 +1,18 @@
 //! The cluster's own identities: the scheduler and the controller manager act with their own
 //! client certificates (`system:kube-scheduler`, `system:kube-controller-manager`) and are held
 //! to their RBAC roles; `kox kubeconfig` issues a node credential (`system:node:<name>` in
-//! `system:nodes`) that the real kubectl uses and NodeRestriction confines to its own Node and
-//! pods; certificates carry several groups.
+//! `system:nodes`) that the real kubectl uses, which the Node authorizer and NodeRestriction
+//! confine to its own Node, pods and their secrets; certificates carry several groups; bootstrap
+//! tokens.
 
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::Cluster;
+use common::{Cluster, FakeNodes, wait_for};
 use serde_json::Value;
-
-/// A `kox fake-nodes` process, killed when dropped.
-struct FakeNodes(Child);
-
-impl FakeNodes {
-    fn start(c: &Cluster, count: usize) -> Self {
-        let log = std::fs::File::create(c.data_dir().join("fake-nodes.log")).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_kox"))
-            .arg("fake-nodes")
-            .arg("--kubeconfig")
-            .arg(c.kubeconfig())
-            .args(["--count", &count.to_string()])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start kox fake-nodes");
-        FakeNodes(child)
-    }
-}
-
-impl Drop for FakeNodes {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Polls `f` until it returns `Ok`, failing with `what` and the last error after `secs`.
-fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        match f() {
-            Ok(v) => return v,
-            Err(last) => {
-                assert!(
-                    Instant::now() < deadline,
-                    "timed out waiting for {what}; last: {last}"
-                );
-                std::thread::sleep(Duration::from_millis(250));
-            }
-        }
-    }
-}
 
 /// The audit events written so far.
 fn audit_events(path: &Path) -> Vec<Value> {
@@ -159,7 +117,7 @@ fn scheduler_and_controller_manager_act_as_their_own_users() {
     can_i(&manager, &["impersonate", "users"], "no");
 
     // Everything still works: a deployment's pods are created and scheduled.
-    let _nodes = FakeNodes::start(&c, 2);
+    let _nodes = FakeNodes::start(&c, "fake-nodes.log", &["--count", "2"]);
     c.ok(&[
         "create",
         "deployment",
@@ -426,6 +384,60 @@ fn a_node_credential_reaches_only_its_own_node_and_pods() {
         "",
     );
     assert!(stderr(&out).contains("is forbidden"), "{}", stderr(&out));
+
+    // The Node authorizer: the node reads its own Node, its own pods (by field selector) and
+    // only the secrets and config maps its pods use.
+    let out = run(&["get", "nodes"], "");
+    assert!(
+        stderr(&out).contains("node 'node-a' cannot read all nodes, only its own Node object"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["get", "pods"], "");
+    assert!(
+        stderr(&out).contains("can only list/watch pods with spec.nodeName field selector"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(
+        &[
+            "get",
+            "pods",
+            "--field-selector",
+            "spec.nodeName=node-a",
+            "-o",
+            "name",
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "pod/on-node-a");
+    for s in ["for-a", "not-for-a"] {
+        c.ok(&["create", "secret", "generic", s, "--from-literal=k=v"]);
+    }
+    c.ok(&["create", "configmap", "cfg-a", "--from-literal=k=v"]);
+    c.ok_stdin(
+        &["create", "-f", "-"],
+        r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"uses-secret"},
+"spec":{"nodeName":"node-a","containers":[{"name":"c","image":"nginx",
+"env":[{"name":"K","valueFrom":{"secretKeyRef":{"name":"for-a","key":"k"}}}]}],
+"volumes":[{"name":"cfg","configMap":{"name":"cfg-a"}}]}}"#,
+    );
+    // (The authorizer reads pods from the watch cache: the new pod shows within moments.)
+    wait_for(30, "node-a reading its pod's secret", || {
+        let out = run(&["get", "secret", "for-a", "-o", "name"], "");
+        out.status.success().then_some(()).ok_or(stderr(&out))
+    });
+    let out = run(&["get", "configmap", "cfg-a", "-o", "name"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(&["get", "secret", "not-for-a"], "");
+    assert!(
+        stderr(&out).contains("no relationship found between node 'node-a' and this object"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["get", "secrets"], "");
+    assert!(!out.status.success(), "node-a listed every secret");
 }
 
 #[test]

@@ -172,6 +172,9 @@ fn pod_security_defaults_exemptions_and_audit_annotations() {
         &pod("by-deployer", true, None),
     );
     assert_eq!(annotations["pod-security.kubernetes.io/exempt"], "user");
+    // A create's audit event names the object it made, as upstream's does.
+    let last = pod_creates(&audit_log, "plain").pop().unwrap();
+    assert_eq!(last["objectRef"]["name"], "by-deployer", "{last}");
 }
 
 #[test]

@@ -3,53 +3,7 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-use common::{Cluster, table};
-
-/// A `kox fake-nodes` process, killed when dropped.
-struct FakeNodes(Child);
-
-impl FakeNodes {
-    fn start(c: &Cluster, log: &str, args: &[&str]) -> Self {
-        let log = std::fs::File::create(c.data_dir().join(log)).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_kox"))
-            .arg("fake-nodes")
-            .arg("--kubeconfig")
-            .arg(c.kubeconfig())
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start kox fake-nodes");
-        FakeNodes(child)
-    }
-}
-
-impl Drop for FakeNodes {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Polls `f` until it returns `Some`, failing with `what` and the last value after `secs`.
-fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        match f() {
-            Ok(v) => return v,
-            Err(last) => {
-                assert!(
-                    Instant::now() < deadline,
-                    "timed out waiting for {what}; last: {last}"
-                );
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        }
-    }
-}
+use common::{Cluster, FakeNodes, table, wait_for};
 
 fn ready_nodes(c: &Cluster) -> usize {
     table(&c.ok(&["get", "nodes", "--no-headers"]))

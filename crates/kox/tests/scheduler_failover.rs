@@ -7,9 +7,9 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use common::{Cluster, free_port};
+use common::{Cluster, free_port, wait_for};
 
 /// A child process of the test, killed when dropped.
 struct Proc {
@@ -56,23 +56,6 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// Polls `f` until it returns `Ok`, failing with `what` and the last error after `secs`.
-fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        match f() {
-            Ok(v) => return v,
-            Err(last) => {
-                assert!(
-                    Instant::now() < deadline,
-                    "timed out waiting for {what}; last: {last}"
-                );
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        }
     }
 }
 

@@ -1,14 +1,16 @@
 //! Authorization: whether an authenticated user may do what a request asks.
 //!
-//! Two authorizers run in order, as upstream's `--authorization-mode=RBAC` server does: members
-//! of `system:masters` may do everything (upstream's privileged-group authorizer, so the admin
-//! credential keeps working whatever the RBAC objects say), then RBAC ([`rbac`]). A request
+//! Three authorizers run in order, as upstream's `--authorization-mode=Node,RBAC` server does:
+//! members of `system:masters` may do everything (upstream's privileged-group authorizer, so the
+//! admin credential keeps working whatever the RBAC objects say), then the Node authorizer for
+//! nodes' own requests ([`node`]), then RBAC ([`rbac`]). A request
 //! no authorizer allows is a 403 worded as upstream's:
 //! `pods is forbidden: User "jane" cannot list resource "pods" in API group "" in the namespace "dev"`.
 
 pub mod aggregation;
 pub mod controller_policy;
 pub mod escalation;
+pub mod node;
 pub mod policy;
 pub mod rbac;
 pub mod request_info;
@@ -36,12 +38,14 @@ pub enum Decision {
 /// The authorizer chain.
 #[derive(Clone)]
 pub struct Authorizer {
+    pub node: node::NodeAuthorizer,
     pub rbac: Rbac,
 }
 
 impl Authorizer {
     pub fn new(caches: Arc<WatchCaches>) -> Self {
         Self {
+            node: node::NodeAuthorizer::new(caches.clone()),
             rbac: Rbac::new(caches),
         }
     }
@@ -51,10 +55,14 @@ impl Authorizer {
         if user.in_group(MASTERS) {
             return Decision::Allow;
         }
+        let node = self.node.authorize(user, info).await;
+        if let Some(Ok(())) = node {
+            return Decision::Allow;
+        }
         if self.rbac.allows(user, info).await {
             return Decision::Allow;
         }
-        Decision::Deny(String::new())
+        Decision::Deny(node.and_then(Result::err).unwrap_or_default())
     }
 
     /// Like [`Authorizer::authorize`], as a result carrying the 403.

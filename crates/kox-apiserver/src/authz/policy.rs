@@ -554,9 +554,8 @@ pub(super) fn binding(name: &str, role: &str, subjects: &[(&str, &str)]) -> Valu
     })
 }
 
-/// The default cluster role bindings. Upstream binds `system:node` to nobody (its Node
-/// authorizer grants nodes their access); without that authorizer, kox binds the role to the
-/// `system:nodes` group.
+/// The default cluster role bindings. `system:node` is bound to nobody, as upstream: the Node
+/// authorizer ([`super::node`]) grants nodes their access.
 pub fn cluster_role_bindings() -> Vec<Value> {
     vec![
         binding(
@@ -602,7 +601,7 @@ pub fn cluster_role_bindings() -> Vec<Value> {
             "system:volume-scheduler",
             &[("User", "system:kube-scheduler")],
         ),
-        binding("system:node", "system:node", &[("Group", "system:nodes")]),
+        binding("system:node", "system:node", &[]),
         binding(
             "system:node-proxier",
             "system:node-proxier",

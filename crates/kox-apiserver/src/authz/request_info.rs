@@ -21,6 +21,9 @@ pub struct RequestInfo {
     pub resource: String,
     pub subresource: String,
     pub name: String,
+    /// The `fieldSelector` of a list or watch (the Node authorizer scopes a node's pod lists by
+    /// `spec.nodeName`).
+    pub field_selector: String,
 }
 
 /// Subresources of a namespace that are not resources in the namespace.
@@ -87,6 +90,7 @@ impl RequestInfo {
             info.subresource = s.to_string();
         }
         if info.name.is_empty() && info.verb == "get" {
+            info.field_selector = query.get("fieldSelector").unwrap_or("").to_string();
             info.verb = if matches!(query.get("watch"), Some("true" | "1")) {
                 "watch".to_string()
             } else {

@@ -122,6 +122,11 @@ pub fn info_from_spec(spec: &Value) -> ApiResult<RequestInfo> {
             resource: s(ra, "resource"),
             subresource: s(ra, "subresource"),
             name: s(ra, "name"),
+            field_selector: ra
+                .pointer("/fieldSelector/rawSelector")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
         });
     }
     if let Some(nra) = spec.get("nonResourceAttributes").filter(|v| v.is_object()) {
