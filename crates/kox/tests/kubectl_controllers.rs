@@ -651,6 +651,34 @@ fn a_standby_controller_manager_takes_over_when_the_leader_dies() {
             "{.metadata.name}",
         )
     });
+    // A Deployment the leader has acted on, so the new leader inherits its pods.
+    c.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=busybox:1.36",
+        "--replicas=3",
+    ]);
+    let pod_names = |c: &Cluster| -> Vec<String> {
+        jsonpath(
+            c,
+            &["get", "pods", "-l", "app=web"],
+            "{range .items[*]}{.metadata.name}{\"\\n\"}{end}",
+        )
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+    };
+    wait_for(60, "3 pods of the Deployment", || {
+        let pods = pod_names(&c);
+        if pods.len() == 3 {
+            Ok(())
+        } else {
+            Err(format!("{pods:?}"))
+        }
+    });
 
     // Kill the leader without letting it release the lease.
     let (survivor, mut dead) = if a_leads { (b, a) } else { (a, b) };
@@ -665,6 +693,12 @@ fn a_standby_controller_manager_takes_over_when_the_leader_dies() {
     });
     let took = killed.elapsed();
     eprintln!("standby took over after {took:?}");
+    // The lease lasts 15 s and is retried every 2 s: the standby leads within 20 s of the kill
+    // (a loaded machine gets a few seconds of slack).
+    assert!(
+        took < Duration::from_secs(25),
+        "the standby took {took:?} to take over"
+    );
     let new_holder = jsonpath(
         &c,
         &[
@@ -690,6 +724,27 @@ fn a_standby_controller_manager_takes_over_when_the_leader_dies() {
             )
         },
     );
+    // The new leader adopts the Deployment's pods instead of creating its own: scaled to 5,
+    // exactly 5 pods and one ReplicaSet exist, and stay so.
+    c.ok(&["scale", "deployment", "web", "--replicas=5"]);
+    wait_for(60, "5 pods after the scale", || {
+        let pods = pod_names(&c);
+        if pods.len() == 5 {
+            Ok(())
+        } else {
+            Err(format!("{pods:?}"))
+        }
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let pods = pod_names(&c);
+    assert_eq!(pods.len(), 5, "no duplicate pods: {pods:?}");
+    let sets = jsonpath(
+        &c,
+        &["get", "replicasets", "-l", "app=web"],
+        "{.items[*].metadata.name}",
+    )
+    .expect("replicasets");
+    assert_eq!(sets.split_whitespace().count(), 1, "one ReplicaSet: {sets}");
     drop(dead);
 }
 
