@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Attributes, Operation, Plugin, forbidden};
 use crate::error::ApiResult;
+use crate::list::ListQuery;
 use crate::registry::Registry;
 
 /// The annotation naming what the plugin defaulted.
@@ -48,12 +49,12 @@ fn supports(a: &Attributes<'_>) -> bool {
 
 async fn limit_ranges(reg: &Registry, ns: &str) -> ApiResult<Vec<Value>> {
     let def = crate::resources::find("", "v1", "limitranges").expect("served");
-    Ok(reg
-        .lister_list(def, Some(ns))
-        .await
-        .iter()
-        .map(|v| Value::clone(v))
-        .collect())
+    let cached = reg.lister_list(def, Some(ns)).await;
+    if cached.is_empty() {
+        // As upstream's live lookup: a LimitRange created a moment ago may not be cached yet.
+        return Ok(reg.list(def, Some(ns), &ListQuery::default()).await?.items);
+    }
+    Ok(cached.iter().map(|v| Value::clone(v)).collect())
 }
 
 /// The items of the LimitRanges of one type (`Container`, `Pod`, `PersistentVolumeClaim`).

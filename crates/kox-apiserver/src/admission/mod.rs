@@ -276,9 +276,26 @@ pub(crate) mod testing {
             field_validation: FieldValidation::Strict,
             user: None,
         };
-        reg.create(def, ns.as_deref(), obj, opts)
+        let stored = reg
+            .create(def, ns.as_deref(), obj, opts)
             .await
             .expect("fixture stored")
-            .object
+            .object;
+        // Admission reads through the watch caches (listers), which follow the store a moment
+        // later: a fixture counts once the cache holds it.
+        let name = stored
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let key = def.key(ns.as_deref(), name);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while reg.caches.get(def).get(key.as_bytes()).await.is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the watch cache never saw {key}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        stored
     }
 }
