@@ -201,6 +201,25 @@ impl WatchCache {
         self.state.lock().objects.get(key).cloned()
     }
 
+    /// Like [`WatchCache::get`] without waiting: `None` while the cache is not following the
+    /// store (starting, or relisting after its watch broke), so the caller asks the store.
+    pub fn try_get(&self, key: &[u8]) -> Option<Option<Arc<Value>>> {
+        let st = self.state.lock();
+        st.synced.then(|| st.objects.get(key).cloned())
+    }
+
+    /// The objects under `prefix` without waiting; `None` while the cache is not synced.
+    pub fn try_snapshot(&self, prefix: &[u8]) -> Option<Vec<Arc<Value>>> {
+        let st = self.state.lock();
+        st.synced.then(|| {
+            st.objects
+                .range(prefix.to_vec()..)
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .map(|(_, v)| v.clone())
+                .collect()
+        })
+    }
+
     /// The objects under `prefix` and the cache's revision (a `resourceVersion=0` list).
     pub async fn snapshot(&self, prefix: &[u8]) -> (Vec<Arc<Value>>, i64) {
         self.wait_synced().await;

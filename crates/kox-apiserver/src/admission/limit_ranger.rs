@@ -49,7 +49,7 @@ fn supports(a: &Attributes<'_>) -> bool {
 
 async fn limit_ranges(reg: &Registry, ns: &str) -> ApiResult<Vec<Value>> {
     let def = crate::resources::find("", "v1", "limitranges").expect("served");
-    let cached = reg.lister_list(def, Some(ns)).await;
+    let cached = reg.lister_list(def, Some(ns)).await?;
     if cached.is_empty() {
         // As upstream's live lookup: a LimitRange created a moment ago may not be cached yet.
         return Ok(reg.list(def, Some(ns), &ListQuery::default()).await?.items);

@@ -133,7 +133,7 @@ impl Plugin for Priority {
 
 /// The global default class: the highest-valued one marked `globalDefault`.
 async fn global_default(reg: &Registry) -> ApiResult<Option<Value>> {
-    let listed = reg.lister_list(classes_def(), None).await;
+    let listed = reg.lister_list(classes_def(), None).await?;
     Ok(listed
         .iter()
         .filter(|c| c.get("globalDefault").and_then(Value::as_bool) == Some(true))
