@@ -256,50 +256,6 @@ async fn watch_pods(shared: Arc<Shared>, stop: CancellationToken) {
     }
 }
 
-/// Keeps the cache's namespace labels in step with the namespaces (for inter-pod affinity's
-/// namespace selectors).
-async fn watch_namespaces(shared: Arc<Shared>, stop: CancellationToken) {
-    let api: Api<Namespace> = Api::all(shared.client.clone());
-    let mut stream = watcher(api, watcher::Config::default()).boxed();
-    let mut listed: Option<HashSet<String>> = None;
-    loop {
-        let ev = tokio::select! {
-            _ = stop.cancelled() => return,
-            ev = stream.next() => ev,
-        };
-        match ev {
-            None => return,
-            Some(Err(e)) => {
-                tracing::warn!("scheduler namespace watch: {e}");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            Some(Ok(watcher::Event::Init)) => listed = Some(HashSet::new()),
-            Some(Ok(watcher::Event::InitApply(ns) | watcher::Event::Apply(ns))) => {
-                if let Some(l) = listed.as_mut() {
-                    l.insert(ns.metadata.name.clone().unwrap_or_default());
-                }
-                shared.namespace_applied(ns);
-            }
-            Some(Ok(watcher::Event::InitDone)) => {
-                if let Some(l) = listed.take() {
-                    let mut st = shared.lock();
-                    for name in st.cache.namespace_names() {
-                        if !l.contains(&name) {
-                            st.cache.remove_namespace(&name);
-                        }
-                    }
-                }
-            }
-            Some(Ok(watcher::Event::Delete(ns))) => {
-                shared
-                    .lock()
-                    .cache
-                    .remove_namespace(ns.metadata.name.as_deref().unwrap_or(""));
-            }
-        }
-    }
-}
-
 /// Keeps one kind of the cache's [`Workloads`] selectors (Services, ReplicationControllers,
 /// ReplicaSets, StatefulSets: what PodTopologySpread's default constraints select by) in step
 /// with its objects.
@@ -363,9 +319,24 @@ fn compiled(selector: Option<&LabelSelector>) -> Selector {
     Selector::from_label_selector(selector).unwrap_or_else(|_| Selector::nothing())
 }
 
-/// Keeps the cache's nodes in step with the nodes.
-async fn watch_nodes(shared: Arc<Shared>, stop: CancellationToken) {
-    let api: Api<Node> = Api::all(shared.client.clone());
+/// Keeps one cluster-scoped kind the cache holds by name (nodes, namespaces) in step with its
+/// objects: `applied` takes each added or changed object, `remove` drops a name, and after a
+/// relist every name in `names` the list no longer has is dropped.
+async fn watch_named<K>(
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+    applied: fn(&Shared, K),
+    names: fn(&Cache) -> Vec<String>,
+    remove: fn(&mut Cache, &str),
+) where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
+{
+    let api: Api<K> = Api::all(shared.client.clone());
     let mut stream = watcher(api, watcher::Config::default()).boxed();
     let mut listed: Option<HashSet<String>> = None;
     loop {
@@ -376,31 +347,31 @@ async fn watch_nodes(shared: Arc<Shared>, stop: CancellationToken) {
         match ev {
             None => return,
             Some(Err(e)) => {
-                tracing::warn!("scheduler node watch: {e}");
+                tracing::warn!("scheduler {} watch: {e}", K::kind(&()));
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
             Some(Ok(watcher::Event::Init)) => listed = Some(HashSet::new()),
-            Some(Ok(watcher::Event::InitApply(node) | watcher::Event::Apply(node))) => {
+            Some(Ok(watcher::Event::InitApply(o) | watcher::Event::Apply(o))) => {
                 if let Some(l) = listed.as_mut() {
-                    l.insert(node.metadata.name.clone().unwrap_or_default());
+                    l.insert(o.meta().name.clone().unwrap_or_default());
                 }
-                shared.node_applied(node);
+                applied(&shared, o);
             }
             Some(Ok(watcher::Event::InitDone)) => {
                 if let Some(l) = listed.take() {
                     let mut st = shared.lock();
-                    for name in st.cache.node_names() {
+                    for name in names(&st.cache) {
                         if !l.contains(&name) {
-                            st.cache.remove_node(&name);
+                            remove(&mut st.cache, &name);
                         }
                     }
                 }
             }
-            Some(Ok(watcher::Event::Delete(node))) => {
-                shared
-                    .lock()
-                    .cache
-                    .remove_node(node.metadata.name.as_deref().unwrap_or(""));
+            Some(Ok(watcher::Event::Delete(o))) => {
+                remove(
+                    &mut shared.lock().cache,
+                    o.meta().name.as_deref().unwrap_or(""),
+                );
             }
         }
     }
@@ -430,8 +401,21 @@ pub async fn run(
         tasks.spawn(healthz::serve("scheduler", addr, metrics, stop.clone()));
     }
     tasks.spawn(watch_pods(shared.clone(), stop.clone()));
-    tasks.spawn(watch_nodes(shared.clone(), stop.clone()));
-    tasks.spawn(watch_namespaces(shared.clone(), stop.clone()));
+    tasks.spawn(watch_named::<Node>(
+        shared.clone(),
+        stop.clone(),
+        Shared::node_applied,
+        Cache::node_names,
+        Cache::remove_node,
+    ));
+    // Namespace labels, for inter-pod affinity's namespace selectors.
+    tasks.spawn(watch_named::<Namespace>(
+        shared.clone(),
+        stop.clone(),
+        Shared::namespace_applied,
+        Cache::namespace_names,
+        Cache::remove_namespace,
+    ));
     tasks.spawn(watch_workloads::<Service, _>(
         shared.clone(),
         stop.clone(),
