@@ -8,24 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use common::{Cluster, free_port};
-
-/// Polls `f` until it returns `Ok`, failing with `what` and the last error after `secs`.
-fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        match f() {
-            Ok(v) => return v,
-            Err(last) => {
-                assert!(
-                    Instant::now() < deadline,
-                    "timed out waiting for {what}; last: {last}"
-                );
-                std::thread::sleep(Duration::from_millis(250));
-            }
-        }
-    }
-}
+use common::{Cluster, free_port, wait_for};
 
 /// `kubectl get … -o jsonpath=…` output, or the error text.
 fn jsonpath(c: &Cluster, args: &[&str], path: &str) -> Result<String, String> {

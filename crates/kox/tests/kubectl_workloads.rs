@@ -6,38 +6,12 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Cluster, table};
+use common::{Cluster, FakeNodes, table, wait_for};
 use serde_json::Value;
-
-/// A `kox fake-nodes` process, killed when dropped.
-struct FakeNodes(Child);
-
-impl FakeNodes {
-    fn start(c: &Cluster, log: &str, args: &[&str]) -> Self {
-        let log = std::fs::File::create(c.data_dir().join(log)).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_kox"))
-            .arg("fake-nodes")
-            .arg("--kubeconfig")
-            .arg(c.kubeconfig())
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start kox fake-nodes");
-        FakeNodes(child)
-    }
-}
-
-impl Drop for FakeNodes {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A background kubectl (e.g. a watch) whose stdout is collected line by line.
 struct Background {
@@ -73,23 +47,6 @@ impl Drop for Background {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// Polls `f` until it returns `Ok`, failing with `what` and the last value after `secs`.
-fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        match f() {
-            Ok(v) => return v,
-            Err(last) => {
-                assert!(
-                    Instant::now() < deadline,
-                    "timed out waiting for {what}; last: {last}"
-                );
-                std::thread::sleep(Duration::from_millis(250));
-            }
-        }
     }
 }
 
