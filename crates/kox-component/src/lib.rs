@@ -2,6 +2,8 @@
 //!
 //! - `leader.rs` — Lease-based leader election (upstream's `leaderelection`), so one of
 //!   several replicas is active and the others stand by;
+//! - `client_switch.rs` — a client whose credentials can be swapped while it is in use, for
+//!   certificate rotation and refreshed service-account tokens;
 //! - `healthz.rs` — the HTTPS `/healthz`, `/livez`, `/readyz` and `/metrics` endpoint on the
 //!   component's secure port, which the API server's `componentstatuses` probes.
 //!
@@ -9,8 +11,10 @@
 //! this crate does not read flags, environment or files (the `kox` binary builds the client).
 #![forbid(unsafe_code)]
 
+pub mod client_switch;
 pub mod healthz;
 pub mod leader;
 
+pub use client_switch::ClientSwitch;
 pub use healthz::MetricsSource;
 pub use leader::LeaderElectionConfig;
