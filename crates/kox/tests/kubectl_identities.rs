@@ -787,3 +787,92 @@ fn an_old_system_node_binding_keeps_its_group_until_an_administrator_removes_it(
             .ok_or_else(|| "still reads it".to_string())
     });
 }
+
+#[test]
+fn a_node_reads_the_claims_volumes_and_volume_secrets_of_its_pods() {
+    let c = Cluster::start();
+    let node = kox_kubeconfig(&c, "node-a", &["--node", "node-a"]);
+    let as_node = |args: &[&str]| {
+        let mut full = vec!["--kubeconfig", node.to_str().unwrap()];
+        full.extend_from_slice(args);
+        c.kubectl(&full)
+    };
+    c.ok(&["create", "namespace", "storage"]);
+    for s in ["csi-publish", "csi-controller"] {
+        c.ok(&[
+            "create",
+            "secret",
+            "generic",
+            s,
+            "-n",
+            "storage",
+            "--from-literal=k=v",
+        ]);
+    }
+    let volume = |name: &str, claim: &str| {
+        format!(
+            r#"{{"apiVersion":"v1","kind":"PersistentVolume","metadata":{{"name":"{name}"}},
+"spec":{{"capacity":{{"storage":"1Gi"}},"accessModes":["ReadWriteOnce"],
+"claimRef":{{"kind":"PersistentVolumeClaim","namespace":"default","name":"{claim}"}},
+"csi":{{"driver":"csi.example.com","volumeHandle":"{name}",
+"nodePublishSecretRef":{{"namespace":"storage","name":"csi-publish"}},
+"controllerPublishSecretRef":{{"namespace":"storage","name":"csi-controller"}}}}}}}}"#
+        )
+    };
+    c.ok_stdin(&["create", "-f", "-"], &volume("pv-a", "claim-a"));
+    c.ok_stdin(&["create", "-f", "-"], &volume("pv-b", "claim-b"));
+    for (claim, pv) in [("claim-a", "pv-a"), ("claim-b", "pv-b")] {
+        c.ok_stdin(
+            &["create", "-f", "-"],
+            &format!(
+                r#"{{"apiVersion":"v1","kind":"PersistentVolumeClaim","metadata":{{"name":"{claim}"}},
+"spec":{{"accessModes":["ReadWriteOnce"],"resources":{{"requests":{{"storage":"1Gi"}}}},
+"volumeName":"{pv}"}}}}"#
+            ),
+        );
+    }
+    c.ok_stdin(
+        &["create", "-f", "-"],
+        r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"uses-claim"},
+"spec":{"nodeName":"node-a","containers":[{"name":"c","image":"nginx"}],
+"volumes":[{"name":"data","persistentVolumeClaim":{"claimName":"claim-a"}}]}}"#,
+    );
+    // (The authorizer reads pods from the watch cache: the new pod shows within moments.)
+    wait_for(30, "node-a reading its pod's claim", || {
+        let out = as_node(&["get", "pvc", "claim-a", "-o", "name"]);
+        out.status
+            .success()
+            .then_some(())
+            .ok_or(String::from_utf8_lossy(&out.stderr).into_owned())
+    });
+    let allowed = |args: &[&str]| {
+        let out = as_node(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let refused = |args: &[&str]| {
+        let out = as_node(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("no relationship found between node 'node-a' and this object"),
+            "{args:?}: {err}"
+        );
+    };
+    allowed(&["get", "pv", "pv-a", "-o", "name"]);
+    allowed(&[
+        "get",
+        "secret",
+        "csi-publish",
+        "-n",
+        "storage",
+        "-o",
+        "name",
+    ]);
+    // The controller's secret, and what no pod of node-a leads to.
+    refused(&["get", "secret", "csi-controller", "-n", "storage"]);
+    refused(&["get", "pvc", "claim-b"]);
+    refused(&["get", "pv", "pv-b"]);
+}
