@@ -12,7 +12,7 @@ use kox_component::LeaderElectionConfig;
 use kox_controllers::ControllerManagerConfig;
 use tokio_util::sync::CancellationToken;
 
-use crate::scheduler_cmd::{client_from, wait_for_signal};
+use crate::scheduler_cmd::wait_for_signal;
 
 /// Flags of `kox controller-manager`.
 #[derive(Args, Debug)]
@@ -49,7 +49,7 @@ pub struct ControllerManagerArgs {
 }
 
 /// Parses a Go-style duration: `40s`, `500ms`, `2m`, `1h`, or plain seconds.
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let (num, unit) = s
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .map(|i| s.split_at(i))
@@ -122,7 +122,7 @@ impl ControllerManagerArgs {
 /// Runs the controller manager until SIGTERM or SIGINT.
 pub async fn run(args: ControllerManagerArgs) -> Result<()> {
     let config = args.config()?;
-    let client = client_from(&args.kubeconfig).await?;
+    let client = crate::kubeconfig_client::following(&args.kubeconfig).await?;
     let stop = CancellationToken::new();
     let signals = stop.clone();
     tokio::spawn(async move {
@@ -142,7 +142,7 @@ pub fn spawn_in_process(kubeconfig: &Path, stop: CancellationToken) -> tokio::ta
                 root_ca_pem: cluster_ca_pem(&kubeconfig)?,
                 ..ControllerManagerConfig::default()
             };
-            let client = client_from(&kubeconfig).await?;
+            let client = crate::kubeconfig_client::following(&kubeconfig).await?;
             anyhow::Ok((client, config))
         };
         let (client, config) = match start.await {
