@@ -10,7 +10,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult};
-use crate::list::{ListQuery, list_object};
+use crate::list::{ListBody, ListQuery};
 use crate::patch::{PatchType, apply_patch};
 use crate::registry::{FieldValidation, ObjectRef, WriteOptions, Written};
 use crate::render::Render;
@@ -174,7 +174,12 @@ pub fn decode_body(content_type: &str, body: &[u8]) -> ApiResult<Value> {
 }
 
 /// Encodes a response body as the client asked (JSON, or YAML).
-fn respond(req: &Request, code: StatusCode, value: &Value, warnings: &[String]) -> Response {
+fn respond<T: serde::Serialize>(
+    req: &Request,
+    code: StatusCode,
+    value: &T,
+    warnings: &[String],
+) -> Response {
     let (body, ct) = if req.wants_yaml() {
         (
             serde_saphyr::to_string(value)
@@ -473,17 +478,18 @@ async fn resource(
                 return watch(app, def, target.namespace, &q, render).await;
             }
             let listed = reg.list(def, target.namespace, &q).await?;
-            let body = match render {
-                Render::Object => list_object(def, listed),
-                _ => {
-                    let mut meta =
-                        json!({ "resourceVersion": listed.resource_version.to_string() });
-                    if let Some(c) = &listed.continue_token {
-                        meta["continue"] = json!(c);
-                    }
-                    render.list(def, listed.items, meta)
-                }
-            };
+            if let Render::Object = render {
+                let body = ListBody {
+                    def,
+                    listed: &listed,
+                };
+                return Ok(respond(req, StatusCode::OK, &body, &[]));
+            }
+            let mut meta = json!({ "resourceVersion": listed.resource_version.to_string() });
+            if let Some(c) = &listed.continue_token {
+                meta["continue"] = json!(c);
+            }
+            let body = render.list(def, listed.items, meta);
             Ok(respond(req, StatusCode::OK, &body, &[]))
         }
         (&Method::GET | &Method::HEAD, Some(name), None) => {
@@ -690,7 +696,7 @@ async fn resource(
             let q = req.query.list_query()?;
             let listed = reg.list(def, target.namespace, &q).await?;
             let mut deleted = Vec::new();
-            for obj in listed.items {
+            for obj in listed.into_owned() {
                 let name = obj
                     .pointer("/metadata/name")
                     .and_then(Value::as_str)

@@ -1,6 +1,7 @@
 //! LIST: paging with consistent snapshots, resource version semantics, and selectors.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use base64::Engine;
 use kox_api::field_selector::FieldSelector;
@@ -133,12 +134,20 @@ pub fn list_prefix(def: &ResourceDef, namespace: Option<&str>) -> String {
     }
 }
 
-/// The result of a list before it is rendered.
+/// The result of a list before it is rendered. Items are shared: a list served from the watch
+/// cache hands out the cache's objects without copying them.
 pub struct Listed {
-    pub items: Vec<Value>,
+    pub items: Vec<Arc<Value>>,
     pub resource_version: i64,
     pub continue_token: Option<String>,
     pub remaining: Option<usize>,
+}
+
+impl Listed {
+    /// The items as owned values (copied only where still shared with the watch cache).
+    pub fn into_owned(self) -> Vec<Value> {
+        self.items.into_iter().map(Arc::unwrap_or_clone).collect()
+    }
 }
 
 impl Registry {
@@ -158,11 +167,7 @@ impl Registry {
             && q.resource_version_match.as_deref() != Some("Exact")
         {
             let (objects, revision) = self.caches.get(def).snapshot(prefix.as_bytes()).await;
-            let items = objects
-                .into_iter()
-                .filter(|o| filter.matches(o))
-                .map(|o| (*o).clone())
-                .collect();
+            let items = objects.into_iter().filter(|o| filter.matches(o)).collect();
             return Ok(Listed {
                 items,
                 resource_version: revision,
@@ -241,7 +246,7 @@ impl Registry {
                 }
                 let obj = decode(kv)?;
                 if filter.matches(&obj) {
-                    items.push(obj);
+                    items.push(Arc::new(obj));
                 }
                 last_key = Some(kv.key.clone());
             }
@@ -265,25 +270,53 @@ impl Registry {
     }
 }
 
-/// Renders a list as `<Kind>List`.
-pub fn list_object(def: &ResourceDef, listed: Listed) -> Value {
-    let mut metadata = json!({ "resourceVersion": listed.resource_version.to_string() });
-    if let Some(c) = listed.continue_token {
-        metadata["continue"] = json!(c);
+/// A list as `<Kind>List`, serialized straight from the listed objects: each item is written
+/// without its `kind` and `apiVersion` (as upstream's list items), and nothing is copied, so a
+/// 10,000-object list from the watch cache costs its encoding only.
+pub struct ListBody<'a> {
+    pub def: &'a ResourceDef,
+    pub listed: &'a Listed,
+}
+
+impl serde::Serialize for ListBody<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let listed = self.listed;
+        let mut metadata = json!({ "resourceVersion": listed.resource_version.to_string() });
+        if let Some(c) = &listed.continue_token {
+            metadata["continue"] = json!(c);
+        }
+        if let Some(r) = listed.remaining {
+            metadata["remainingItemCount"] = json!(r);
+        }
+        let mut map = s.serialize_map(Some(4))?;
+        map.serialize_entry("kind", &format!("{}List", self.def.kind))?;
+        map.serialize_entry("apiVersion", &self.def.api_version())?;
+        map.serialize_entry("metadata", &metadata)?;
+        map.serialize_entry("items", &Items(&listed.items))?;
+        map.end()
     }
-    if let Some(r) = listed.remaining {
-        metadata["remainingItemCount"] = json!(r);
+}
+
+struct Items<'a>(&'a [Arc<Value>]);
+
+impl serde::Serialize for Items<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|o| WithoutTypeMeta(o)))
     }
-    let items: Vec<Value> = listed
-        .items
-        .into_iter()
-        .map(|mut o| {
-            if let Some(m) = o.as_object_mut() {
-                m.remove("kind");
-                m.remove("apiVersion");
-            }
-            o
-        })
-        .collect();
-    json!({ "kind": format!("{}List", def.kind), "apiVersion": def.api_version(), "metadata": metadata, "items": items })
+}
+
+/// An object without its `kind` and `apiVersion`.
+struct WithoutTypeMeta<'a>(&'a Value);
+
+impl serde::Serialize for WithoutTypeMeta<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Object(m) => s.collect_map(
+                m.iter()
+                    .filter(|(k, _)| k.as_str() != "kind" && k.as_str() != "apiVersion"),
+            ),
+            other => other.serialize(s),
+        }
+    }
 }

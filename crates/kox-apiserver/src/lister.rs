@@ -38,6 +38,6 @@ impl Registry {
             return Ok(items);
         }
         let listed = self.list(def, namespace, &ListQuery::default()).await?;
-        Ok(listed.items.into_iter().map(Arc::new).collect())
+        Ok(listed.items)
     }
 }

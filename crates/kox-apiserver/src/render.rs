@@ -1,6 +1,8 @@
 //! Response shapes a client may ask for in `Accept`: the object itself, a `Table` for
 //! `kubectl get`, or `PartialObjectMetadata`.
 
+use std::sync::Arc;
+
 use serde_json::{Value, json};
 
 use crate::resources::ResourceDef;
@@ -61,7 +63,7 @@ impl Render {
                     .pointer("/metadata/resourceVersion")
                     .cloned()
                     .unwrap_or(json!(""));
-                let mut t = table(def, vec![obj], include);
+                let mut t = table(def, vec![Arc::new(obj)], include);
                 t["metadata"]["resourceVersion"] = rv;
                 t
             }
@@ -69,14 +71,14 @@ impl Render {
     }
 
     /// A list of objects, already filtered, with its list metadata.
-    pub fn list(self, def: &ResourceDef, items: Vec<Value>, list_metadata: Value) -> Value {
+    pub fn list(self, def: &ResourceDef, items: Vec<Arc<Value>>, list_metadata: Value) -> Value {
         match self {
             Render::Object => unreachable_list(def, items, list_metadata),
             Render::PartialMetadata => json!({
                 "kind": "PartialObjectMetadataList",
                 "apiVersion": "meta.k8s.io/v1",
                 "metadata": list_metadata,
-                "items": items.iter().map(partial).collect::<Vec<_>>(),
+                "items": items.iter().map(|o| partial(o)).collect::<Vec<_>>(),
             }),
             Render::Table(include) => {
                 let mut t = table(def, items, include);
@@ -87,16 +89,16 @@ impl Render {
     }
 }
 
-fn unreachable_list(def: &ResourceDef, items: Vec<Value>, list_metadata: Value) -> Value {
-    json!({ "kind": format!("{}List", def.kind), "apiVersion": def.api_version(), "metadata": list_metadata, "items": items })
+fn unreachable_list(def: &ResourceDef, items: Vec<Arc<Value>>, list_metadata: Value) -> Value {
+    json!({ "kind": format!("{}List", def.kind), "apiVersion": def.api_version(), "metadata": list_metadata, "items": items.into_iter().map(Arc::unwrap_or_clone).collect::<Vec<_>>() })
 }
 
 fn partial(obj: &Value) -> Value {
     json!({ "kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata").cloned().unwrap_or(json!({})) })
 }
 
-/// A `meta.k8s.io/v1` Table of `items`.
-pub fn table(def: &ResourceDef, items: Vec<Value>, include: IncludeObject) -> Value {
+/// A `meta.k8s.io/v1` Table of `items` (copied only when the rows carry whole objects).
+pub fn table(def: &ResourceDef, items: Vec<Arc<Value>>, include: IncludeObject) -> Value {
     let now = jiff::Timestamp::now();
     let t = def.strategy.table;
     let rows: Vec<Value> = items
@@ -108,7 +110,7 @@ pub fn table(def: &ResourceDef, items: Vec<Value>, include: IncludeObject) -> Va
                 IncludeObject::None => {}
                 IncludeObject::Metadata => row["object"] = partial(&obj),
                 IncludeObject::Object => {
-                    let mut o = obj;
+                    let mut o = Arc::unwrap_or_clone(obj);
                     if o.get("kind").is_none() {
                         o["kind"] = json!(def.kind);
                         o["apiVersion"] = json!(def.api_version());

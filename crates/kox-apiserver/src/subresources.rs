@@ -354,7 +354,7 @@ pub async fn component_statuses(
         (None, crate::render::Render::Object) => {
             json!({ "kind": "ComponentStatusList", "apiVersion": "v1", "metadata": {}, "items": items })
         }
-        (None, r) => r.list(def, items, json!({})),
+        (None, r) => r.list(def, items.into_iter().map(Arc::new).collect(), json!({})),
     };
     Ok(json_response(StatusCode::OK, &body))
 }

@@ -18,10 +18,7 @@ use crate::watch_cache::{CachedEvent, Delivery, EventType, Start, Subscription};
 const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
 
 fn event_line(kind: &str, object: Value) -> Bytes {
-    let mut line =
-        serde_json::to_vec(&json!({ "type": kind, "object": object })).unwrap_or_default();
-    line.push(b'\n');
-    Bytes::from(line)
+    crate::watch_cache::event_line(kind, &object)
 }
 
 fn expired_line(e: &ApiError) -> Bytes {
@@ -81,7 +78,8 @@ impl Registry {
                     lq.resource_version = Some(rv.to_string());
                 }
                 let listed = self.list(def, namespace, &lq).await?;
-                (listed.items, listed.resource_version + 1)
+                let next = listed.resource_version + 1;
+                (listed.into_owned(), next)
             }
         };
         let timeout = q
@@ -264,7 +262,10 @@ fn cached_stream(
 }
 
 fn render_line(def: &ResourceDef, render: Render, kind: &str, obj: &Value) -> Bytes {
-    event_line(kind, render.event_object(def, obj.clone()))
+    match render {
+        Render::Object => crate::watch_cache::event_line(kind, obj),
+        _ => event_line(kind, render.event_object(def, obj.clone())),
+    }
 }
 
 /// A cached event as this watcher sees it, applying its selectors as upstream does.

@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 use kox_store::{KeyRange, RangeRequest, Store, WatchEvent, prefix_end};
 use parking_lot::Mutex;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::registry::decode;
@@ -54,10 +54,16 @@ impl EventType {
     }
 }
 
-/// A JSON watch line `{"type":…,"object":…}\n`.
+/// A JSON watch line `{"type":…,"object":…}\n`, encoded straight from `object` (building a
+/// `json!` value would copy the whole object first).
 pub fn event_line(kind: &str, object: &Value) -> Bytes {
-    let mut line =
-        serde_json::to_vec(&json!({ "type": kind, "object": object })).unwrap_or_default();
+    #[derive(serde::Serialize)]
+    struct Line<'a> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        object: &'a Value,
+    }
+    let mut line = serde_json::to_vec(&Line { kind, object }).unwrap_or_default();
     line.push(b'\n');
     Bytes::from(line)
 }
@@ -387,6 +393,7 @@ mod tests {
     use super::*;
     use kox_store::Condition;
     use kox_store::embedded::{EmbeddedOptions, EmbeddedStore};
+    use serde_json::json;
 
     fn configmaps() -> &'static ResourceDef {
         crate::resources::find("", "v1", "configmaps").expect("configmaps are served")

@@ -52,7 +52,10 @@ async fn limit_ranges(reg: &Registry, ns: &str) -> ApiResult<Vec<Value>> {
     let cached = reg.lister_list(def, Some(ns)).await?;
     if cached.is_empty() {
         // As upstream's live lookup: a LimitRange created a moment ago may not be cached yet.
-        return Ok(reg.list(def, Some(ns), &ListQuery::default()).await?.items);
+        return Ok(reg
+            .list(def, Some(ns), &ListQuery::default())
+            .await?
+            .into_owned());
     }
     Ok(cached.iter().map(|v| Value::clone(v)).collect())
 }

@@ -382,7 +382,10 @@ async fn live_usage(
     let mut seen = BTreeSet::new();
     let listed: BTreeSet<String> = by_resource.keys().cloned().collect();
     for (def, wanted) in by_resource.into_values() {
-        let objects = reg.list(def, Some(ns), &ListQuery::default()).await?.items;
+        let objects = reg
+            .list(def, Some(ns), &ListQuery::default())
+            .await?
+            .into_owned();
         for obj in objects.iter().filter(|o| in_scope(quota, def, o)) {
             seen.insert(pending_key(def, obj));
             let u = usage_of(def, obj);

@@ -55,7 +55,10 @@ impl Hook {
 /// `validatingwebhookconfigurations`), configurations in name order.
 pub async fn hooks(reg: &Registry, plural: &str) -> ApiResult<Vec<Hook>> {
     let def = crate::resources::find("admissionregistration.k8s.io", "v1", plural).expect("served");
-    let mut configs = reg.list(def, None, &ListQuery::default()).await?.items;
+    let mut configs = reg
+        .list(def, None, &ListQuery::default())
+        .await?
+        .into_owned();
     configs.sort_by(|a, b| {
         a.pointer("/metadata/name")
             .and_then(Value::as_str)

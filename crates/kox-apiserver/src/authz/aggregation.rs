@@ -87,7 +87,10 @@ pub async fn aggregate(registry: &Registry) -> ApiResult<()> {
 async fn aggregate_once(registry: &Registry) -> ApiResult<bool> {
     let def = cluster_roles();
     let mut changed = false;
-    let all = registry.list(def, None, &ListQuery::default()).await?.items;
+    let all = registry
+        .list(def, None, &ListQuery::default())
+        .await?
+        .into_owned();
     for role in all.iter().filter(|r| r.get("aggregationRule").is_some()) {
         let Some(rules) = aggregated_rules(role, &all) else {
             continue;
