@@ -1,13 +1,21 @@
 //! Upstream's controller roles (`bootstrappolicy/controller_policy.go`): one
 //! `system:controller:<name>` ClusterRole per controller the controller manager runs, bound to
-//! the `kube-system/<name>` ServiceAccount as upstream binds it.
+//! the `kube-system/<name>` ServiceAccount, and to nothing else, as upstream binds it.
 //!
-//! Upstream's controller manager, run with `--use-service-account-credentials`, acts for each
-//! controller with that account's token. kox's controller manager acts for all of its
-//! controllers with its own credential (user `system:kube-controller-manager`), which is what
-//! upstream does without that flag, where the manager "must be granted all the relevant roles":
-//! so each binding also names that user. The manager then holds exactly the union of its
-//! controllers' roles, plus `system:kube-controller-manager` for its informers and lease.
+//! The controller manager acts for each controller with that account
+//! (`--use-service-account-credentials`, which `kox server` turns on): the shared informers
+//! and the leader Lease use the manager's own credential, user
+//! `system:kube-controller-manager`, whose role (`system:kube-controller-manager` in
+//! `policy.rs`) lets it list and watch everything, create ServiceAccounts and request their
+//! tokens (`serviceaccounts/token`) — and write nothing a controller writes. Each controller
+//! then writes as `system:serviceaccount:kube-system:<name>` with a one-hour token the manager
+//! renews. The controllers' accounts are upstream's client names, not always their names
+//! in `--controllers`: `deployment` acts as `deployment-controller`, `daemonset` as
+//! `daemon-set-controller`, `garbagecollector` as `generic-garbage-collector`,
+//! `taint-eviction-controller` as `node-controller` (upstream gives it no role of its own).
+//!
+//! A controller manager run without service-account credentials acts for every controller
+//! with its own credential, which then needs each of these roles bound to it (as upstream).
 
 use serde_json::Value;
 
@@ -291,19 +299,14 @@ pub fn cluster_roles() -> Vec<Value> {
         .collect()
 }
 
-/// Each controller role bound to its ServiceAccount (upstream) and to the controller manager's
-/// own user (kox's manager acts for its controllers with that credential).
+/// Each controller role bound to its ServiceAccount.
 pub fn cluster_role_bindings() -> Vec<Value> {
     controllers()
         .into_iter()
         .map(|(name, _)| {
             let role = format!("{PREFIX}{name}");
             let account = format!("kube-system/{name}");
-            binding(
-                &role,
-                &role,
-                &[("ServiceAccount", &account), ("User", CONTROLLER_MANAGER)],
-            )
+            binding(&role, &role, &[("ServiceAccount", &account)])
         })
         .collect()
 }
