@@ -17,6 +17,31 @@ const CA_VALIDITY: Duration = Duration::days(3650);
 /// How long leaf certificates are valid.
 const LEAF_VALIDITY: Duration = Duration::days(365);
 
+/// How long the certificates the cluster CA issues are valid.
+#[derive(Clone, Copy, Debug)]
+pub struct Validity {
+    /// The API server's serving certificate.
+    pub serving: Duration,
+    /// Client certificates of the admin and of the control plane's components.
+    pub client: Duration,
+}
+
+impl Default for Validity {
+    fn default() -> Self {
+        Self {
+            serving: LEAF_VALIDITY,
+            client: LEAF_VALIDITY,
+        }
+    }
+}
+
+/// A client credential kept under `tls/`: file stem (`tls/<stem>.{crt,key}`, and
+/// `<stem>.kubeconfig` for components), user, groups.
+pub type Credential = (&'static str, &'static str, &'static [&'static str]);
+
+/// The admin's credential, written to `admin.kubeconfig`.
+pub const ADMIN: Credential = ("admin", "kubernetes-admin", &["system:masters"]);
+
 /// PEM material of the cluster's PKI, as files under `DIR/tls`.
 #[derive(Clone)]
 pub struct ClusterPki {
@@ -40,17 +65,17 @@ impl PkiPaths {
 
 impl ClusterPki {
     /// Loads the PKI from `data_dir/tls`, creating whatever is missing. The serving certificate
-    /// is re-issued (by the same CA) when its names no longer cover `sans`.
+    /// is re-issued (by the same CA) when its names no longer cover `sans`; a certificate due
+    /// for renewal (see [`renew_at`]) is issued again.
     pub fn load_or_create(data_dir: &Path, sans: &[String]) -> Result<Self> {
-        Self::load_or_create_valid_for(data_dir, sans, LEAF_VALIDITY)
+        Self::load_or_create_valid_for(data_dir, sans, Validity::default())
     }
 
-    /// [`Self::load_or_create`] with serving certificates valid for `serving_validity`; one
-    /// with less than a third of that left is issued again.
+    /// [`Self::load_or_create`] with certificates valid for `validity`.
     pub fn load_or_create_valid_for(
         data_dir: &Path,
         sans: &[String],
-        serving_validity: Duration,
+        validity: Validity,
     ) -> Result<Self> {
         let paths = PkiPaths {
             dir: data_dir.join("tls"),
@@ -84,26 +109,15 @@ impl ClusterPki {
         ) {
             (Some(cert), Some(key))
                 if have_sans.as_deref() == Some(wanted_sans.as_str())
-                    && !needs_renewal(&cert, serving_validity) =>
+                    && !needs_renewal(&cert, validity.serving) =>
             {
                 (cert, key)
             }
-            _ => issue_serving(data_dir, &issuer, sans, serving_validity)?,
+            _ => issue_serving(data_dir, &issuer, sans, validity.serving)?,
         };
 
-        let (admin_cert_pem, admin_key_pem) = match (
-            read_opt(&paths.file("admin.crt"))?,
-            read_opt(&paths.file("admin.key"))?,
-        ) {
-            (Some(cert), Some(key)) => (cert, key),
-            _ => {
-                let (cert, key) =
-                    new_leaf(&issuer, "kubernetes-admin", &["system:masters"], &[], false)?;
-                write_secret(&paths.file("admin.key"), &key)?;
-                std::fs::write(paths.file("admin.crt"), &cert)?;
-                (cert, key)
-            }
-        };
+        let (admin_cert_pem, admin_key_pem) =
+            ensure_client_credential(data_dir, ADMIN, validity.client)?;
 
         Ok(Self {
             ca_cert_pem,
@@ -151,12 +165,22 @@ pub fn issue_client_certificate(
     user: &str,
     groups: &[&str],
 ) -> Result<(String, String)> {
+    issue_client_certificate_valid_for(data_dir, user, groups, LEAF_VALIDITY)
+}
+
+/// [`issue_client_certificate`] valid for `validity`.
+pub fn issue_client_certificate_valid_for(
+    data_dir: &Path,
+    user: &str,
+    groups: &[&str],
+    validity: Duration,
+) -> Result<(String, String)> {
     let dir = data_dir.join("tls");
     let ca_cert = std::fs::read_to_string(dir.join("ca.crt")).context("reading tls/ca.crt")?;
     let ca_key = std::fs::read_to_string(dir.join("ca.key")).context("reading tls/ca.key")?;
     let key = KeyPair::from_pem(&ca_key).context("parsing tls/ca.key")?;
     let issuer = Issuer::from_ca_cert_pem(&ca_cert, key).context("parsing tls/ca.crt")?;
-    new_leaf(&issuer, user, groups, &[], false)
+    new_leaf_valid_for(&issuer, user, groups, &[], false, validity)
 }
 
 /// A new self-signed CA (certificate and key PEM), e.g. to show that another CA's
@@ -188,8 +212,8 @@ fn issue_serving(
     let dir = data_dir.join("tls");
     let (cert, key) = new_leaf_valid_for(issuer, "kox-apiserver", &[], sans, true, validity)?;
     write_secret(&dir.join("serving.key"), &key)?;
-    std::fs::write(dir.join("serving.crt"), &cert)?;
-    std::fs::write(dir.join("serving.sans"), sans.join(","))?;
+    write_file(&dir.join("serving.crt"), &cert)?;
+    write_file(&dir.join("serving.sans"), &sans.join(","))?;
     Ok((cert, key))
 }
 
@@ -230,24 +254,25 @@ fn needs_renewal(cert_pem: &str, validity: Duration) -> bool {
     renew_at(cert_pem, validity).is_none_or(|at| at <= OffsetDateTime::now_utc().unix_timestamp())
 }
 
-/// Client certificates issued to the control plane's own components, and the kubeconfig each
-/// finds under the data directory: (file stem under `tls/` and of `<stem>.kubeconfig`, user,
-/// groups). Each user is bound to its upstream role by the default RBAC policy.
-pub const COMPONENTS: &[(&str, &str, &[&str])] = &[
+/// Client certificates issued to the control plane's own components, each written to
+/// `DATA_DIR/<stem>.kubeconfig`. Each user is bound to its upstream role by the default RBAC
+/// policy.
+pub const COMPONENTS: &[Credential] = &[
     ("scheduler", "system:kube-scheduler", &[]),
     ("controller-manager", "system:kube-controller-manager", &[]),
 ];
 
-/// A certificate is issued again when less than this much of its validity is left.
+/// A certificate is issued again when less than this much of its validity is left (or less
+/// than a third, for short-lived ones).
 const RENEW_BEFORE: Duration = Duration::days(30);
 
-/// The client certificate and key `data_dir/tls/<stem>.{crt,key}` for `user` in `groups`,
-/// issued by the cluster CA when missing, naming someone else, or close to expiry.
+/// The client certificate and key `data_dir/tls/<stem>.{crt,key}`, issued by the cluster CA
+/// (valid for `validity`) when missing, naming someone else, not matching its key, or due for
+/// renewal.
 pub fn ensure_client_credential(
     data_dir: &Path,
-    stem: &str,
-    user: &str,
-    groups: &[&str],
+    (stem, user, groups): Credential,
+    validity: Duration,
 ) -> Result<(String, String)> {
     let dir = data_dir.join("tls");
     let (cert_path, key_path) = (
@@ -255,20 +280,25 @@ pub fn ensure_client_credential(
         dir.join(format!("{stem}.key")),
     );
     if let (Some(cert), Some(key)) = (read_opt(&cert_path)?, read_opt(&key_path)?)
-        && still_good(&cert, user, groups)
+        && still_good(&cert, &key, user, groups, validity)
     {
         return Ok((cert, key));
     }
-    let (cert, key) = issue_client_certificate(data_dir, user, groups)?;
+    let (cert, key) = issue_client_certificate_valid_for(data_dir, user, groups, validity)?;
     write_secret(&key_path, &key)?;
-    std::fs::write(&cert_path, &cert)
-        .with_context(|| format!("writing {}", cert_path.display()))?;
+    write_file(&cert_path, &cert)?;
     Ok((cert, key))
 }
 
-/// Whether a stored client certificate still names `user` in `groups` and is not about to
-/// expire.
-fn still_good(cert_pem: &str, user: &str, groups: &[&str]) -> bool {
+/// Whether a stored client certificate names `user` in `groups`, belongs to `key_pem`, and is
+/// not due for renewal.
+fn still_good(
+    cert_pem: &str,
+    key_pem: &str,
+    user: &str,
+    groups: &[&str],
+    validity: Duration,
+) -> bool {
     let Some(der) = rustls_pemfile::certs(&mut cert_pem.as_bytes())
         .next()
         .and_then(Result::ok)
@@ -281,30 +311,49 @@ fn still_good(cert_pem: &str, user: &str, groups: &[&str]) -> bool {
     let Ok((_, cert)) = X509Certificate::from_der(&der) else {
         return false;
     };
-    let not_after = cert.validity().not_after.timestamp();
-    let renew_at = (OffsetDateTime::now_utc() + RENEW_BEFORE).unix_timestamp();
-    identity.name == user && identity.groups == groups && not_after > renew_at
+    let Ok(key) = KeyPair::from_pem(key_pem) else {
+        return false;
+    };
+    identity.name == user
+        && identity.groups == groups
+        && cert.public_key().subject_public_key.data.as_ref() == key.public_key_raw()
+        && !needs_renewal(cert_pem, validity)
 }
 
 /// Writes `DATA_DIR/<stem>.kubeconfig` for each of the control plane's [`COMPONENTS`], with its
-/// own client certificate, against `server`; returns their paths by stem.
+/// own client certificate (issued again when due), against `server`; returns their paths by
+/// stem. A kubeconfig is rewritten only when its contents change, so that components watching
+/// the file reload it only for a new certificate.
 pub fn write_component_kubeconfigs(
     data_dir: &Path,
     ca_cert_pem: &str,
     server: &str,
+    validity: Duration,
 ) -> Result<Vec<(&'static str, PathBuf)>> {
     COMPONENTS
         .iter()
-        .map(|(stem, user, groups)| {
-            let (cert, key) = ensure_client_credential(data_dir, stem, user, groups)?;
+        .map(|&credential @ (stem, user, _)| {
+            let (cert, key) = ensure_client_credential(data_dir, credential, validity)?;
             let path = data_dir.join(format!("{stem}.kubeconfig"));
-            write_secret(
+            write_secret_if_changed(
                 &path,
                 &client_kubeconfig(server, ca_cert_pem, user, &cert, &key),
             )?;
-            Ok((*stem, path))
+            Ok((stem, path))
         })
         .collect()
+}
+
+/// When the next of the admin's and the components' client certificates is due for renewal
+/// (Unix time); `None` when one is missing or unreadable (so: now).
+pub fn client_credentials_renew_at(data_dir: &Path, validity: Duration) -> Option<i64> {
+    std::iter::once(ADMIN)
+        .chain(COMPONENTS.iter().copied())
+        .map(|(stem, _, _)| {
+            let cert = read_opt(&data_dir.join("tls").join(format!("{stem}.crt"))).ok()??;
+            renew_at(&cert, validity)
+        })
+        .try_fold(i64::MAX, |soonest, at| Some(soonest.min(at?)))
 }
 
 fn new_ca() -> Result<(String, String)> {
@@ -530,17 +579,43 @@ fn read_opt(path: &Path) -> Result<Option<String>> {
 
 /// Writes a file only its owner can read, synced to disk.
 pub(crate) fn write_secret(path: &Path, contents: &str) -> Result<()> {
+    write_atomically(path, contents, 0o600)
+}
+
+/// Writes a non-secret file (a certificate) atomically.
+fn write_file(path: &Path, contents: &str) -> Result<()> {
+    write_atomically(path, contents, 0o644)
+}
+
+/// [`write_secret`], unless the file already holds `contents`.
+pub(crate) fn write_secret_if_changed(path: &Path, contents: &str) -> Result<()> {
+    if read_opt(path)?.as_deref() == Some(contents) {
+        return Ok(());
+    }
+    write_secret(path, contents)
+}
+
+/// Writes `contents` to a temporary file beside `path` and renames it over `path`, so that a
+/// reader (kubectl, a component reloading its kubeconfig) sees the old or the new file, never
+/// half of one.
+fn write_atomically(path: &Path, contents: &str, mode: u32) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
+        .mode(mode)
+        .open(&tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
     f.write_all(contents.as_bytes())?;
     f.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 
@@ -548,4 +623,108 @@ fn restrict_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("restricting {}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SCHEDULER: Credential = COMPONENTS[0];
+
+    fn cluster() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        ClusterPki::load_or_create(dir.path(), &["localhost".into()]).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_client_credential_is_kept_until_due() {
+        let dir = cluster();
+        let year = Duration::days(365);
+        let first = ensure_client_credential(dir.path(), SCHEDULER, year).unwrap();
+        let again = ensure_client_credential(dir.path(), SCHEDULER, year).unwrap();
+        assert_eq!(first, again, "a fresh certificate is reused");
+        // With a validity of 30 s the 365-day certificate's renewal point (a third before its
+        // end) is far off, so only one issued for 30 s is due within 30 s.
+        let short = Duration::seconds(30);
+        let soon = ensure_client_credential(dir.path(), SCHEDULER, short).unwrap();
+        assert_eq!(
+            soon, first,
+            "not due: a third of 30 s before a year from now"
+        );
+        assert_eq!(
+            client_credentials_renew_at(dir.path(), year),
+            None,
+            "the controller manager's is missing: due now"
+        );
+        let ca = std::fs::read_to_string(dir.path().join("tls/ca.crt")).unwrap();
+        write_component_kubeconfigs(dir.path(), &ca, "https://127.0.0.1:6443", year).unwrap();
+        let due_at = client_credentials_renew_at(dir.path(), year).unwrap();
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        assert!(
+            due_at > now + Duration::days(300).whole_seconds(),
+            "the next renewal is ~335 days away, got {}",
+            due_at - now
+        );
+    }
+
+    #[test]
+    fn a_certificate_close_to_expiry_is_issued_again() {
+        let dir = cluster();
+        let (old, _) =
+            ensure_client_credential(dir.path(), SCHEDULER, Duration::seconds(3)).unwrap();
+        // Issued for 3 s it is due with 1 s left, so after 2 s it is renewed.
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        let (new, _) =
+            ensure_client_credential(dir.path(), SCHEDULER, Duration::seconds(3)).unwrap();
+        assert_ne!(old, new);
+        assert!(not_after(&new).unwrap() > not_after(&old).unwrap());
+    }
+
+    #[test]
+    fn a_certificate_for_someone_else_or_another_key_is_issued_again() {
+        let dir = cluster();
+        let year = Duration::days(365);
+        let (cert, key) = ensure_client_credential(dir.path(), SCHEDULER, year).unwrap();
+        let tls = dir.path().join("tls");
+        // A key that does not belong to the certificate (a write cut short, say).
+        let (_, other_key) = issue_client_certificate(dir.path(), "x", &[]).unwrap();
+        write_secret(&tls.join("scheduler.key"), &other_key).unwrap();
+        let (cert2, key2) = ensure_client_credential(dir.path(), SCHEDULER, year).unwrap();
+        assert_ne!(cert2, cert);
+        assert_ne!(key2, key);
+        // A certificate naming another user.
+        let (cert3, _) =
+            ensure_client_credential(dir.path(), ("scheduler", "someone", &[]), year).unwrap();
+        assert_ne!(cert3, cert2);
+        let der = rustls_pemfile::certs(&mut cert3.as_bytes())
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            crate::authn::x509::user_from_der(&der).unwrap().name,
+            "someone"
+        );
+    }
+
+    #[test]
+    fn kubeconfigs_are_rewritten_only_when_they_change() {
+        let dir = cluster();
+        let ca = std::fs::read_to_string(dir.path().join("tls/ca.crt")).unwrap();
+        let year = Duration::days(365);
+        let written =
+            write_component_kubeconfigs(dir.path(), &ca, "https://127.0.0.1:6443", year).unwrap();
+        let path = &written[0].1;
+        let modified = |p: &Path| std::fs::metadata(p).unwrap().modified().unwrap();
+        let before = modified(path);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        write_component_kubeconfigs(dir.path(), &ca, "https://127.0.0.1:6443", year).unwrap();
+        assert_eq!(modified(path), before, "unchanged file not rewritten");
+        write_component_kubeconfigs(dir.path(), &ca, "https://127.0.0.1:7443", year).unwrap();
+        assert!(
+            std::fs::read_to_string(path)
+                .unwrap()
+                .contains("127.0.0.1:7443")
+        );
+    }
 }

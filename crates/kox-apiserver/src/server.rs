@@ -64,6 +64,10 @@ pub struct ServerConfig {
     /// How long serving certificates are valid (default 365 days). A third of the way before
     /// expiry (at most 30 days before) a new one is issued and served without a restart.
     pub serving_cert_validity: Duration,
+    /// How long the client certificates of the admin and of the control plane's components
+    /// are valid (default 365 days). They are renewed as the serving certificate is, and their
+    /// kubeconfigs rewritten; the components reload a kubeconfig that changes.
+    pub client_cert_validity: Duration,
     /// PodSecurity admission's defaults and exemptions (`--admission-control-config-file`).
     pub pod_security: crate::admission::pod_security::PodSecurityConfig,
 }
@@ -83,6 +87,7 @@ impl Default for ServerConfig {
             audit_log_path: None,
             cluster_token: None,
             serving_cert_validity: Duration::from_secs(365 * 24 * 3600),
+            client_cert_validity: Duration::from_secs(365 * 24 * 3600),
             pod_security: Default::default(),
         }
     }
@@ -146,7 +151,7 @@ const DERIVED_FILES: &[&str] = &[
 /// datastore uses.
 async fn load_pki(config: &ServerConfig, sans: &[String], store: &dyn Store) -> Result<ClusterPki> {
     use crate::cluster_secrets::{self, Outcome};
-    let validity = serving_validity(config);
+    let validity = validity(config);
     let Some(token) = &config.cluster_token else {
         return ClusterPki::load_or_create_valid_for(&config.data_dir, sans, validity);
     };
@@ -166,8 +171,12 @@ async fn load_pki(config: &ServerConfig, sans: &[String], store: &dyn Store) -> 
     }
 }
 
-fn serving_validity(config: &ServerConfig) -> time::Duration {
-    time::Duration::seconds(config.serving_cert_validity.as_secs().max(1) as i64)
+fn validity(config: &ServerConfig) -> crate::pki::Validity {
+    let seconds = |d: Duration| time::Duration::seconds(d.as_secs().max(1) as i64);
+    crate::pki::Validity {
+        serving: seconds(config.serving_cert_validity),
+        client: seconds(config.client_cert_validity),
+    }
 }
 
 /// A server that has bound its port and written its kubeconfig, ready to serve.
@@ -226,7 +235,7 @@ impl Server {
         };
         let advertise = format!("{host}:{}", local_addr.port());
         let kubeconfig = config.data_dir.join("admin.kubeconfig");
-        crate::pki::write_secret(
+        crate::pki::write_secret_if_changed(
             &kubeconfig,
             &pki.admin_kubeconfig(&format!("https://{advertise}")),
         )?;
@@ -234,6 +243,7 @@ impl Server {
             &config.data_dir,
             &pki.ca_cert_pem,
             &format!("https://{advertise}"),
+            validity(&config).client,
         )?;
         let component_kubeconfig = |stem: &str| {
             components
@@ -305,7 +315,16 @@ impl Server {
             pki.serving_cert_pem.clone(),
             config.data_dir.clone(),
             sans,
-            serving_validity(&config),
+            validity(&config).serving,
+            app.shutdown.clone(),
+        ));
+        tokio::spawn(renew_client_credentials(
+            ClientCredentials {
+                data_dir: config.data_dir.clone(),
+                ca_cert_pem: pki.ca_cert_pem.clone(),
+                server: format!("https://{advertise}"),
+                validity: validity(&config).client,
+            },
             app.shutdown.clone(),
         ));
         app.bootstrapped.store(true, Ordering::Relaxed);
@@ -617,6 +636,77 @@ async fn renew_serving_certificate(
             }
             Err(e) => {
                 tracing::error!("renewing the serving certificate: {e:#}");
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Where the admin's and the components' kubeconfigs are kept, and what they hold.
+struct ClientCredentials {
+    data_dir: PathBuf,
+    ca_cert_pem: String,
+    server: String,
+    validity: time::Duration,
+}
+
+impl ClientCredentials {
+    /// Issues again whichever certificates are due and rewrites the kubeconfigs that change.
+    fn renew(&self) -> Result<()> {
+        let (cert, key) =
+            crate::pki::ensure_client_credential(&self.data_dir, crate::pki::ADMIN, self.validity)?;
+        crate::pki::write_secret_if_changed(
+            &self.data_dir.join("admin.kubeconfig"),
+            &crate::pki::client_kubeconfig(
+                &self.server,
+                &self.ca_cert_pem,
+                "kox-admin",
+                &cert,
+                &key,
+            ),
+        )?;
+        crate::pki::write_component_kubeconfigs(
+            &self.data_dir,
+            &self.ca_cert_pem,
+            &self.server,
+            self.validity,
+        )?;
+        Ok(())
+    }
+}
+
+/// Renews the admin's and the components' client certificates before they expire, as
+/// [`renew_serving_certificate`] does the serving certificate: kubectl reads the new admin
+/// kubeconfig on its next run; the in-process scheduler and controller manager (and
+/// standalone ones given these files) notice their kubeconfig changed and switch to it.
+async fn renew_client_credentials(credentials: ClientCredentials, stop: CancellationToken) {
+    loop {
+        let now = jiff::Timestamp::now().as_second();
+        let due =
+            crate::pki::client_credentials_renew_at(&credentials.data_dir, credentials.validity)
+                .unwrap_or(now);
+        let wait = Duration::from_secs(due.saturating_sub(now).clamp(0, 3600) as u64);
+        if !wait.is_zero() {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            continue;
+        }
+        match credentials.renew() {
+            Ok(()) => {
+                tracing::info!("renewed the control plane's client certificates");
+                // Never spin, whatever the clock does.
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+            Err(e) => {
+                tracing::error!("renewing the control plane's client certificates: {e:#}");
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     _ = tokio::time::sleep(Duration::from_secs(60)) => {}

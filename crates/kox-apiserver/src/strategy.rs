@@ -295,6 +295,8 @@ pub static SECRET: Strategy = Strategy {
     defaults: validation::secret_defaults,
     validate: validation::secret,
     validate_update: validation::secret_update,
+    field: secret_field,
+    field_names: &["type"],
     ..strategy_of::<core::Secret>(&table::SECRET)
 };
 
@@ -428,6 +430,10 @@ fn node_field(v: &Value, field: &str) -> Option<String> {
 }
 
 fn namespace_field(v: &Value, field: &str) -> Option<String> {
+    Some(str_at(v, field).unwrap_or("").to_string())
+}
+
+fn secret_field(v: &Value, field: &str) -> Option<String> {
     Some(str_at(v, field).unwrap_or("").to_string())
 }
 

@@ -109,6 +109,28 @@ async fn certificate_from_another_ca_is_refused() {
 }
 
 #[tokio::test]
+async fn certificate_that_expires_on_an_open_connection_is_refused_from_then_on() {
+    let s = start().await;
+    let (cert, key) = kox_apiserver::pki::issue_client_certificate_valid_for(
+        &s.data_dir,
+        "jane",
+        &["system:masters"],
+        time::Duration::seconds(3),
+    )
+    .unwrap();
+    let expiry = kox_apiserver::pki::not_after(&cert).unwrap();
+    let jane = s.with_cert(&cert, &key).await;
+    assert_eq!(whoami(&jane).await.username.as_deref(), Some("jane"));
+    // The same client (and its kept-alive connection) after the certificate expired: upstream
+    // verifies the certificate on every request, so this is a 401, not jane.
+    while jiff::Timestamp::now().as_second() <= expiry {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (code, body) = get_raw(&jane, "/api/v1/namespaces").await;
+    assert_eq!(code, 401, "{body}");
+}
+
+#[tokio::test]
 async fn request_without_credentials_is_anonymous_and_reaches_healthz() {
     let s = start().await;
     let anon = s.anonymous().await;

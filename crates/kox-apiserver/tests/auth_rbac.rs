@@ -510,3 +510,72 @@ async fn escalate_and_bind_verbs_lift_the_restriction() {
         403
     );
 }
+
+#[tokio::test]
+async fn the_token_cleaner_may_delete_secrets_in_kube_system_only() {
+    let s = start().await;
+    let roles: Api<Role> = Api::namespaced(s.admin.clone(), "kube-system");
+    let role = roles
+        .get("system:controller:token-cleaner")
+        .await
+        .expect("the token cleaner's Role");
+    assert!(role.rules.unwrap_or_default().iter().any(|r| {
+        r.resources.as_deref() == Some(&["secrets".to_string()][..])
+            && r.verbs.contains(&"delete".to_string())
+    }));
+    let bindings: Api<RoleBinding> = Api::namespaced(s.admin.clone(), "kube-system");
+    let binding = bindings
+        .get("system:controller:token-cleaner")
+        .await
+        .expect("the token cleaner's RoleBinding");
+    assert_eq!(binding.role_ref.kind, "Role");
+    let subjects: Vec<(String, String)> = binding
+        .subjects
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| (s.kind, s.name))
+        .collect();
+    assert!(subjects.contains(&("ServiceAccount".into(), "token-cleaner".into())));
+    // The controller manager acts for the token cleaner with the account's token; its own
+    // user is not bound.
+    assert!(!subjects.contains(&("User".into(), "system:kube-controller-manager".into())));
+
+    let sar: Api<SubjectAccessReview> = Api::all(s.admin.clone());
+    let allowed = |verb: &'static str, ns: &'static str| {
+        let sar = sar.clone();
+        async move {
+            let review = SubjectAccessReview {
+                spec: SubjectAccessReviewSpec {
+                    user: Some("system:serviceaccount:kube-system:token-cleaner".into()),
+                    groups: Some(vec![
+                        "system:serviceaccounts".into(),
+                        "system:serviceaccounts:kube-system".into(),
+                        "system:authenticated".into(),
+                    ]),
+                    resource_attributes: Some(ResourceAttributes {
+                        verb: Some(verb.into()),
+                        resource: Some("secrets".into()),
+                        namespace: Some(ns.into()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            sar.create(&PostParams::default(), &review)
+                .await
+                .unwrap()
+                .status
+                .unwrap()
+                .allowed
+        }
+    };
+    eventually("the token cleaner may delete kube-system secrets", || {
+        allowed("delete", "kube-system")
+    })
+    .await;
+    assert!(allowed("watch", "kube-system").await);
+    assert!(!allowed("delete", "default").await);
+    assert!(!allowed("list", "default").await);
+    assert!(!allowed("create", "kube-system").await);
+}

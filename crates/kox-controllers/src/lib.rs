@@ -18,7 +18,8 @@
 //!
 //! The controllers: `namespace`, `garbagecollector` (`gc.rs`), `serviceaccount`,
 //! `root_ca_publisher`, `endpoints`, `endpointslice`, `node_lifecycle`, `taint_eviction`,
-//! `podgc`, `disruption`, `resourcequota`; and the workload controllers in `workloads/`.
+//! `podgc`, `disruption`, `resourcequota`, `tokencleaner` (`token_cleaner.rs`); and the
+//! workload controllers in `workloads/`.
 //!
 //! **Architecture invariant:** this crate talks to the cluster only through the Kubernetes API
 //! (kube-rs); it does not depend on `kox-store` or `kox-apiserver`.
@@ -42,6 +43,7 @@ pub mod resourcequota;
 pub mod root_ca_publisher;
 pub mod serviceaccount;
 pub mod taint_eviction;
+pub mod token_cleaner;
 pub mod workloads;
 
 pub use context::{Context, ControllerManagerConfig};
@@ -94,6 +96,7 @@ pub fn all_controllers() -> Vec<Box<dyn Controller>> {
         Box::new(podgc::PodGcController),
         Box::new(disruption::DisruptionController),
         Box::new(resourcequota::ResourceQuotaController),
+        Box::new(token_cleaner::TokenCleaner),
     ];
     mine.into_iter().chain(workloads::controllers()).collect()
 }

@@ -12,7 +12,7 @@ use kox_component::LeaderElectionConfig;
 use kox_controllers::ControllerManagerConfig;
 use tokio_util::sync::CancellationToken;
 
-use crate::scheduler_cmd::{client_from, wait_for_signal};
+use crate::scheduler_cmd::wait_for_signal;
 
 /// Flags of `kox controller-manager`.
 #[derive(Args, Debug)]
@@ -55,7 +55,7 @@ pub struct ControllerManagerArgs {
 }
 
 /// Parses a Go-style duration: `40s`, `500ms`, `2m`, `1h`, or plain seconds.
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let (num, unit) = s
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .map(|i| s.split_at(i))
@@ -145,7 +145,7 @@ impl ControllerManagerArgs {
 /// Runs the controller manager until SIGTERM or SIGINT.
 pub async fn run(args: ControllerManagerArgs) -> Result<()> {
     let config = args.config().await?;
-    let client = client_from(&args.kubeconfig).await?;
+    let client = crate::kubeconfig_client::following(&args.kubeconfig).await?;
     let stop = CancellationToken::new();
     let signals = stop.clone();
     tokio::spawn(async move {
@@ -168,7 +168,7 @@ pub fn spawn_in_process(kubeconfig: &Path, stop: CancellationToken) -> tokio::ta
                 api_server: Some(api_server(&kubeconfig).await?),
                 ..ControllerManagerConfig::default()
             };
-            let client = client_from(&kubeconfig).await?;
+            let client = crate::kubeconfig_client::following(&kubeconfig).await?;
             anyhow::Ok((client, config))
         };
         let (client, config) = match start.await {
@@ -204,6 +204,7 @@ mod tests {
         use kox_apiserver::authz::{controller_policy, policy};
         let subjects: Vec<String> = controller_policy::cluster_role_bindings()
             .into_iter()
+            .chain(controller_policy::role_bindings())
             .chain(policy::cluster_role_bindings())
             .flat_map(|b| b["subjects"].as_array().cloned().unwrap_or_default())
             .filter(|s| s["kind"] == "ServiceAccount" && s["namespace"] == "kube-system")
@@ -239,5 +240,6 @@ mod tests {
             account("ttl-after-finished"),
             Some("ttl-after-finished-controller")
         );
+        assert_eq!(account("tokencleaner"), Some("token-cleaner"));
     }
 }

@@ -10,6 +10,7 @@ mod cli;
 mod controller_manager_cmd;
 mod datastore_cmd;
 mod fake_nodes_cmd;
+mod kubeconfig_client;
 mod kubeconfig_cmd;
 mod scheduler_cmd;
 mod server;

@@ -61,23 +61,10 @@ pub fn config_from(args: &SchedulerArgs) -> Result<SchedulerConfig> {
     Ok(config)
 }
 
-/// A kube-rs client from a kubeconfig file.
-pub async fn client_from(path: &Path) -> Result<kube::Client> {
-    let kubeconfig = kube::config::Kubeconfig::read_from(path)
-        .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-    let config = kube::Config::from_custom_kubeconfig(
-        kubeconfig,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .with_context(|| format!("loading kubeconfig {}", path.display()))?;
-    kube::Client::try_from(config).context("building the API client")
-}
-
 /// Runs the scheduler until SIGTERM or SIGINT.
 pub async fn run(args: SchedulerArgs) -> Result<()> {
     let config = config_from(&args)?;
-    let client = client_from(&args.kubeconfig).await?;
+    let client = crate::kubeconfig_client::following(&args.kubeconfig).await?;
     let stop = CancellationToken::new();
     let signals = stop.clone();
     tokio::spawn(async move {
@@ -92,7 +79,7 @@ pub async fn run(args: SchedulerArgs) -> Result<()> {
 pub fn spawn_in_process(kubeconfig: &Path, stop: CancellationToken) {
     let kubeconfig = kubeconfig.to_path_buf();
     tokio::spawn(async move {
-        let client = match client_from(&kubeconfig).await {
+        let client = match crate::kubeconfig_client::following(&kubeconfig).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!("the scheduler cannot start: {e:#}");

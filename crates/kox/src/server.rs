@@ -38,6 +38,16 @@ pub struct ServerArgs {
     /// Static bearer tokens: a CSV file of `token,user,uid,"group1,group2"` lines.
     #[arg(long)]
     pub token_auth_file: Option<PathBuf>,
+    /// How long the API server's serving certificate is valid (Go duration, e.g. 8760h). A
+    /// third of the way before expiry (at most 30 days before) a new one is issued and served
+    /// without a restart.
+    #[arg(long, default_value = "8760h", value_parser = crate::controller_manager_cmd::parse_duration)]
+    pub serving_cert_validity: std::time::Duration,
+    /// How long the client certificates of the admin and of the scheduler and controller
+    /// manager are valid (Go duration). They are renewed as the serving certificate is and
+    /// their kubeconfigs rewritten; the components switch to the new ones without a restart.
+    #[arg(long, default_value = "8760h", value_parser = crate::controller_manager_cmd::parse_duration)]
+    pub client_cert_validity: std::time::Duration,
     /// Append an audit log here: one JSON audit.k8s.io/v1 Event per request (Metadata level).
     #[arg(long)]
     pub audit_log_path: Option<PathBuf>,
@@ -170,6 +180,8 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         service_cidr: args.service_cidr,
         token_auth_file: args.token_auth_file,
         audit_log_path: args.audit_log_path,
+        serving_cert_validity: args.serving_cert_validity,
+        client_cert_validity: args.client_cert_validity,
         advertise_address: args
             .advertise_address
             .or_else(|| {

@@ -4,7 +4,7 @@
 //! a token the manager requests for it; `kox kubeconfig` issues a node credential (`system:node:<name>` in
 //! `system:nodes`) that the real kubectl uses, which the Node authorizer and NodeRestriction
 //! confine to its own Node, pods and their secrets; certificates carry several groups; bootstrap
-//! tokens.
+//! tokens, and the token cleaner that deletes them once they expire.
 
 mod common;
 
@@ -671,4 +671,275 @@ fn bootstrap_tokens_authenticate_until_they_expire_or_go() {
         "bootstrap-token-abcdef",
     ]);
     unauthorized("abcdef.0123456789abcdef");
+}
+
+#[test]
+fn the_token_cleaner_deletes_bootstrap_tokens_once_they_expire() {
+    let c = Cluster::start();
+    let secret_exists = |ns: &str, name: &str| {
+        let out = c.kubectl(&["get", "secret", "-n", ns, name, "-o", "name"]);
+        if out.status.success() {
+            return true;
+        }
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("NotFound"), "get secret {ns}/{name}: {err}");
+        false
+    };
+    let create = |manifest: &str| c.ok_stdin(&["create", "-f", "-"], manifest);
+    create(&bootstrap_secret(
+        "old111",
+        "0123456789abcdef",
+        &rfc3339_in(-60),
+        "true",
+    ));
+    create(&bootstrap_secret(
+        "soon22",
+        "0123456789abcdef",
+        &rfc3339_in(8),
+        "true",
+    ));
+    create(&bootstrap_secret(
+        "live33",
+        "0123456789abcdef",
+        &rfc3339_in(3600),
+        "true",
+    ));
+    // Not bootstrap tokens for the cleaner: another type, another namespace.
+    create(&format!(
+        r#"{{"apiVersion":"v1","kind":"Secret","type":"Opaque",
+"metadata":{{"name":"bootstrap-token-opaque","namespace":"kube-system"}},
+"stringData":{{"expiration":"{}"}}}}"#,
+        rfc3339_in(-60)
+    ));
+    c.ok(&["create", "namespace", "elsewhere"]);
+    create(
+        &bootstrap_secret("else44", "0123456789abcdef", &rfc3339_in(-60), "true")
+            .replace(r#""namespace":"kube-system""#, r#""namespace":"elsewhere""#),
+    );
+
+    wait_for(60, "the expired token's Secret to be deleted", || {
+        if secret_exists("kube-system", "bootstrap-token-old111") {
+            Err("still there".to_string())
+        } else {
+            Ok(())
+        }
+    });
+    // The one that expires a few seconds after it was created goes when it expires.
+    wait_for(60, "the token expiring soon to be deleted", || {
+        if secret_exists("kube-system", "bootstrap-token-soon22") {
+            Err("still there".to_string())
+        } else {
+            Ok(())
+        }
+    });
+    assert!(secret_exists("kube-system", "bootstrap-token-live33"));
+    assert!(secret_exists("kube-system", "bootstrap-token-opaque"));
+    assert!(secret_exists("elsewhere", "bootstrap-token-else44"));
+
+    // The deleted token no longer authenticates; the live one still does.
+    let anonymous = c.data_dir().join("cluster-only.kubeconfig");
+    std::fs::write(
+        &anonymous,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: kox\n  cluster:\n    server: https://127.0.0.1:{}\n    certificate-authority: {}\ncontexts:\n- name: kox\n  context:\n    cluster: kox\n    user: nobody\nusers:\n- name: nobody\n  user: {{}}\ncurrent-context: kox\n",
+            c.port,
+            c.data_dir().join("tls/ca.crt").display()
+        ),
+    )
+    .unwrap();
+    let whoami = |token: &str| {
+        c.kubectl(&[
+            "--kubeconfig",
+            anonymous.to_str().unwrap(),
+            "--token",
+            token,
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ])
+    };
+    let out = whoami("old111.0123456789abcdef");
+    assert!(!out.status.success(), "the expired token was accepted");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Unauthorized"), "{err}");
+    let out = whoami("live33.0123456789abcdef");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "system:bootstrap:live33"
+    );
+}
+
+#[test]
+fn an_old_system_node_binding_keeps_its_group_until_an_administrator_removes_it() {
+    let mut c = Cluster::start();
+    c.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "unrelated",
+        "-n",
+        "default",
+        "--from-literal=k=v",
+    ]);
+    let node = kox_kubeconfig(&c, "node-a", &["--node", "node-a"]);
+    let node_reads_secret = |c: &Cluster| {
+        let out = c.kubectl(&[
+            "--kubeconfig",
+            node.to_str().unwrap(),
+            "get",
+            "secret",
+            "unrelated",
+            "-n",
+            "default",
+            "-o",
+            "name",
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success() || err.contains("Forbidden"), "{err}");
+        out.status.success()
+    };
+    let subjects = |c: &Cluster| {
+        c.ok(&[
+            "get",
+            "clusterrolebinding",
+            "system:node",
+            "-o",
+            "jsonpath={.subjects[*].name}",
+        ])
+    };
+    // A new cluster binds system:node to nobody: the Node authorizer alone lets nodes read
+    // secrets, and only those their pods use.
+    assert_eq!(subjects(&c), "");
+    assert!(!node_reads_secret(&c));
+
+    // A cluster made when system:node was bound to every node keeps that subject across a
+    // restart: start-up reconciliation adds what is missing and never removes (upstream).
+    c.ok(&[
+        "patch",
+        "clusterrolebinding",
+        "system:node",
+        "--type=merge",
+        "-p",
+        r#"{"subjects":[{"apiGroup":"rbac.authorization.k8s.io","kind":"Group","name":"system:nodes"}]}"#,
+    ]);
+    c.restart();
+    assert_eq!(subjects(&c), "system:nodes");
+    wait_for(
+        30,
+        "the old binding to let the node read any secret",
+        || {
+            node_reads_secret(&c)
+                .then_some(())
+                .ok_or_else(|| "forbidden".to_string())
+        },
+    );
+
+    // The administrator removes it as upstream documents it.
+    c.ok_stdin(
+        &["auth", "reconcile", "--remove-extra-subjects", "-f", "-"],
+        r#"{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRoleBinding",
+"metadata":{"name":"system:node"},
+"roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"ClusterRole","name":"system:node"}}"#,
+    );
+    assert_eq!(subjects(&c), "");
+    wait_for(30, "the node to be held to its own secrets again", || {
+        (!node_reads_secret(&c))
+            .then_some(())
+            .ok_or_else(|| "still reads it".to_string())
+    });
+}
+
+#[test]
+fn a_node_reads_the_claims_volumes_and_volume_secrets_of_its_pods() {
+    let c = Cluster::start();
+    let node = kox_kubeconfig(&c, "node-a", &["--node", "node-a"]);
+    let as_node = |args: &[&str]| {
+        let mut full = vec!["--kubeconfig", node.to_str().unwrap()];
+        full.extend_from_slice(args);
+        c.kubectl(&full)
+    };
+    c.ok(&["create", "namespace", "storage"]);
+    for s in ["csi-publish", "csi-controller"] {
+        c.ok(&[
+            "create",
+            "secret",
+            "generic",
+            s,
+            "-n",
+            "storage",
+            "--from-literal=k=v",
+        ]);
+    }
+    let volume = |name: &str, claim: &str| {
+        format!(
+            r#"{{"apiVersion":"v1","kind":"PersistentVolume","metadata":{{"name":"{name}"}},
+"spec":{{"capacity":{{"storage":"1Gi"}},"accessModes":["ReadWriteOnce"],
+"claimRef":{{"kind":"PersistentVolumeClaim","namespace":"default","name":"{claim}"}},
+"csi":{{"driver":"csi.example.com","volumeHandle":"{name}",
+"nodePublishSecretRef":{{"namespace":"storage","name":"csi-publish"}},
+"controllerPublishSecretRef":{{"namespace":"storage","name":"csi-controller"}}}}}}}}"#
+        )
+    };
+    c.ok_stdin(&["create", "-f", "-"], &volume("pv-a", "claim-a"));
+    c.ok_stdin(&["create", "-f", "-"], &volume("pv-b", "claim-b"));
+    for (claim, pv) in [("claim-a", "pv-a"), ("claim-b", "pv-b")] {
+        c.ok_stdin(
+            &["create", "-f", "-"],
+            &format!(
+                r#"{{"apiVersion":"v1","kind":"PersistentVolumeClaim","metadata":{{"name":"{claim}"}},
+"spec":{{"accessModes":["ReadWriteOnce"],"resources":{{"requests":{{"storage":"1Gi"}}}},
+"volumeName":"{pv}"}}}}"#
+            ),
+        );
+    }
+    c.ok_stdin(
+        &["create", "-f", "-"],
+        r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"uses-claim"},
+"spec":{"nodeName":"node-a","containers":[{"name":"c","image":"nginx"}],
+"volumes":[{"name":"data","persistentVolumeClaim":{"claimName":"claim-a"}}]}}"#,
+    );
+    // (The authorizer reads pods from the watch cache: the new pod shows within moments.)
+    wait_for(30, "node-a reading its pod's claim", || {
+        let out = as_node(&["get", "pvc", "claim-a", "-o", "name"]);
+        out.status
+            .success()
+            .then_some(())
+            .ok_or(String::from_utf8_lossy(&out.stderr).into_owned())
+    });
+    let allowed = |args: &[&str]| {
+        let out = as_node(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let refused = |args: &[&str]| {
+        let out = as_node(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("no relationship found between node 'node-a' and this object"),
+            "{args:?}: {err}"
+        );
+    };
+    allowed(&["get", "pv", "pv-a", "-o", "name"]);
+    allowed(&[
+        "get",
+        "secret",
+        "csi-publish",
+        "-n",
+        "storage",
+        "-o",
+        "name",
+    ]);
+    // The controller's secret, and what no pod of node-a leads to.
+    refused(&["get", "secret", "csi-controller", "-n", "storage"]);
+    refused(&["get", "pvc", "claim-b"]);
+    refused(&["get", "pv", "pv-b"]);
 }

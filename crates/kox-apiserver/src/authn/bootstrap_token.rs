@@ -78,9 +78,11 @@ fn data_string(secret: &Value, key: &str) -> Option<String> {
     String::from_utf8(bytes).ok()
 }
 
-/// Whether an `expiration` (RFC 3339) has passed; one that does not parse counts as passed.
+/// Whether an `expiration` (RFC 3339) has passed; one that does not parse counts as passed,
+/// a missing or empty one never passes (upstream's `GetExpiration`, which the token cleaner
+/// follows too).
 fn expired(expiration: Option<&str>) -> bool {
-    let Some(expiration) = expiration else {
+    let Some(expiration) = expiration.filter(|e| !e.is_empty()) else {
         return false;
     };
     match expiration.parse::<jiff::Timestamp>() {
@@ -161,6 +163,7 @@ mod tests {
     #[test]
     fn expiration_is_rfc3339_and_unparsable_means_expired() {
         assert!(!expired(None));
+        assert!(!expired(Some("")));
         assert!(expired(Some("2000-01-01T00:00:00Z")));
         assert!(!expired(Some("2999-01-01T00:00:00Z")));
         assert!(expired(Some("tomorrow")));

@@ -48,16 +48,21 @@ impl Authenticator {
         client_cert: &x509::ClientCert,
         headers: &HeaderMap,
     ) -> Result<UserInfo, ApiError> {
-        if let x509::ClientCert::Verified(user) = client_cert {
-            return Ok(user.clone().with_authenticated_group());
-        }
+        let failed_certificate = match client_cert {
+            x509::ClientCert::Verified { user, not_after }
+                if jiff::Timestamp::now().as_second() <= *not_after =>
+            {
+                return Ok(user.clone().with_authenticated_group());
+            }
+            x509::ClientCert::Verified { .. } => Some("client certificate expired"),
+            x509::ClientCert::Invalid => Some("client certificate not signed by the cluster CA"),
+            x509::ClientCert::None => None,
+        };
         let Some(token) = bearer_token(headers)? else {
             // A certificate that does not verify is a failed credential, not an anonymous
             // request.
-            if matches!(client_cert, x509::ClientCert::Invalid) {
-                tracing::debug!(
-                    "authentication failed: client certificate not signed by the cluster CA"
-                );
+            if let Some(why) = failed_certificate {
+                tracing::debug!("authentication failed: {why}");
                 return Err(unauthorized());
             }
             return Ok(UserInfo::anonymous());

@@ -36,8 +36,10 @@ pub enum ClientCert {
     /// None was presented.
     #[default]
     None,
-    /// A certificate the cluster CA signed, naming this user.
-    Verified(UserInfo),
+    /// A certificate the cluster CA signed, naming this user, valid until `not_after` (Unix
+    /// time). The connection may outlive it: requests after that are answered as for an
+    /// invalid certificate, as upstream verifies the chain on every request.
+    Verified { user: UserInfo, not_after: i64 },
     /// A certificate that does not verify against the cluster CA (another CA's, expired, …):
     /// as upstream, the handshake succeeds and the request is a 401 unless a valid token
     /// authenticates it.
@@ -73,8 +75,11 @@ impl ClientCertPolicy {
         {
             return ClientCert::Invalid;
         }
+        let not_after = X509Certificate::from_der(leaf)
+            .map(|(_, cert)| cert.validity().not_after.timestamp())
+            .unwrap_or(i64::MIN);
         match user_from_der(leaf) {
-            Some(user) => ClientCert::Verified(user),
+            Some(user) => ClientCert::Verified { user, not_after },
             None => ClientCert::None,
         }
     }

@@ -16,10 +16,13 @@
 //!
 //! A controller manager run without service-account credentials acts for every controller
 //! with its own credential, which then needs each of these roles bound to it (as upstream).
+//!
+//! A controller confined to one namespace gets a Role there instead of a ClusterRole
+//! (upstream's `namespace_policy.go`): the token cleaner's in `kube-system`.
 
 use serde_json::Value;
 
-use super::policy::{READ, binding, events_rule, role, rule};
+use super::policy::{READ, binding, events_rule, in_namespace, role, rule};
 
 /// The user the controller manager authenticates as.
 pub const CONTROLLER_MANAGER: &str = "system:kube-controller-manager";
@@ -291,6 +294,19 @@ fn controllers() -> Vec<(&'static str, Vec<Value>)> {
     ]
 }
 
+/// (namespace, ServiceAccount name, rules) of each controller whose role is a Role in one
+/// namespace.
+fn namespaced_controllers() -> Vec<(&'static str, &'static str, Vec<Value>)> {
+    vec![(
+        "kube-system",
+        "token-cleaner",
+        vec![
+            rule(&["get", "list", "watch", "delete"], &[""], &["secrets"]),
+            events_rule(),
+        ],
+    )]
+}
+
 /// The controller roles.
 pub fn cluster_roles() -> Vec<Value> {
     controllers()
@@ -307,6 +323,26 @@ pub fn cluster_role_bindings() -> Vec<Value> {
             let role = format!("{PREFIX}{name}");
             let account = format!("kube-system/{name}");
             binding(&role, &role, &[("ServiceAccount", &account)])
+        })
+        .collect()
+}
+
+/// The controllers' Roles in single namespaces.
+pub fn roles() -> Vec<Value> {
+    namespaced_controllers()
+        .into_iter()
+        .map(|(ns, name, rules)| in_namespace(role(&format!("{PREFIX}{name}"), &[], rules), ns))
+        .collect()
+}
+
+/// Each namespaced controller Role bound, in its namespace, to the controller's ServiceAccount.
+pub fn role_bindings() -> Vec<Value> {
+    namespaced_controllers()
+        .into_iter()
+        .map(|(ns, name, _)| {
+            let role = format!("{PREFIX}{name}");
+            let account = format!("kube-system/{name}");
+            in_namespace(binding(&role, &role, &[("ServiceAccount", &account)]), ns)
         })
         .collect()
 }

@@ -1,8 +1,16 @@
 //! Upstream's default RBAC policy (`bootstrappolicy`): the cluster roles and bindings every
-//! cluster starts with, created at start and reconciled on every later start (missing
-//! objects created; rules, subjects, labels and annotations added to objects that still carry
+//! cluster starts with (and the controllers' Roles in `kube-system`), created at start and
+//! reconciled on every later start (missing objects created; rules, subjects, labels and
+//! annotations added to objects that still carry
 //! `rbac.authorization.kubernetes.io/autoupdate: "true"`). Aggregated roles (`admin`, `edit`,
 //! `view`) get their rules from [`super::aggregation`].
+//!
+//! Reconciling never takes anything away, as upstream's start-up reconciliation (which runs
+//! without `RemoveExtraSubjects`): in particular a cluster made when `system:node` was still
+//! bound to the group `system:nodes` keeps that subject, and with it every node's broad read
+//! access beside the Node authorizer, until an administrator removes it (`kubectl auth
+//! reconcile --remove-extra-subjects`, or an edit of the binding), as upstream leaves it to
+//! the installer.
 
 use serde_json::{Value, json};
 
@@ -72,6 +80,21 @@ pub(super) fn role(name: &str, extra_labels: &[(&str, &str)], rules: Vec<Value>)
         },
         "rules": rules,
     })
+}
+
+/// A ClusterRole or ClusterRoleBinding made into a Role or RoleBinding of `namespace` (a
+/// binding then refers to a Role of that namespace).
+pub(super) fn in_namespace(mut obj: Value, namespace: &str) -> Value {
+    let kind = match obj["kind"].as_str() {
+        Some("ClusterRoleBinding") => {
+            obj["roleRef"]["kind"] = json!("Role");
+            "RoleBinding"
+        }
+        _ => "Role",
+    };
+    obj["kind"] = json!(kind);
+    obj["metadata"]["namespace"] = json!(namespace);
+    obj
 }
 
 fn aggregated(name: &str, extra_labels: &[(&str, &str)], selector_label: &str) -> Value {
@@ -636,6 +659,14 @@ pub async fn ensure(registry: &Registry) -> ApiResult<()> {
     {
         reconcile(registry, bindings, expected, merge_binding).await?;
     }
+    let roles = rbac_def("roles");
+    for expected in super::controller_policy::roles() {
+        reconcile(registry, roles, expected, merge_role).await?;
+    }
+    let bindings = rbac_def("rolebindings");
+    for expected in super::controller_policy::role_bindings() {
+        reconcile(registry, bindings, expected, merge_binding).await?;
+    }
     Ok(())
 }
 
@@ -653,14 +684,20 @@ async fn reconcile(
         .as_str()
         .unwrap_or("")
         .to_string();
+    let namespace = expected["metadata"]["namespace"]
+        .as_str()
+        .map(str::to_string);
     let r = ObjectRef {
         def,
-        namespace: None,
+        namespace: namespace.as_deref(),
         name: &name,
     };
     match registry.get(r).await {
         Err(e) if e.code() == 404 => {
-            match registry.create(def, None, expected, STRICT).await {
+            match registry
+                .create(def, namespace.as_deref(), expected, STRICT)
+                .await
+            {
                 Ok(_) => Ok(()),
                 // Another server created it meanwhile.
                 Err(e) if e.code() == 409 => Ok(()),
