@@ -16,6 +16,9 @@
 //!
 //! A controller manager run without service-account credentials acts for every controller
 //! with its own credential, which then needs each of these roles bound to it (as upstream).
+//! Earlier kox versions bound them to `system:kube-controller-manager` in these very
+//! bindings; reconciling at start takes that subject off again (a binding annotated
+//! `rbac.authorization.kubernetes.io/autoupdate: "false"` is left alone).
 //!
 //! A controller confined to one namespace gets a Role there instead of a ClusterRole
 //! (upstream's `namespace_policy.go`): the token cleaner's in `kube-system`.
@@ -335,6 +338,14 @@ pub fn roles() -> Vec<Value> {
         .collect()
 }
 
+/// `binding` without the controller manager's user among its subjects.
+pub(super) fn without_manager(mut binding: Value) -> Value {
+    if let Some(subjects) = binding["subjects"].as_array_mut() {
+        subjects.retain(|s| !(s["kind"] == "User" && s["name"] == CONTROLLER_MANAGER));
+    }
+    binding
+}
+
 /// Each namespaced controller Role bound, in its namespace, to the controller's ServiceAccount.
 pub fn role_bindings() -> Vec<Value> {
     namespaced_controllers()
@@ -345,4 +356,36 @@ pub fn role_bindings() -> Vec<Value> {
             in_namespace(binding(&role, &role, &[("ServiceAccount", &account)]), ns)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn controller_roles_are_bound_to_their_accounts_only() {
+        for b in cluster_role_bindings().into_iter().chain(role_bindings()) {
+            let subjects = b["subjects"].as_array().expect("subjects");
+            assert_eq!(subjects.len(), 1, "{b}");
+            assert_eq!(subjects[0]["kind"], "ServiceAccount", "{b}");
+            assert_eq!(subjects[0]["namespace"], "kube-system", "{b}");
+        }
+    }
+
+    #[test]
+    fn the_manager_user_is_taken_off_an_old_binding() {
+        let old = json!({"subjects": [
+            {"kind": "ServiceAccount", "name": "deployment-controller", "namespace": "kube-system"},
+            {"kind": "User", "name": CONTROLLER_MANAGER, "apiGroup": "rbac.authorization.k8s.io"},
+            {"kind": "User", "name": "alice", "apiGroup": "rbac.authorization.k8s.io"},
+        ]});
+        let names: Vec<Value> = without_manager(old)["subjects"]
+            .as_array()
+            .expect("subjects")
+            .iter()
+            .map(|s| s["name"].clone())
+            .collect();
+        assert_eq!(names, vec![json!("deployment-controller"), json!("alice")]);
+    }
 }
