@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use k8s_openapi::api::coordination::v1::Lease;
 use kox_component::{healthz, leader};
 use kube::{Api, Client};
@@ -146,14 +146,16 @@ async fn supervise(
 ) {
     loop {
         tracing::debug!(controller = c.name(), "starting");
-        let result = match clients.client(c.service_account()).await.with_context(|| {
-            format!(
-                "getting the credentials of {}",
-                c.service_account().unwrap_or("?")
-            )
-        }) {
+        let client = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = clients.client(c.service_account()) => r,
+        };
+        let result = match client {
             Ok(client) => c.run(ctx.with_client(client), stop.clone()).await,
-            Err(e) => Err(e),
+            Err(e) => Err(e.context(format!(
+                "getting the credentials of kube-system/{}",
+                c.service_account().unwrap_or_default()
+            ))),
         };
         if stop.is_cancelled() {
             return;
