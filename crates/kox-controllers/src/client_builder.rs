@@ -236,8 +236,11 @@ async fn issue(
         ..AuthInfo::default()
     };
     let user = format!("system:serviceaccount:{NAMESPACE}:{name}");
-    if let Ok(agent) = http::HeaderValue::from_str(&format!("kox-controller-manager/{user}")) {
-        config.headers.push((http::header::USER_AGENT, agent));
+    if let (Ok(name), Ok(agent)) = (
+        "user-agent".parse(),
+        format!("kox-controller-manager/{user}").parse(),
+    ) {
+        config.headers.push((name, agent));
     }
     let client = Client::try_from(config)
         .with_context(|| format!("building the client of ServiceAccount {NAMESPACE}/{name}"))?;
