@@ -39,6 +39,14 @@ pub struct ControllerManagerConfig {
     /// Terminated pods kept before the oldest are deleted (default 12500,
     /// `--terminated-pod-gc-threshold`; 0 keeps all).
     pub terminated_pod_gc_threshold: usize,
+    /// Each controller acts as its own ServiceAccount in `kube-system`, with tokens the
+    /// manager requests for it (default false, upstream's
+    /// `--use-service-account-credentials`: every controller acts with the manager's
+    /// credential, which then needs every controller's role). Needs `api_server`.
+    pub use_service_account_credentials: bool,
+    /// How the controllers' own clients reach the API server: the manager's connection (URL,
+    /// CA) whose credentials each controller's token replaces (default none).
+    pub api_server: Option<kube::Config>,
 }
 
 impl Default for ControllerManagerConfig {
@@ -52,6 +60,8 @@ impl Default for ControllerManagerConfig {
             node_monitor_period: Duration::from_secs(5),
             node_eviction_rate: 0.1,
             terminated_pod_gc_threshold: 12500,
+            use_service_account_credentials: false,
+            api_server: None,
         }
     }
 }
@@ -113,7 +123,9 @@ impl MetricsSource for Metrics {
 /// Everything a controller needs. Cloning is cheap; all clones share the informers.
 #[derive(Clone)]
 pub struct Context {
-    /// The API client.
+    /// The controller's API client: its ServiceAccount's under
+    /// `use_service_account_credentials`, else the manager's. Its writes and events go
+    /// through it; the informers use the manager's client.
     pub client: Client,
     /// The shared informers: one watch per resource for all controllers.
     pub informers: InformerFactory,
@@ -144,6 +156,14 @@ impl Context {
             client,
             config,
             metrics,
+        }
+    }
+
+    /// This context for a controller acting with `client`.
+    pub fn with_client(&self, client: Client) -> Self {
+        Context {
+            client,
+            ..self.clone()
         }
     }
 

@@ -210,6 +210,10 @@ impl Controller for DisruptionController {
         "disruption"
     }
 
+    fn service_account(&self) -> Option<&'static str> {
+        Some("disruption-controller")
+    }
+
     fn aliases(&self) -> &'static [&'static str] {
         &["disruption-controller"]
     }

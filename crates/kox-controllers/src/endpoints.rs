@@ -223,6 +223,10 @@ impl Controller for EndpointsController {
         "endpoint"
     }
 
+    fn service_account(&self) -> Option<&'static str> {
+        Some("endpoint-controller")
+    }
+
     fn aliases(&self) -> &'static [&'static str] {
         &["endpoints-controller"]
     }

@@ -253,6 +253,10 @@ impl Controller for EndpointSliceController {
         "endpointslice"
     }
 
+    fn service_account(&self) -> Option<&'static str> {
+        Some("endpointslice-controller")
+    }
+
     fn aliases(&self) -> &'static [&'static str] {
         &["endpointslice-controller"]
     }

@@ -122,6 +122,10 @@ impl Controller for GarbageCollector {
         "garbagecollector"
     }
 
+    fn service_account(&self) -> Option<&'static str> {
+        Some("generic-garbage-collector")
+    }
+
     fn aliases(&self) -> &'static [&'static str] {
         &["garbage-collector-controller"]
     }

@@ -11,7 +11,9 @@
 //!   an event's delta alone.
 //! - `events.rs` — core/v1 Events with upstream's reasons, messages and source components.
 //! - `context.rs` — what each controller is given ([`Context`]) and the manager's
-//!   configuration; `manager.rs` — leader election, the health endpoint, selecting and running
+//!   configuration; `client_builder.rs` — the client each controller acts with: the
+//!   manager's, or its own ServiceAccount's token (`--use-service-account-credentials`);
+//!   `manager.rs` — leader election, the health endpoint, selecting and running
 //!   the controllers.
 //!
 //! The controllers: `namespace`, `garbagecollector` (`gc.rs`), `serviceaccount`,
@@ -23,6 +25,7 @@
 //! (kube-rs); it does not depend on `kox-store` or `kox-apiserver`.
 #![forbid(unsafe_code)]
 
+pub mod client_builder;
 pub mod context;
 pub mod discovery;
 pub mod disruption;
@@ -60,6 +63,13 @@ pub trait Controller: Send + Sync + 'static {
     /// Other names `--controllers` accepts for it (upstream's canonical `*-controller` names).
     fn aliases(&self) -> &'static [&'static str] {
         &[]
+    }
+
+    /// The `kube-system` ServiceAccount it acts as under `--use-service-account-credentials`
+    /// (upstream's client name, bound to the `system:controller:<account>` role); `None`
+    /// (the default) keeps the manager's own client.
+    fn service_account(&self) -> Option<&'static str> {
+        None
     }
 
     /// Whether `*` in `--controllers` enables it (default true).

@@ -11,6 +11,7 @@ use kube::{Api, Client};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::client_builder::ClientBuilder;
 use crate::context::{Context, ControllerManagerConfig, Metrics};
 use crate::{Controller, all_controllers};
 
@@ -65,6 +66,15 @@ pub async fn run(
         .collect();
     let names: Vec<&str> = controllers.iter().map(|c| c.name()).collect();
     tracing::info!("controller manager: controllers {}", names.join(", "));
+    if config.use_service_account_credentials && config.api_server.is_none() {
+        bail!("service-account credentials need the API server's connection (api_server)");
+    }
+    if config.use_service_account_credentials {
+        tracing::info!(
+            "controller manager: each controller acts as its own service account in {}",
+            crate::client_builder::NAMESPACE
+        );
+    }
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::default());
     let mut tasks = tokio::task::JoinSet::new();
@@ -94,9 +104,20 @@ pub async fn run(
             metrics.clone(),
             term.clone(),
         );
+        let clients = match (&config.api_server, config.use_service_account_credentials) {
+            (Some(base), true) => {
+                ClientBuilder::service_accounts(client.clone(), base.clone(), term.clone())
+            }
+            _ => ClientBuilder::manager(client.clone()),
+        };
         let mut running = tokio::task::JoinSet::new();
         for c in &controllers {
-            running.spawn(supervise(c.clone(), ctx.clone(), term.clone()));
+            running.spawn(supervise(
+                c.clone(),
+                ctx.clone(),
+                clients.clone(),
+                term.clone(),
+            ));
         }
         tokio::select! {
             _ = stop.cancelled() => {}
@@ -115,11 +136,27 @@ pub async fn run(
     Ok(())
 }
 
-/// Runs one controller, restarting it after a pause if it fails, until `stop`.
-async fn supervise(c: Arc<dyn Controller>, ctx: Context, stop: CancellationToken) {
+/// Runs one controller with its own client, restarting it after a pause if it (or getting
+/// its client) fails, until `stop`.
+async fn supervise(
+    c: Arc<dyn Controller>,
+    ctx: Context,
+    clients: ClientBuilder,
+    stop: CancellationToken,
+) {
     loop {
         tracing::debug!(controller = c.name(), "starting");
-        let result = c.run(ctx.clone(), stop.clone()).await;
+        let client = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = clients.client(c.service_account()) => r,
+        };
+        let result = match client {
+            Ok(client) => c.run(ctx.with_client(client), stop.clone()).await,
+            Err(e) => Err(e.context(format!(
+                "getting the credentials of kube-system/{}",
+                c.service_account().unwrap_or_default()
+            ))),
+        };
         if stop.is_cancelled() {
             return;
         }

@@ -29,6 +29,10 @@ impl Controller for NamespaceController {
         "namespace"
     }
 
+    fn service_account(&self) -> Option<&'static str> {
+        Some("namespace-controller")
+    }
+
     fn aliases(&self) -> &'static [&'static str] {
         &["namespace-controller"]
     }

@@ -396,6 +396,10 @@ impl Controller for NodeLifecycleController {
         "nodelifecycle"
     }
 
+    fn service_account(&self) -> Option<&'static str> {
+        Some("node-controller")
+    }
+
     fn aliases(&self) -> &'static [&'static str] {
         &["node-lifecycle-controller"]
     }

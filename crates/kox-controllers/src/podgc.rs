@@ -101,6 +101,10 @@ impl Controller for PodGcController {
         "podgc"
     }
 
+    fn service_account(&self) -> Option<&'static str> {
+        Some("pod-garbage-collector")
+    }
+
     fn aliases(&self) -> &'static [&'static str] {
         &["pod-garbage-collector-controller"]
     }

@@ -132,6 +132,10 @@ impl Controller for ResourceQuotaController {
         "resourcequota"
     }
 
+    fn service_account(&self) -> Option<&'static str> {
+        Some("resourcequota-controller")
+    }
+
     fn aliases(&self) -> &'static [&'static str] {
         &["resourcequota-controller"]
     }

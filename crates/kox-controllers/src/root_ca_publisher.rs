@@ -70,6 +70,10 @@ impl Controller for RootCaPublisher {
         "root-ca-cert-publisher"
     }
 
+    fn service_account(&self) -> Option<&'static str> {
+        Some("root-ca-cert-publisher")
+    }
+
     fn aliases(&self) -> &'static [&'static str] {
         &["root-ca-certificate-publisher-controller"]
     }

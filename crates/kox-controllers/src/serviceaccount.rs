@@ -22,6 +22,10 @@ impl Controller for ServiceAccountController {
         "serviceaccount"
     }
 
+    fn service_account(&self) -> Option<&'static str> {
+        Some("service-account-controller")
+    }
+
     fn aliases(&self) -> &'static [&'static str] {
         &["serviceaccount-controller"]
     }

@@ -71,6 +71,11 @@ impl Controller for TaintEvictionController {
         "taint-eviction-controller"
     }
 
+    /// Upstream's taint eviction acts with the node controller's account and role.
+    fn service_account(&self) -> Option<&'static str> {
+        Some("node-controller")
+    }
+
     async fn run(&self, ctx: Context, stop: CancellationToken) -> anyhow::Result<()> {
         let nodes = ctx.informers.get::<Node>();
         let pods = ctx.informers.get::<Pod>();

@@ -98,6 +98,12 @@ impl Controller for TokenCleaner {
         &["token-cleaner-controller"]
     }
 
+    /// Its Role (secrets in `kube-system`) is bound to this account; its own watch of the
+    /// bootstrap-token Secrets uses it too, as upstream's.
+    fn service_account(&self) -> Option<&'static str> {
+        Some("token-cleaner")
+    }
+
     async fn run(&self, ctx: Context, stop: CancellationToken) -> anyhow::Result<()> {
         let secrets: Informer<Secret> = Informer::new();
         let api: Api<Secret> = Api::namespaced(ctx.client.clone(), NAMESPACE);

@@ -46,6 +46,12 @@ pub struct ControllerManagerArgs {
     /// Terminated pods kept before the pod garbage collector deletes the oldest (0: keep all).
     #[arg(long, default_value_t = 12500)]
     pub terminated_pod_gc_threshold: usize,
+    /// Act for each controller as its own ServiceAccount in kube-system (created if missing,
+    /// with tokens requested through the kubeconfig's credential and renewed before they
+    /// expire). Without it every controller acts with the kubeconfig's credential, which then
+    /// needs every controller's role.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub use_service_account_credentials: bool,
 }
 
 /// Parses a Go-style duration: `40s`, `500ms`, `2m`, `1h`, or plain seconds.
@@ -102,8 +108,23 @@ pub fn cluster_ca_pem(path: &Path) -> Result<Option<String>> {
     Ok(None)
 }
 
+/// How the kubeconfig's current context reaches the API server (URL, CA, credentials): the
+/// base of the controllers' own clients, whose credentials their tokens replace.
+async fn api_server(path: &Path) -> Result<kube::Config> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(path)
+        .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+    kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
+        .await
+        .with_context(|| format!("loading kubeconfig {}", path.display()))
+}
+
 impl ControllerManagerArgs {
-    fn config(&self) -> Result<ControllerManagerConfig> {
+    async fn config(&self) -> Result<ControllerManagerConfig> {
+        let api_server = if self.use_service_account_credentials {
+            Some(api_server(&self.kubeconfig).await?)
+        } else {
+            None
+        };
         Ok(ControllerManagerConfig {
             controllers: self.controllers.clone(),
             health_address: Some(SocketAddr::new(self.bind_address, self.secure_port)),
@@ -115,13 +136,15 @@ impl ControllerManagerArgs {
             node_monitor_period: self.node_monitor_period,
             node_eviction_rate: self.node_eviction_rate,
             terminated_pod_gc_threshold: self.terminated_pod_gc_threshold,
+            use_service_account_credentials: self.use_service_account_credentials,
+            api_server,
         })
     }
 }
 
 /// Runs the controller manager until SIGTERM or SIGINT.
 pub async fn run(args: ControllerManagerArgs) -> Result<()> {
-    let config = args.config()?;
+    let config = args.config().await?;
     let client = crate::kubeconfig_client::following(&args.kubeconfig).await?;
     let stop = CancellationToken::new();
     let signals = stop.clone();
@@ -133,13 +156,16 @@ pub async fn run(args: ControllerManagerArgs) -> Result<()> {
 }
 
 /// Starts the controller manager inside `kox server`, as a client of its API through its own
-/// kubeconfig (user `system:kube-controller-manager`); it stops with `stop`. The returned task ends once it has stopped.
+/// kubeconfig (user `system:kube-controller-manager`), each controller acting as its own
+/// service account (as kubeadm and k3s run it); it stops with `stop`. The returned task ends once it has stopped.
 pub fn spawn_in_process(kubeconfig: &Path, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
     let kubeconfig = kubeconfig.to_path_buf();
     tokio::spawn(async move {
         let start = async {
             let config = ControllerManagerConfig {
                 root_ca_pem: cluster_ca_pem(&kubeconfig)?,
+                use_service_account_credentials: true,
+                api_server: Some(api_server(&kubeconfig).await?),
                 ..ControllerManagerConfig::default()
             };
             let client = crate::kubeconfig_client::following(&kubeconfig).await?;
@@ -169,5 +195,51 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
         assert!(parse_duration("5d").is_err());
+    }
+
+    /// Every controller's ServiceAccount is a subject of one of the default bindings, so with
+    /// service-account credentials it holds its upstream role.
+    #[test]
+    fn every_controller_account_is_bound_to_its_role() {
+        use kox_apiserver::authz::{controller_policy, policy};
+        let subjects: Vec<String> = controller_policy::cluster_role_bindings()
+            .into_iter()
+            .chain(controller_policy::role_bindings())
+            .chain(policy::cluster_role_bindings())
+            .flat_map(|b| b["subjects"].as_array().cloned().unwrap_or_default())
+            .filter(|s| s["kind"] == "ServiceAccount" && s["namespace"] == "kube-system")
+            .filter_map(|s| s["name"].as_str().map(str::to_string))
+            .collect();
+        for c in kox_controllers::all_controllers() {
+            if let Some(account) = c.service_account() {
+                assert!(
+                    subjects.iter().any(|s| s == account),
+                    "controller {} acts as kube-system/{account}, which no binding names",
+                    c.name()
+                );
+            }
+        }
+        // The mapping upstream uses where a name and its account differ.
+        let account = |name: &str| {
+            kox_controllers::all_controllers()
+                .into_iter()
+                .find(|c| c.name() == name)
+                .and_then(|c| c.service_account())
+        };
+        assert_eq!(account("deployment"), Some("deployment-controller"));
+        assert_eq!(account("daemonset"), Some("daemon-set-controller"));
+        assert_eq!(
+            account("garbagecollector"),
+            Some("generic-garbage-collector")
+        );
+        assert_eq!(
+            account("taint-eviction-controller"),
+            Some("node-controller")
+        );
+        assert_eq!(
+            account("ttl-after-finished"),
+            Some("ttl-after-finished-controller")
+        );
+        assert_eq!(account("tokencleaner"), Some("token-cleaner"));
     }
 }

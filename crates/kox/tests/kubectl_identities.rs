@@ -1,6 +1,7 @@
 //! The cluster's own identities: the scheduler and the controller manager act with their own
 //! client certificates (`system:kube-scheduler`, `system:kube-controller-manager`) and are held
-//! to their RBAC roles; `kox kubeconfig` issues a node credential (`system:node:<name>` in
+//! to their RBAC roles; each controller acts as its own ServiceAccount in `kube-system`, with
+//! a token the manager requests for it; `kox kubeconfig` issues a node credential (`system:node:<name>` in
 //! `system:nodes`) that the real kubectl uses, which the Node authorizer and NodeRestriction
 //! confine to its own Node, pods and their secrets; certificates carry several groups; bootstrap
 //! tokens, and the token cleaner that deletes them once they expire.
@@ -75,8 +76,11 @@ fn kox_kubeconfig(c: &Cluster, name: &str, args: &[&str]) -> PathBuf {
     path
 }
 
+const DEPLOYMENT_CONTROLLER: &str = "system:serviceaccount:kube-system:deployment-controller";
+const REPLICASET_CONTROLLER: &str = "system:serviceaccount:kube-system:replicaset-controller";
+
 #[test]
-fn scheduler_and_controller_manager_act_as_their_own_users() {
+fn scheduler_and_controllers_act_as_their_own_users() {
     let audit = tempfile::tempdir().unwrap();
     let audit_log = audit.path().join("audit.log");
     let c = Cluster::start_with(&["--audit-log-path", audit_log.to_str().unwrap()]);
@@ -110,8 +114,23 @@ fn scheduler_and_controller_manager_act_as_their_own_users() {
     );
     can_i(&scheduler, &["create", "pods"], "no");
     can_i(&scheduler, &["get", "secrets"], "no");
-    can_i(&manager, &["create", "replicasets.apps"], "yes");
-    can_i(&manager, &["create", "pods"], "yes");
+    // The manager itself only reads, keeps its lease and gets its controllers' tokens; the
+    // controllers write with those.
+    can_i(&manager, &["list", "pods", "--all-namespaces"], "yes");
+    can_i(
+        &manager,
+        &[
+            "create",
+            "serviceaccounts",
+            "--subresource=token",
+            "-n",
+            "kube-system",
+        ],
+        "yes",
+    );
+    can_i(&manager, &["create", "replicasets.apps"], "no");
+    can_i(&manager, &["create", "pods"], "no");
+    can_i(&manager, &["delete", "namespaces"], "no");
     can_i(&manager, &["create", "clusterrolebindings"], "no");
     can_i(&manager, &["create", "pods", "--subresource=exec"], "no");
     can_i(&manager, &["impersonate", "users"], "no");
@@ -141,43 +160,34 @@ fn scheduler_and_controller_manager_act_as_their_own_users() {
         (running == 2).then_some(()).ok_or(out)
     });
 
-    // … by the components, as their own users.
-    wait_for(30, "audit events of both components", || {
-        let events = audit_events(&audit_log);
-        let bound = events.iter().any(|e| {
-            is(
-                e,
-                "system:kube-scheduler",
-                "create",
-                "pods",
-                Some("binding"),
-                201,
-            )
-        });
-        let rs = events.iter().any(|e| {
-            is(
-                e,
-                "system:kube-controller-manager",
-                "create",
-                "replicasets",
-                None,
-                201,
-            )
-        });
-        let pods = events.iter().any(|e| {
-            is(
-                e,
-                "system:kube-controller-manager",
-                "create",
-                "pods",
-                None,
-                201,
-            )
-        });
-        (bound && rs && pods)
-            .then_some(())
-            .ok_or(format!("binding {bound}, replicaset {rs}, pods {pods}"))
-    });
+    // … by the components, as their own users: the scheduler binds, the Deployment controller
+    // creates the ReplicaSet and the ReplicaSet controller the pods, each as its account.
+    wait_for(
+        30,
+        "audit events of the scheduler and the controllers",
+        || {
+            let events = audit_events(&audit_log);
+            let bound = events.iter().any(|e| {
+                is(
+                    e,
+                    "system:kube-scheduler",
+                    "create",
+                    "pods",
+                    Some("binding"),
+                    201,
+                )
+            });
+            let rs = events
+                .iter()
+                .any(|e| is(e, DEPLOYMENT_CONTROLLER, "create", "replicasets", None, 201));
+            let pods = events
+                .iter()
+                .any(|e| is(e, REPLICASET_CONTROLLER, "create", "pods", None, 201));
+            (bound && rs && pods)
+                .then_some(())
+                .ok_or(format!("binding {bound}, replicaset {rs}, pods {pods}"))
+        },
+    );
     let events = audit_events(&audit_log);
     assert!(
         !events
@@ -186,14 +196,71 @@ fn scheduler_and_controller_manager_act_as_their_own_users() {
                 && e["objectRef"]["subresource"] == "binding"),
         "the admin credential bound a pod"
     );
+    let by_manager = |resource: &str| {
+        events.iter().any(|e| {
+            e["user"]["username"] == "system:kube-controller-manager"
+                && e["verb"] == "create"
+                && e["objectRef"]["resource"] == resource
+                && e["objectRef"]["subresource"].is_null()
+        })
+    };
     assert!(
-        !events.iter().any(|e| {
-            let user = e["user"]["username"].as_str().unwrap_or("");
-            (user == "system:kube-scheduler" || user == "system:kube-controller-manager")
-                && e["responseStatus"]["code"] == 403
-        }),
-        "a component was refused something its role should grant"
+        !by_manager("replicasets") && !by_manager("pods"),
+        "the manager's own credential wrote what a controller writes"
     );
+    // The manager got the tokens: TokenRequests for the controllers' accounts.
+    assert!(
+        events.iter().any(|e| is(
+            e,
+            "system:kube-controller-manager",
+            "create",
+            "serviceaccounts",
+            Some("token"),
+            201
+        ) && e["objectRef"]["name"] == "replicaset-controller"
+            && e["objectRef"]["namespace"] == "kube-system"),
+        "no TokenRequest for kube-system/replicaset-controller by the manager"
+    );
+    let refused: Vec<String> = events
+        .iter()
+        .filter(|e| {
+            let user = e["user"]["username"].as_str().unwrap_or("");
+            (user == "system:kube-scheduler"
+                || user == "system:kube-controller-manager"
+                || user.starts_with("system:serviceaccount:kube-system:"))
+                && e["responseStatus"]["code"] == 403
+        })
+        .map(|e| {
+            format!(
+                "{} {} {}/{}",
+                e["user"]["username"],
+                e["verb"],
+                e["objectRef"]["resource"],
+                e["objectRef"]["subresource"]
+            )
+        })
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "a component was refused something its role should grant: {refused:?}"
+    );
+
+    // The controllers' accounts exist in kube-system.
+    let accounts = c.ok(&["get", "serviceaccounts", "-n", "kube-system", "-o", "name"]);
+    for account in [
+        "deployment-controller",
+        "replicaset-controller",
+        "namespace-controller",
+        "generic-garbage-collector",
+        "node-controller",
+    ] {
+        assert!(
+            accounts
+                .lines()
+                .any(|l| l == format!("serviceaccount/{account}")),
+            "kube-system/{account} missing from:\n{accounts}"
+        );
+    }
 
     // Without its role binding, the scheduler is refused: the pod stays unbound.
     c.ok(&["delete", "clusterrolebinding", "system:kube-scheduler"]);

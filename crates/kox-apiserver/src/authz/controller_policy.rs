@@ -1,13 +1,24 @@
 //! Upstream's controller roles (`bootstrappolicy/controller_policy.go`): one
 //! `system:controller:<name>` ClusterRole per controller the controller manager runs, bound to
-//! the `kube-system/<name>` ServiceAccount as upstream binds it.
+//! the `kube-system/<name>` ServiceAccount, and to nothing else, as upstream binds it.
 //!
-//! Upstream's controller manager, run with `--use-service-account-credentials`, acts for each
-//! controller with that account's token. kox's controller manager acts for all of its
-//! controllers with its own credential (user `system:kube-controller-manager`), which is what
-//! upstream does without that flag, where the manager "must be granted all the relevant roles":
-//! so each binding also names that user. The manager then holds exactly the union of its
-//! controllers' roles, plus `system:kube-controller-manager` for its informers and lease.
+//! The controller manager acts for each controller with that account
+//! (`--use-service-account-credentials`, which `kox server` turns on): the shared informers
+//! and the leader Lease use the manager's own credential, user
+//! `system:kube-controller-manager`, whose role (`system:kube-controller-manager` in
+//! `policy.rs`) lets it list and watch everything, create ServiceAccounts and request their
+//! tokens (`serviceaccounts/token`) — and write nothing a controller writes. Each controller
+//! then writes as `system:serviceaccount:kube-system:<name>` with a one-hour token the manager
+//! renews. The controllers' accounts are upstream's client names, not always their names
+//! in `--controllers`: `deployment` acts as `deployment-controller`, `daemonset` as
+//! `daemon-set-controller`, `garbagecollector` as `generic-garbage-collector`,
+//! `taint-eviction-controller` as `node-controller` (upstream gives it no role of its own).
+//!
+//! A controller manager run without service-account credentials acts for every controller
+//! with its own credential, which then needs each of these roles bound to it (as upstream).
+//! Earlier kox versions bound them to `system:kube-controller-manager` in these very
+//! bindings; reconciling at start takes that subject off again (a binding annotated
+//! `rbac.authorization.kubernetes.io/autoupdate: "false"` is left alone).
 //!
 //! A controller confined to one namespace gets a Role there instead of a ClusterRole
 //! (upstream's `namespace_policy.go`): the token cleaner's in `kube-system`.
@@ -307,19 +318,14 @@ pub fn cluster_roles() -> Vec<Value> {
         .collect()
 }
 
-/// Each controller role bound to its ServiceAccount (upstream) and to the controller manager's
-/// own user (kox's manager acts for its controllers with that credential).
+/// Each controller role bound to its ServiceAccount.
 pub fn cluster_role_bindings() -> Vec<Value> {
     controllers()
         .into_iter()
         .map(|(name, _)| {
             let role = format!("{PREFIX}{name}");
             let account = format!("kube-system/{name}");
-            binding(
-                &role,
-                &role,
-                &[("ServiceAccount", &account), ("User", CONTROLLER_MANAGER)],
-            )
+            binding(&role, &role, &[("ServiceAccount", &account)])
         })
         .collect()
 }
@@ -332,22 +338,54 @@ pub fn roles() -> Vec<Value> {
         .collect()
 }
 
-/// Each namespaced controller Role bound, in its namespace, to the controller's ServiceAccount
-/// and to the controller manager's user.
+/// `binding` without the controller manager's user among its subjects.
+pub(super) fn without_manager(mut binding: Value) -> Value {
+    if let Some(subjects) = binding["subjects"].as_array_mut() {
+        subjects.retain(|s| !(s["kind"] == "User" && s["name"] == CONTROLLER_MANAGER));
+    }
+    binding
+}
+
+/// Each namespaced controller Role bound, in its namespace, to the controller's ServiceAccount.
 pub fn role_bindings() -> Vec<Value> {
     namespaced_controllers()
         .into_iter()
         .map(|(ns, name, _)| {
             let role = format!("{PREFIX}{name}");
             let account = format!("kube-system/{name}");
-            in_namespace(
-                binding(
-                    &role,
-                    &role,
-                    &[("ServiceAccount", &account), ("User", CONTROLLER_MANAGER)],
-                ),
-                ns,
-            )
+            in_namespace(binding(&role, &role, &[("ServiceAccount", &account)]), ns)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn controller_roles_are_bound_to_their_accounts_only() {
+        for b in cluster_role_bindings().into_iter().chain(role_bindings()) {
+            let subjects = b["subjects"].as_array().expect("subjects");
+            assert_eq!(subjects.len(), 1, "{b}");
+            assert_eq!(subjects[0]["kind"], "ServiceAccount", "{b}");
+            assert_eq!(subjects[0]["namespace"], "kube-system", "{b}");
+        }
+    }
+
+    #[test]
+    fn the_manager_user_is_taken_off_an_old_binding() {
+        let old = json!({"subjects": [
+            {"kind": "ServiceAccount", "name": "deployment-controller", "namespace": "kube-system"},
+            {"kind": "User", "name": CONTROLLER_MANAGER, "apiGroup": "rbac.authorization.k8s.io"},
+            {"kind": "User", "name": "alice", "apiGroup": "rbac.authorization.k8s.io"},
+        ]});
+        let names: Vec<Value> = without_manager(old)["subjects"]
+            .as_array()
+            .expect("subjects")
+            .iter()
+            .map(|s| s["name"].clone())
+            .collect();
+        assert_eq!(names, vec![json!("deployment-controller"), json!("alice")]);
+    }
 }

@@ -653,11 +653,11 @@ pub async fn ensure(registry: &Registry) -> ApiResult<()> {
         reconcile(registry, roles, expected, merge_role).await?;
     }
     let bindings = rbac_def("clusterrolebindings");
-    for expected in cluster_role_bindings()
-        .into_iter()
-        .chain(super::controller_policy::cluster_role_bindings())
-    {
+    for expected in cluster_role_bindings() {
         reconcile(registry, bindings, expected, merge_binding).await?;
+    }
+    for expected in super::controller_policy::cluster_role_bindings() {
+        reconcile(registry, bindings, expected, merge_controller_binding).await?;
     }
     let roles = rbac_def("roles");
     for expected in super::controller_policy::roles() {
@@ -665,7 +665,7 @@ pub async fn ensure(registry: &Registry) -> ApiResult<()> {
     }
     let bindings = rbac_def("rolebindings");
     for expected in super::controller_policy::role_bindings() {
-        reconcile(registry, bindings, expected, merge_binding).await?;
+        reconcile(registry, bindings, expected, merge_controller_binding).await?;
     }
     Ok(())
 }
@@ -793,6 +793,12 @@ fn merge_role(current: &Value, expected: &Value) -> Value {
         }
     }
     out
+}
+
+/// A controller's binding: subjects added as for any binding, and the controller manager's
+/// user, which bindings written by earlier versions name, taken off.
+fn merge_controller_binding(current: &Value, expected: &Value) -> Value {
+    super::controller_policy::without_manager(merge_binding(current, expected))
 }
 
 fn merge_binding(current: &Value, expected: &Value) -> Value {

@@ -11,9 +11,8 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use k8s_openapi::jiff::tz::TimeZone;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams, PropagationPolicy};
+use kube::api::{DeleteParams, PostParams, PropagationPolicy};
 use kube::{Api, Resource};
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::cron;
@@ -189,17 +188,7 @@ impl CronJobController {
 
         if serde_json::to_value(&old_status).ok() != serde_json::to_value(&status).ok() {
             let api: Api<CronJob> = Api::namespaced(self.ctx.client.clone(), &ns);
-            let mut body = serde_json::to_value(&status)?;
-            // Merge patches leave absent fields alone: clear `active` explicitly.
-            if status.active.is_none() {
-                body["active"] = serde_json::Value::Null;
-            }
-            api.patch_status(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(&json!({"status": body})),
-            )
-            .await?;
+            util::update_status(&api, &cj, serde_json::to_value(&status)?).await?;
         }
         Ok(match requeue {
             Some(d) => Action::requeue(d),

@@ -14,8 +14,7 @@ use k8s_openapi::api::core::v1::{
 };
 use kox_api::label_selector::Selector;
 use kube::Api;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use serde_json::json;
+use kube::api::{DeleteParams, PostParams};
 use tokio_util::sync::CancellationToken;
 
 use super::claim::{self, Claim};
@@ -529,12 +528,7 @@ impl DaemonSetController {
         st.updated_number_scheduled = Some(updated);
         if serde_json::to_value(&ds.status).ok() != serde_json::to_value(Some(&st)).ok() {
             let api: Api<DaemonSet> = Api::namespaced(self.ctx.client.clone(), &ns);
-            api.patch_status(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(&json!({"status": st})),
-            )
-            .await?;
+            util::update_status(&api, &ds, serde_json::to_value(&st)?).await?;
         }
         let live: Vec<String> = vec![cur.metadata.name.clone().unwrap_or_default()];
         let mut in_use = live.clone();
@@ -689,6 +683,7 @@ fn surge_plan(nodes: &[SurgeNode], max_surge: i32, desired: i32) -> SurgePlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn node(v: serde_json::Value) -> Node {
         serde_json::from_value(v).expect("node")

@@ -2,8 +2,8 @@
 //! success per index), at most `parallelism` at a time; fails the Job past `backoffLimit`
 //! failures (new pods waiting out upstream's exponential backoff after each failure) or
 //! `activeDeadlineSeconds`; honours `suspend`; reports Complete / Failed
-//! conditions with upstream's reasons; deletes finished Jobs after `ttlSecondsAfterFinished`
-//! (upstream's ttl-after-finished controller, folded in here).
+//! conditions with upstream's reasons. Finished Jobs are deleted after
+//! `ttlSecondsAfterFinished` by `ttl_after_finished.rs`.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -14,7 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kox_api::label_selector::Selector;
 use kube::Api;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams, PropagationPolicy};
+use kube::api::{DeleteParams, PostParams};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -256,15 +256,14 @@ impl JobController {
             return Ok(Action::await_change());
         };
         let job = (*job).clone();
-        let (ns, name) = split_key(key);
+        let (ns, _) = split_key(key);
         let ns = ns.unwrap_or("default").to_string();
-        let name = name.to_string();
         let now = util::now();
         if job.metadata.deletion_timestamp.is_some() {
             return Ok(Action::await_change());
         }
-        if let Some((_, finished_at)) = is_finished(&job) {
-            return self.ttl(&job, &ns, &name, finished_at, now).await;
+        if is_finished(&job).is_some() {
+            return Ok(Action::await_change());
         }
         let spec = job.spec.clone().unwrap_or_default();
         let Ok(selector) = Selector::from_label_selector(spec.selector.as_ref()) else {
@@ -502,12 +501,7 @@ impl JobController {
 
         if serde_json::to_value(&job.status).ok() != serde_json::to_value(Some(&status)).ok() {
             let api: Api<Job> = Api::namespaced(self.ctx.client.clone(), &ns);
-            api.patch_status(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(&json!({"status": status})),
-            )
-            .await?;
+            util::update_status(&api, &job, serde_json::to_value(&status)?).await?;
         }
         Ok(match requeue {
             Some(d) => Action::requeue(d),
@@ -595,48 +589,6 @@ impl JobController {
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
             Err(e) => Err(e.into()),
         }
-    }
-
-    /// Deletes a finished Job once `ttlSecondsAfterFinished` passed.
-    async fn ttl(
-        &self,
-        job: &Job,
-        ns: &str,
-        name: &str,
-        finished_at: Option<&Time>,
-        now: Timestamp,
-    ) -> anyhow::Result<Action> {
-        let Some(ttl) = job.spec.as_ref().and_then(|s| s.ttl_seconds_after_finished) else {
-            return Ok(Action::await_change());
-        };
-        let at = job
-            .status
-            .as_ref()
-            .and_then(|s| s.completion_time.as_ref())
-            .or(finished_at)
-            .map(|t| t.0.as_second())
-            .unwrap_or(now.as_second());
-        let expire = at + i64::from(ttl);
-        if now.as_second() < expire {
-            return Ok(Action::requeue(Duration::from_secs(
-                (expire - now.as_second()) as u64 + 1,
-            )));
-        }
-        let api: Api<Job> = Api::namespaced(self.ctx.client.clone(), ns);
-        let dp = DeleteParams {
-            propagation_policy: Some(PropagationPolicy::Foreground),
-            preconditions: Some(kube::api::Preconditions {
-                uid: job.metadata.uid.clone(),
-                resource_version: job.metadata.resource_version.clone(),
-            }),
-            ..DeleteParams::default()
-        };
-        match api.delete(name, &dp).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if matches!(s.code, 404 | 409) => {}
-            Err(e) => return Err(e.into()),
-        }
-        Ok(Action::await_change())
     }
 }
 

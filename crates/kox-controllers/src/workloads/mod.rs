@@ -1,10 +1,14 @@
-//! The workload controllers: ReplicaSet, Deployment, StatefulSet, DaemonSet, Job, CronJob.
+//! The workload controllers: ReplicaSet, Deployment, StatefulSet, DaemonSet, Job, CronJob,
+//! and TTL-after-finished.
 //!
 //! # Registering a controller
 //!
 //! 1. Write the controller in its own module here (`workloads/replicaset.rs`, …) as a type
 //!    implementing [`crate::Controller`]: `name()` is its name in `--controllers` (upstream's,
-//!    e.g. `"replicaset"`), `run(ctx, stop)` runs it until `stop` is cancelled.
+//!    e.g. `"replicaset"`), `run(ctx, stop)` runs it until `stop` is cancelled, and
+//!    `service_account()` names the `kube-system` account it acts as (upstream's client name,
+//!    e.g. `"replicaset-controller"`, which the API server's controller policy binds to its
+//!    role).
 //! 2. Add a `pub mod` line below and a `Box::new(...)` line to [`controllers`].
 //!
 //! Inside `run`: take shared informers from `ctx.informers.get::<K>()` (one watch per resource
@@ -24,6 +28,7 @@ pub mod job;
 pub mod ranking;
 pub mod replicaset;
 pub mod statefulset;
+pub mod ttl_after_finished;
 pub mod util;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -38,11 +43,13 @@ pub fn controllers() -> Vec<Box<dyn Controller>> {
         Box::new(Workload(
             "replicaset",
             &["replicaset-controller"],
+            "replicaset-controller",
             |c, s| Box::pin(replicaset::ReplicaController::<ReplicaSet>::run(c, s)),
         )),
         Box::new(Workload(
             "replicationcontroller",
             &["replicationcontroller-controller"],
+            "replication-controller",
             |c, s| {
                 Box::pin(replicaset::ReplicaController::<ReplicationController>::run(
                     c, s,
@@ -52,31 +59,46 @@ pub fn controllers() -> Vec<Box<dyn Controller>> {
         Box::new(Workload(
             "deployment",
             &["deployment-controller"],
+            "deployment-controller",
             |c, s| Box::pin(deployment::DeploymentController::run(c, s)),
         )),
         Box::new(Workload(
             "statefulset",
             &["statefulset-controller"],
+            "statefulset-controller",
             |c, s| Box::pin(statefulset::StatefulSetController::run(c, s)),
         )),
-        Box::new(Workload("daemonset", &["daemonset-controller"], |c, s| {
-            Box::pin(daemonset::DaemonSetController::run(c, s))
-        })),
+        Box::new(Workload(
+            "daemonset",
+            &["daemonset-controller"],
+            "daemon-set-controller",
+            |c, s| Box::pin(daemonset::DaemonSetController::run(c, s)),
+        )),
         Box::new(Workload(
             "job",
-            &["job-controller", "ttl-after-finished"],
+            &["job-controller"],
+            "job-controller",
             |c, s| Box::pin(job::JobController::run(c, s)),
         )),
-        Box::new(Workload("cronjob", &["cronjob-controller"], |c, s| {
-            Box::pin(cronjob::CronJobController::run(c, s))
-        })),
+        Box::new(Workload(
+            "cronjob",
+            &["cronjob-controller"],
+            "cronjob-controller",
+            |c, s| Box::pin(cronjob::CronJobController::run(c, s)),
+        )),
+        Box::new(Workload(
+            "ttl-after-finished",
+            &["ttl-after-finished-controller"],
+            "ttl-after-finished-controller",
+            |c, s| Box::pin(ttl_after_finished::TtlAfterFinishedController::run(c, s)),
+        )),
     ]
 }
 
 type RunFn = fn(Context, CancellationToken) -> futures::future::BoxFuture<'static, ()>;
 
-/// A workload controller: its `--controllers` name, aliases, and its loop.
-struct Workload(&'static str, &'static [&'static str], RunFn);
+/// A workload controller: its `--controllers` name, aliases, ServiceAccount, and its loop.
+struct Workload(&'static str, &'static [&'static str], &'static str, RunFn);
 
 #[async_trait::async_trait]
 impl Controller for Workload {
@@ -88,8 +110,12 @@ impl Controller for Workload {
         self.1
     }
 
+    fn service_account(&self) -> Option<&'static str> {
+        Some(self.2)
+    }
+
     async fn run(&self, ctx: Context, stop: CancellationToken) -> anyhow::Result<()> {
-        (self.2)(ctx, stop).await;
+        (self.3)(ctx, stop).await;
         Ok(())
     }
 }

@@ -11,7 +11,7 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, ReplicationController};
 use k8s_openapi::jiff::Timestamp;
 use kox_api::label_selector::Selector;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -423,12 +423,7 @@ impl<K: Replicated> ReplicaController<K> {
         );
         if status_differs(&old, &new) {
             let api: Api<K> = Api::namespaced(self.ctx.client.clone(), ns);
-            api.patch_status(
-                name,
-                &PatchParams::default(),
-                &Patch::Merge(&json!({"status": new})),
-            )
-            .await?;
+            util::update_status(&api, &owner, new).await?;
         }
         if let Some((_, msg)) = failure {
             anyhow::bail!("{msg}");

@@ -17,8 +17,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kox_api::label_selector::Selector;
 use kube::Api;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use serde_json::json;
+use kube::api::{DeleteParams, PostParams};
 use tokio_util::sync::CancellationToken;
 
 use super::claim::{self, Claim};
@@ -252,12 +251,7 @@ impl StatefulSetController {
         }
         if serde_json::to_value(&set.status).ok() != serde_json::to_value(Some(&st)).ok() {
             let api: Api<StatefulSet> = Api::namespaced(self.ctx.client.clone(), &ns);
-            api.patch_status(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(&json!({"status": st})),
-            )
-            .await?;
+            util::update_status(&api, &set, serde_json::to_value(&st)?).await?;
         }
         let mut live = vec![current_name.clone(), update_name.clone()];
         live.extend(mine.iter().map(|p| revision_of(p).to_string()));
@@ -482,11 +476,12 @@ impl StatefulSetController {
                 continue;
             }
             refs.push(owner.clone());
-            let patch = json!({"metadata": {"ownerReferences": refs}});
-            match api
-                .patch(&cname, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-            {
+            // An update pinned to the claim as cached (the role grants `update`, not
+            // `patch`, on claims): a conflict retries the sync.
+            let mut body = (*claim).clone();
+            body.metadata.owner_references = Some(refs);
+            body.metadata.managed_fields = None;
+            match api.replace(&cname, &PostParams::default(), &body).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(s)) if s.code == 404 => {}
                 Err(e) => return Err(e.into()),
@@ -604,6 +599,7 @@ pub fn compute_status(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn set() -> StatefulSet {
         serde_json::from_value(json!({

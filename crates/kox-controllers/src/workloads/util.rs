@@ -26,6 +26,30 @@ pub fn now_time() -> Time {
     Time(now())
 }
 
+/// Writes `status` as `obj`'s status with an update (PUT) of its `status` subresource: the
+/// verb upstream's controllers use and the only one their roles grant on `*/status`. The
+/// write is pinned to `obj`'s resourceVersion, as upstream's: a status computed from a stale
+/// cache is refused (409, and the sync retried) instead of overwriting a newer one.
+pub async fn update_status<K>(
+    api: &kube::Api<K>,
+    obj: &K,
+    status: serde_json::Value,
+) -> anyhow::Result<K>
+where
+    K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut body = serde_json::to_value(obj)?;
+    body["status"] = status;
+    if let Some(meta) = body.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+        meta.remove("managedFields");
+    }
+    let body: K = serde_json::from_value(body)?;
+    let name = obj.meta().name.as_deref().unwrap_or("");
+    Ok(api
+        .replace_status(name, &kube::api::PostParams::default(), &body)
+        .await?)
+}
+
 /// The owner reference a controller puts on what it creates.
 pub fn controller_ref(owner: &ObjectMeta, api_version: &str, kind: &str) -> OwnerReference {
     OwnerReference {

@@ -450,13 +450,20 @@ impl DeploymentController {
             return Ok(());
         }
         let ns = d.metadata.namespace.clone().unwrap_or_default();
-        let patch = json!({"metadata": {"annotations": {REVISION: rev}}});
+        // An update pinned to the Deployment as this sync saw it, as upstream writes it (its
+        // role grants `update`, not `patch`): a conflict retries the sync.
+        let mut body = d.clone();
+        body.metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(REVISION.to_string(), rev.to_string());
+        body.metadata.managed_fields = None;
         let updated = self
             .d_api(&ns)
-            .patch(
+            .replace(
                 d.metadata.name.as_deref().unwrap_or(""),
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
+                &PostParams::default(),
+                &body,
             )
             .await?;
         d.metadata = updated.metadata;
@@ -465,14 +472,7 @@ impl DeploymentController {
 
     async fn update_status(&self, d: &mut Deployment, s: DeploymentStatus) -> anyhow::Result<()> {
         let ns = d.metadata.namespace.clone().unwrap_or_default();
-        let updated = self
-            .d_api(&ns)
-            .patch_status(
-                d.metadata.name.as_deref().unwrap_or(""),
-                &PatchParams::default(),
-                &Patch::Merge(&json!({"status": s})),
-            )
-            .await?;
+        let updated = wu::update_status(&self.d_api(&ns), d, serde_json::to_value(&s)?).await?;
         d.status = updated.status;
         d.metadata.resource_version = updated.metadata.resource_version;
         Ok(())
