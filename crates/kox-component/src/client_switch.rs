@@ -7,11 +7,17 @@
 //! client's connections close once nothing uses them, so from then on only the new
 //! credentials are presented. This is what client-go's certificate rotation does by closing
 //! its connections when the certificate files change.
+//!
+//! A 401 answer is reported to whoever renews ([`ClientSwitch::unauthorized`]): credentials
+//! the server no longer accepts (a token whose ServiceAccount was deleted, say) are renewed
+//! at once rather than at their usual time, as client-go's resettable token source does.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock, Weak};
 use std::task::{Context, Poll};
+
+use tokio::sync::Notify;
 
 use http::{Request, Response};
 use kube::Client;
@@ -23,6 +29,8 @@ pub struct ClientSwitch {
     current: Arc<RwLock<Client>>,
     /// Alive while the front client's service is.
     front: Weak<()>,
+    /// Notified when a request is answered 401.
+    unauthorized: Arc<Notify>,
 }
 
 impl ClientSwitch {
@@ -34,10 +42,12 @@ impl ClientSwitch {
         let switch = ClientSwitch {
             current: Arc::new(RwLock::new(initial)),
             front: Arc::downgrade(&alive),
+            unauthorized: Arc::new(Notify::new()),
         };
         let front = Client::new(
             Current {
                 current: switch.current.clone(),
+                unauthorized: switch.unauthorized.clone(),
                 _alive: alive,
             },
             default_namespace,
@@ -48,6 +58,12 @@ impl ClientSwitch {
     /// Sends every later request through `client`.
     pub fn set(&self, client: Client) {
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = client;
+    }
+
+    /// Returns once a request through the front client has been answered 401 Unauthorized
+    /// (at once if one was since the last call): its credentials need renewing now.
+    pub async fn unauthorized(&self) {
+        self.unauthorized.notified().await;
     }
 
     /// Whether the client [`ClientSwitch::new`] returned, and every clone of it, is gone: its
@@ -61,6 +77,7 @@ impl ClientSwitch {
 #[derive(Clone)]
 struct Current {
     current: Arc<RwLock<Client>>,
+    unauthorized: Arc<Notify>,
     _alive: Arc<()>,
 }
 
@@ -79,6 +96,13 @@ impl tower::Service<Request<Body>> for Current {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        Box::pin(async move { client.send(request).await })
+        let unauthorized = self.unauthorized.clone();
+        Box::pin(async move {
+            let response = client.send(request).await?;
+            if response.status() == http::StatusCode::UNAUTHORIZED {
+                unauthorized.notify_one();
+            }
+            Ok(response)
+        })
     }
 }

@@ -8,8 +8,10 @@
 //! for a token through TokenRequest (`serviceaccounts/<name>/token`, one hour), and builds a
 //! client presenting it — the manager's server URL and CA, no client certificate. The
 //! controller keeps that one client ([`ClientSwitch`]); a task replaces the token underneath
-//! once 80 % of its lifetime has passed, as upstream's cached token source does. The shared
-//! informers and the leader Lease stay on the manager's client.
+//! once 80 % of its lifetime has passed, as upstream's cached token source does, or at once
+//! when the server answers it 401 (its account deleted: the account is created again), at
+//! most every [`MIN_RENEWAL_INTERVAL`]. The shared informers and the leader Lease stay on the
+//! manager's client.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -38,6 +40,9 @@ const LEEWAY_PERCENT: u32 = 20;
 /// A token said to live less than this is taken to live this long: a shorter remaining
 /// lifetime means the clocks disagree (upstream pins the same minimum).
 const MIN_LIFETIME: Duration = Duration::from_secs(600);
+
+/// A token refused with a 401 is replaced, but no sooner than this after the last one.
+pub const MIN_RENEWAL_INTERVAL: Duration = Duration::from_secs(5);
 
 /// How long after its issue a token whose remaining lifetime was `lifetime` is replaced:
 /// when a fifth of that lifetime is left.
@@ -155,9 +160,18 @@ async fn keep_fresh(
     let mut wait = refresh_after(lifetime);
     let mut failures = 0;
     loop {
+        let since = tokio::time::Instant::now();
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
+            _ = switch.unauthorized() => {
+                tracing::info!(account = %name, "the service-account token was refused; renewing it");
+                let next = since + MIN_RENEWAL_INTERVAL;
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep_until(next) => {}
+                }
+            }
         }
         if switch.unused() {
             return;

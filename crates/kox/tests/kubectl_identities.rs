@@ -262,6 +262,45 @@ fn scheduler_and_controllers_act_as_their_own_users() {
         );
     }
 
+    // A controller whose account is deleted gets it back: its token, refused from then on, is
+    // renewed at once and the account created again, so the ReplicaSet still scales.
+    c.ok(&[
+        "delete",
+        "serviceaccount",
+        "replicaset-controller",
+        "-n",
+        "kube-system",
+    ]);
+    c.ok(&["scale", "deployment", "web", "--replicas=3"]);
+    wait_for(60, "3 pods of deployment web", || {
+        let out = c.ok(&["get", "pods", "-l", "app=web", "-o", "name"]);
+        (out.lines().count() == 3).then_some(()).ok_or(out)
+    });
+    c.ok(&[
+        "get",
+        "serviceaccount",
+        "replicaset-controller",
+        "-n",
+        "kube-system",
+    ]);
+    let recreated = audit_events(&audit_log)
+        .iter()
+        .filter(|e| {
+            is(
+                e,
+                "system:kube-controller-manager",
+                "create",
+                "serviceaccounts",
+                None,
+                201,
+            ) && e["objectRef"]["name"] == "replicaset-controller"
+        })
+        .count();
+    assert_eq!(
+        recreated, 2,
+        "the account was not created again by the manager"
+    );
+
     // Without its role binding, the scheduler is refused: the pod stays unbound.
     c.ok(&["delete", "clusterrolebinding", "system:kube-scheduler"]);
     c.ok(&["run", "lonely", "--image=nginx"]);
