@@ -15,6 +15,12 @@ mod kubeconfig_cmd;
 mod scheduler_cmd;
 mod server;
 
+/// mimalloc instead of glibc's allocator: the API server builds and frees millions of small
+/// JSON nodes per large list or write burst, and glibc's malloc/free took ~40% of a 10,000-pod
+/// list's CPU (see BENCHMARKS.md, "allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     cli::run()
 }
