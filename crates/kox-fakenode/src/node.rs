@@ -38,6 +38,8 @@ pub struct FakeNode {
     pub uid: String,
     /// Its index (the number in its name): its heartbeat slot.
     pub index: usize,
+    /// Its Lease as last written, renewed by updating this copy (as the kubelet does).
+    pub lease: Arc<std::sync::Mutex<Option<Lease>>>,
 }
 
 /// The simulated nodes by name.
@@ -164,6 +166,7 @@ pub async fn register(client: &Client, config: &FakeNodesConfig) -> anyhow::Resu
                     ip,
                     pod_prefix: pod_prefix(i),
                     index: i,
+                    lease: Default::default(),
                 })
             }
         })
@@ -256,40 +259,81 @@ pub async fn heartbeat(
     }
 }
 
+/// Renews the node's Lease as the kubelet's lease controller does: a PUT of the Lease last
+/// written with a new `renewTime` (cheaper for the server than a patch); when that fails (a
+/// conflict, the Lease gone) the Lease is read again, or created, and updated from there.
 async fn renew_lease(leases: &Api<Lease>, node: &FakeNode, heartbeat: Duration) {
-    let now = MicroTime(k8s_openapi::jiff::Timestamp::now());
-    let patch = json!({"spec": {"renewTime": now, "holderIdentity": node.name}});
-    match leases
-        .patch(&node.name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
+    let cached = node.lease.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    if let Some(lease) = cached
+        && let Ok(renewed) = update_renew_time(leases, node, lease).await
     {
-        Ok(_) => {}
+        remember(node, Some(renewed));
+        return;
+    }
+    let latest = match leases.get(&node.name).await {
+        Ok(lease) => lease,
         Err(kube::Error::Api(s)) if s.code == 404 => {
-            let lease = Lease {
-                metadata: ObjectMeta {
-                    name: Some(node.name.clone()),
-                    namespace: Some("kube-node-lease".into()),
-                    owner_references: Some(vec![OwnerReference {
-                        api_version: "v1".into(),
-                        kind: "Node".into(),
-                        name: node.name.clone(),
-                        uid: node.uid.clone(),
-                        ..OwnerReference::default()
-                    }]),
-                    ..ObjectMeta::default()
-                },
-                spec: Some(LeaseSpec {
-                    holder_identity: Some(node.name.clone()),
-                    lease_duration_seconds: Some((heartbeat.as_secs() * 4) as i32),
-                    renew_time: Some(now),
-                    ..LeaseSpec::default()
-                }),
-            };
-            if let Err(e) = leases.create(&PostParams::default(), &lease).await {
+            let created = leases
+                .create(&PostParams::default(), &new_lease(node, heartbeat))
+                .await;
+            if let Err(e) = &created {
                 tracing::debug!(node = %node.name, "creating lease: {e}");
             }
+            remember(node, created.ok());
+            return;
         }
-        Err(e) => tracing::debug!(node = %node.name, "renewing lease: {e}"),
+        Err(e) => {
+            tracing::debug!(node = %node.name, "reading lease: {e}");
+            remember(node, None);
+            return;
+        }
+    };
+    match update_renew_time(leases, node, latest).await {
+        Ok(renewed) => remember(node, Some(renewed)),
+        Err(e) => {
+            tracing::debug!(node = %node.name, "renewing lease: {e}");
+            remember(node, None);
+        }
+    }
+}
+
+fn remember(node: &FakeNode, lease: Option<Lease>) {
+    *node.lease.lock().unwrap_or_else(|e| e.into_inner()) = lease;
+}
+
+async fn update_renew_time(
+    leases: &Api<Lease>,
+    node: &FakeNode,
+    mut lease: Lease,
+) -> Result<Lease, kube::Error> {
+    let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+    spec.renew_time = Some(MicroTime(k8s_openapi::jiff::Timestamp::now()));
+    spec.holder_identity = Some(node.name.clone());
+    leases
+        .replace(&node.name, &PostParams::default(), &lease)
+        .await
+}
+
+fn new_lease(node: &FakeNode, heartbeat: Duration) -> Lease {
+    Lease {
+        metadata: ObjectMeta {
+            name: Some(node.name.clone()),
+            namespace: Some("kube-node-lease".into()),
+            owner_references: Some(vec![OwnerReference {
+                api_version: "v1".into(),
+                kind: "Node".into(),
+                name: node.name.clone(),
+                uid: node.uid.clone(),
+                ..OwnerReference::default()
+            }]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(LeaseSpec {
+            holder_identity: Some(node.name.clone()),
+            lease_duration_seconds: Some((heartbeat.as_secs() * 4) as i32),
+            renew_time: Some(MicroTime(k8s_openapi::jiff::Timestamp::now())),
+            ..LeaseSpec::default()
+        }),
     }
 }
 

@@ -406,6 +406,7 @@ mod tests {
             pod_prefix: "10.0.0".into(),
             uid: String::new(),
             index: 0,
+            lease: Default::default(),
         };
         let s = &running_status(&p, &node, "10.0.0.2")["status"];
         assert_eq!(s["phase"], "Running");
