@@ -312,7 +312,6 @@ impl Server {
         crate::authz::aggregation::spawn(app.clone());
         tokio::spawn(renew_serving_certificate(
             serving,
-            pki.serving_cert_pem.clone(),
             config.data_dir.clone(),
             sans,
             validity(&config).serving,
@@ -604,22 +603,19 @@ fn certified_key(cert_pem: &str, key_pem: &str) -> Result<Arc<rustls::sign::Cert
     )?))
 }
 
-/// Issues a new serving certificate when the current one is due (see
-/// [`crate::pki::renew_at`]) and hands it to the TLS acceptor: new connections get it, no
-/// restart needed. Runs until `stop`.
-async fn renew_serving_certificate(
-    serving: Arc<ServingCert>,
-    mut cert_pem: String,
-    data_dir: PathBuf,
-    sans: Vec<String>,
-    validity: time::Duration,
+/// Runs `renew` whenever the Unix time `due()` names has come (`None`: now), until `stop`:
+/// wakes at the due time and at least hourly (clocks jump, machines sleep), retries a failure
+/// after a minute, and never renews more than once a second, whatever the clock does.
+async fn renew_when_due(
+    what: &str,
+    due: impl Fn() -> Option<i64>,
+    mut renew: impl FnMut() -> Result<()>,
     stop: CancellationToken,
 ) {
     loop {
         let now = jiff::Timestamp::now().as_second();
-        let due = crate::pki::renew_at(&cert_pem, validity).unwrap_or(now);
-        // Wake at the due time, and at least hourly (clocks jump, machines sleep).
-        let wait = Duration::from_secs(due.saturating_sub(now).clamp(0, 3600) as u64);
+        let wait =
+            Duration::from_secs(due().unwrap_or(now).saturating_sub(now).clamp(0, 3600) as u64);
         if !wait.is_zero() {
             tokio::select! {
                 _ = stop.cancelled() => return,
@@ -627,22 +623,47 @@ async fn renew_serving_certificate(
             }
             continue;
         }
-        let renewed = crate::pki::renew_serving_certificate(&data_dir, &sans, validity)
-            .and_then(|(cert, key)| serving.replace(&cert, &key).map(|()| cert));
-        match renewed {
-            Ok(cert) => {
-                tracing::info!("renewed the serving certificate");
-                cert_pem = cert;
+        let pause = match renew() {
+            Ok(()) => {
+                tracing::info!("renewed {what}");
+                Duration::from_secs(1)
             }
             Err(e) => {
-                tracing::error!("renewing the serving certificate: {e:#}");
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(60)) => {}
-                }
+                tracing::error!("renewing {what}: {e:#}");
+                Duration::from_secs(60)
             }
+        };
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(pause) => {}
         }
     }
+}
+
+/// Issues a new serving certificate when the one in `data_dir/tls` is due (see
+/// [`crate::pki::renew_at`]) and hands it to the TLS acceptor: new connections get it, no
+/// restart needed. Runs until `stop`.
+async fn renew_serving_certificate(
+    serving: Arc<ServingCert>,
+    data_dir: PathBuf,
+    sans: Vec<String>,
+    validity: time::Duration,
+    stop: CancellationToken,
+) {
+    let cert_path = data_dir.join("tls/serving.crt");
+    renew_when_due(
+        "the serving certificate",
+        || {
+            let cert = std::fs::read_to_string(&cert_path).ok()?;
+            crate::pki::renew_at(&cert, validity)
+        },
+        || {
+            let (cert, key) = crate::pki::renew_serving_certificate(&data_dir, &sans, validity)?;
+            serving.replace(&cert, &key)
+        },
+        stop,
+    )
+    .await
 }
 
 /// Where the admin's and the components' kubeconfigs are kept, and what they hold.
@@ -683,37 +704,13 @@ impl ClientCredentials {
 /// kubeconfig on its next run; the in-process scheduler and controller manager (and
 /// standalone ones given these files) notice their kubeconfig changed and switch to it.
 async fn renew_client_credentials(credentials: ClientCredentials, stop: CancellationToken) {
-    loop {
-        let now = jiff::Timestamp::now().as_second();
-        let due =
-            crate::pki::client_credentials_renew_at(&credentials.data_dir, credentials.validity)
-                .unwrap_or(now);
-        let wait = Duration::from_secs(due.saturating_sub(now).clamp(0, 3600) as u64);
-        if !wait.is_zero() {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(wait) => {}
-            }
-            continue;
-        }
-        match credentials.renew() {
-            Ok(()) => {
-                tracing::info!("renewed the control plane's client certificates");
-                // Never spin, whatever the clock does.
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
-            }
-            Err(e) => {
-                tracing::error!("renewing the control plane's client certificates: {e:#}");
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(60)) => {}
-                }
-            }
-        }
-    }
+    renew_when_due(
+        "the control plane's client certificates",
+        || crate::pki::client_credentials_renew_at(&credentials.data_dir, credentials.validity),
+        || credentials.renew(),
+        stop,
+    )
+    .await
 }
 
 fn tls_acceptor(
