@@ -30,6 +30,14 @@ fn lease_requests(audit: &Path, name: &str) -> Vec<(String, u64)> {
         .collect()
 }
 
+fn lease_exists(c: &Cluster, name: &str) -> Result<(), String> {
+    let out = c.kubectl(&["get", "lease", "-n", "kube-node-lease", name]);
+    out.status
+        .success()
+        .then_some(())
+        .ok_or_else(|| String::from_utf8_lossy(&out.stderr).to_string())
+}
+
 fn renew_time(c: &Cluster, name: &str) -> String {
     c.ok(&[
         "get",
@@ -60,13 +68,7 @@ fn node_leases_are_renewed_by_update_as_the_kubelet_does() {
         ],
     );
     let name = "n-0";
-    wait_for(60, "the node's Lease", || {
-        let out = c.kubectl(&["get", "lease", "-n", "kube-node-lease", name]);
-        out.status
-            .success()
-            .then_some(())
-            .ok_or_else(|| String::from_utf8_lossy(&out.stderr).to_string())
-    });
+    wait_for(60, "the node's Lease", || lease_exists(&c, name));
     let first = renew_time(&c, name);
     wait_for(30, "3 successful Lease updates", || {
         let updates = lease_requests(&audit, name)
@@ -86,13 +88,7 @@ fn node_leases_are_renewed_by_update_as_the_kubelet_does() {
 
     // A Lease deleted under the node is re-created.
     c.ok(&["delete", "lease", "-n", "kube-node-lease", name]);
-    wait_for(30, "the Lease re-created", || {
-        let out = c.kubectl(&["get", "lease", "-n", "kube-node-lease", name]);
-        out.status
-            .success()
-            .then_some(())
-            .ok_or_else(|| String::from_utf8_lossy(&out.stderr).to_string())
-    });
+    wait_for(30, "the Lease re-created", || lease_exists(&c, name));
     let requests = lease_requests(&audit, name);
     assert!(
         requests

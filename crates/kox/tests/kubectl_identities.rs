@@ -632,13 +632,11 @@ fn bootstrap_secret(id: &str, secret: &str, expiration: &str, usage: &str) -> St
     )
 }
 
-#[test]
-fn bootstrap_tokens_authenticate_until_they_expire_or_go() {
-    let c = Cluster::start();
-    // A kubeconfig that names the cluster only: the token comes from `--token`.
-    let anonymous = c.data_dir().join("cluster-only.kubeconfig");
+/// A kubeconfig that names the cluster only, no credential: the token comes from `--token`.
+fn cluster_only_kubeconfig(c: &Cluster) -> PathBuf {
+    let path = c.data_dir().join("cluster-only.kubeconfig");
     std::fs::write(
-        &anonymous,
+        &path,
         format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: kox\n  cluster:\n    server: https://127.0.0.1:{}\n    certificate-authority: {}\ncontexts:\n- name: kox\n  context:\n    cluster: kox\n    user: nobody\nusers:\n- name: nobody\n  user: {{}}\ncurrent-context: kox\n",
             c.port,
@@ -646,6 +644,13 @@ fn bootstrap_tokens_authenticate_until_they_expire_or_go() {
         ),
     )
     .unwrap();
+    path
+}
+
+#[test]
+fn bootstrap_tokens_authenticate_until_they_expire_or_go() {
+    let c = Cluster::start();
+    let anonymous = cluster_only_kubeconfig(&c);
     let with_token = |token: &str, args: &[&str]| {
         let mut full = vec![
             "--kubeconfig",
@@ -776,16 +781,7 @@ fn the_token_cleaner_deletes_bootstrap_tokens_once_they_expire() {
     assert!(secret_exists("elsewhere", "bootstrap-token-else44"));
 
     // The deleted token no longer authenticates; the live one still does.
-    let anonymous = c.data_dir().join("cluster-only.kubeconfig");
-    std::fs::write(
-        &anonymous,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: kox\n  cluster:\n    server: https://127.0.0.1:{}\n    certificate-authority: {}\ncontexts:\n- name: kox\n  context:\n    cluster: kox\n    user: nobody\nusers:\n- name: nobody\n  user: {{}}\ncurrent-context: kox\n",
-            c.port,
-            c.data_dir().join("tls/ca.crt").display()
-        ),
-    )
-    .unwrap();
+    let anonymous = cluster_only_kubeconfig(&c);
     let whoami = |token: &str| {
         c.kubectl(&[
             "--kubeconfig",
