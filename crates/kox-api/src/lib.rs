@@ -11,11 +11,13 @@
 //! - [`status`]: the `Status` object and upstream's error builders.
 //! - [`strategic_merge`]: strategic merge patch with a table of built-in patch tags.
 //! - [`quantity`]: resource quantities.
+//! - [`pod_refs`]: the secrets, config maps, claims and service account a pod refers to.
 #![forbid(unsafe_code)]
 
 pub mod field;
 pub mod field_selector;
 pub mod label_selector;
+pub mod pod_refs;
 pub mod quantity;
 pub mod status;
 pub mod strategic_merge;

@@ -9,10 +9,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Cluster, FakeNodes, wait_for};
+use common::{Cluster, FakeNodes, kox_kubeconfig, wait_for};
 use serde_json::Value;
 
 /// The audit events written so far.
@@ -54,26 +53,6 @@ fn whoami(c: &Cluster, kubeconfig: &Path) -> (String, Vec<String>) {
         })
         .unwrap_or_default();
     (info["username"].as_str().unwrap_or("").to_string(), groups)
-}
-
-/// `kox kubeconfig --data-dir <cluster> <args>` written to `name`.kubeconfig.
-fn kox_kubeconfig(c: &Cluster, name: &str, args: &[&str]) -> PathBuf {
-    let path = c.data_dir().join(format!("{name}.kubeconfig"));
-    let out = Command::new(env!("CARGO_BIN_EXE_kox"))
-        .arg("kubeconfig")
-        .arg("--data-dir")
-        .arg(c.data_dir())
-        .args(args)
-        .arg("--output")
-        .arg(&path)
-        .output()
-        .expect("run kox kubeconfig");
-    assert!(
-        out.status.success(),
-        "kox kubeconfig {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    path
 }
 
 const DEPLOYMENT_CONTROLLER: &str = "system:serviceaccount:kube-system:deployment-controller";
@@ -458,7 +437,7 @@ fn a_node_credential_reaches_only_its_own_node_and_pods() {
     });
     assert!(
         refused.contains(
-            r#"pods "on-node-b" is forbidden: node "node-a" can only update pods with spec.nodeName set to itself"#
+            r#"pods "on-node-b" is forbidden: node "node-a" can only update pod status for pods with spec.nodeName set to itself"#
         ),
         "{refused}"
     );

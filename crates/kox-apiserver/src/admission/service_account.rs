@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use kox_api::pod_refs::is_mirror;
 use serde_json::{Value, json};
 
 use super::{Attributes, Operation, Plugin, forbidden};
@@ -22,8 +23,6 @@ pub const TOKEN_VOLUME_PREFIX: &str = "kube-api-access-";
 /// Upstream's bound token lifetime for the automounted volume (one hour and seven seconds, so
 /// the kubelet's refresh is told apart from a legacy token).
 pub const TOKEN_EXPIRATION_SECONDS: i64 = 3607;
-/// Marks a static pod's mirror.
-const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
 
 /// The ServiceAccount plugin.
 pub struct ServiceAccount {
@@ -154,12 +153,6 @@ impl ServiceAccount {
         }
         Ok(None)
     }
-}
-
-fn is_mirror(pod: &Value) -> bool {
-    pod.pointer("/metadata/annotations")
-        .and_then(Value::as_object)
-        .is_some_and(|m| m.contains_key(MIRROR_ANNOTATION))
 }
 
 /// The pod's choice wins, then the service account's; automounting is the default.

@@ -22,6 +22,7 @@ use ring::signature::{
 };
 use serde_json::{Value, json};
 
+use crate::admission::{Attributes, Operation};
 use crate::error::{ApiError, ApiResult};
 use crate::handlers::{Request, respond_json};
 use crate::registry::{ObjectRef, Registry};
@@ -257,11 +258,28 @@ pub async fn token_request(
         )
     })?;
     let body = req.json_body()?;
+    let sa_def = resources::find("", "v1", "serviceaccounts").expect("served");
+    // The admission chain sees the TokenRequest as upstream's does (NodeRestriction keeps a
+    // node to tokens bound to its own pods).
+    let mut attrs = Attributes::new(Operation::Create, sa_def, Some(namespace));
+    attrs.subresource = Some("token");
+    attrs.name = name.to_string();
+    attrs.user = Some(&req.user);
+    attrs.object = Some(body);
+    app.registry
+        .admission
+        .mutate(&app.registry, &mut attrs)
+        .await?;
+    app.registry
+        .admission
+        .validate(&app.registry, &mut attrs)
+        .await?;
+    let body = attrs.object.take().unwrap_or_default();
     let spec = body.get("spec").cloned().unwrap_or_else(|| json!({}));
     let sa = app
         .registry
         .get(ObjectRef {
-            def: resources::find("", "v1", "serviceaccounts").expect("served"),
+            def: sa_def,
             namespace: Some(namespace),
             name,
         })
@@ -340,6 +358,15 @@ pub async fn token_request(
                     "the UID in the bound object reference ({want}) does not match the UID in record. The object might have been deleted and then recreated"
                 ),
             ));
+        }
+        if pod
+            .pointer("/spec/serviceAccountName")
+            .and_then(Value::as_str)
+            != Some(name)
+        {
+            return Err(ApiError::bad_request(format!(
+                "cannot bind token for serviceaccount {name:?} to pod running with different serviceaccount name."
+            )));
         }
         k8s["pod"] = json!({ "name": obj_name, "uid": pod_uid });
         if let Some(node) = pod.pointer("/spec/nodeName").and_then(Value::as_str) {

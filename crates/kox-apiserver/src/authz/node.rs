@@ -12,6 +12,7 @@
 
 use std::sync::Arc;
 
+use kox_api::pod_refs::{self, PodRef};
 use serde_json::Value;
 
 use super::RequestInfo;
@@ -244,24 +245,6 @@ impl NodeAuthorizer {
     }
 }
 
-/// Where a pod's volumes name secrets (upstream's `VisitPodSecretNames`; projected sources
-/// apart).
-const POD_VOLUME_SECRETS: &[&str] = &[
-    "/secret/secretName",
-    "/azureFile/secretName",
-    "/cephfs/secretRef/name",
-    "/cinder/secretRef/name",
-    "/flexVolume/secretRef/name",
-    "/rbd/secretRef/name",
-    "/scaleIO/secretRef/name",
-    "/iscsi/secretRef/name",
-    "/storageos/secretRef/name",
-    "/csi/nodePublishSecretRef/name",
-];
-
-/// The annotation of a mirror pod (a static pod's copy, which its node itself creates).
-const MIRROR_POD: &str = "kubernetes.io/config.mirror";
-
 /// Whether `node` reaches the object `kind` `namespace/name` through the pods in `pods`
 /// (others than its own are ignored) and the PersistentVolumes in `volumes`: upstream's graph
 /// edges secret/configmap/pvc/serviceaccount → pod → node, pv → pvc (the volume's `claimRef`)
@@ -285,11 +268,7 @@ fn reaches(
         .iter()
         .map(|p| p.as_ref())
         .filter(|p| str_at(p, "/spec/nodeName") == node && !node.is_empty())
-        .filter(|p| {
-            p.pointer("/metadata/annotations")
-                .and_then(|a| a.get(MIRROR_POD))
-                .is_none()
-        })
+        .filter(|p| !pod_refs::is_mirror(p))
         .collect();
     // Whether one of the node's pods uses the claim `ns/claim`.
     let uses_claim = |ns: &str, claim: &str| {
@@ -381,86 +360,14 @@ enum Kind {
 
 /// The names of the objects of `kind` a pod uses.
 fn references(pod: &Value, kind: Kind) -> Vec<String> {
-    let mut out = Vec::new();
-    let spec = pod.get("spec").unwrap_or(&Value::Null);
-    let mut push = |v: Option<&Value>| {
-        if let Some(name) = v.and_then(Value::as_str).filter(|n| !n.is_empty()) {
-            out.push(name.to_string());
-        }
+    let kind = match kind {
+        Kind::Secret => PodRef::Secret,
+        Kind::ConfigMap => PodRef::ConfigMap,
+        Kind::Claim => PodRef::Claim,
+        Kind::ServiceAccount => PodRef::ServiceAccount,
+        Kind::Volume => return Vec::new(),
     };
-    let volumes = spec.get("volumes").and_then(Value::as_array);
-    let containers = ["containers", "initContainers", "ephemeralContainers"]
-        .into_iter()
-        .filter_map(|k| spec.get(k).and_then(Value::as_array))
-        .flatten();
-    match kind {
-        Kind::ServiceAccount => push(spec.get("serviceAccountName")),
-        Kind::Claim => {
-            let pod_name = pod
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            for v in volumes.into_iter().flatten() {
-                push(v.pointer("/persistentVolumeClaim/claimName"));
-                if v.get("ephemeral").is_some() {
-                    let name = v.get("name").and_then(Value::as_str).unwrap_or("");
-                    let generated = Value::String(format!("{pod_name}-{name}"));
-                    push(Some(&generated));
-                }
-            }
-        }
-        Kind::Volume => {}
-        Kind::Secret | Kind::ConfigMap => {
-            let secret = matches!(kind, Kind::Secret);
-            if secret {
-                for s in spec
-                    .get("imagePullSecrets")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    push(s.get("name"));
-                }
-            }
-            for v in volumes.into_iter().flatten() {
-                if secret {
-                    for p in POD_VOLUME_SECRETS {
-                        push(v.pointer(p));
-                    }
-                } else {
-                    push(v.pointer("/configMap/name"));
-                }
-                let source = if secret { "secret" } else { "configMap" };
-                for s in v
-                    .pointer("/projected/sources")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    push(s.pointer(&format!("/{source}/name")));
-                }
-            }
-            let (key_ref, from_ref) = if secret {
-                ("/valueFrom/secretKeyRef/name", "/secretRef/name")
-            } else {
-                ("/valueFrom/configMapKeyRef/name", "/configMapRef/name")
-            };
-            for c in containers {
-                for e in c.get("env").and_then(Value::as_array).into_iter().flatten() {
-                    push(e.pointer(key_ref));
-                }
-                for e in c
-                    .get("envFrom")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    push(e.pointer(from_ref));
-                }
-            }
-        }
-    }
-    out
+    pod_refs::names(pod, kind)
 }
 
 fn lease(node: &str, info: &RequestInfo) -> Opinion {
@@ -571,7 +478,7 @@ mod tests {
         let mirror = json!({
             "metadata": {
                 "name": "static-node-a", "namespace": "app",
-                "annotations": { MIRROR_POD: "hash" },
+                "annotations": { pod_refs::MIRROR_ANNOTATION: "hash" },
             },
             "spec": {
                 "nodeName": "node-a",

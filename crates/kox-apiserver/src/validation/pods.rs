@@ -433,6 +433,7 @@ pub fn pod_update(new: &Value, old: &Value) -> FieldErrors {
             "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)",
         ));
     }
+    mirror_annotation_update(new, old, &mut errs);
     let old_node = str_at(old, "spec.nodeName").unwrap_or("");
     if !old_node.is_empty() && str_at(new, "spec.nodeName").unwrap_or("") != old_node {
         errs.push(FieldError::forbidden(
@@ -441,6 +442,30 @@ pub fn pod_update(new: &Value, old: &Value) -> FieldErrors {
         ));
     }
     errs
+}
+
+/// Nobody turns a pod into a mirror pod or back (upstream's
+/// `ValidatePodSpecificAnnotationUpdates`): what a mirror pod may refer to is checked only
+/// when it is created, and the Node authorizer trusts the annotation.
+fn mirror_annotation_update(new: &Value, old: &Value, errs: &mut FieldErrors) {
+    let key = kox_api::pod_refs::MIRROR_ANNOTATION;
+    let value = |v: &Value| {
+        v.pointer("/metadata/annotations")
+            .and_then(|a| a.get(key))
+            .cloned()
+    };
+    let path = p("metadata.annotations").key(key);
+    match (value(old), value(new)) {
+        (Some(o), n) if Some(&o) != n.as_ref() => errs.push(FieldError::forbidden(
+            &path,
+            "may not remove or update mirror pod annotation",
+        )),
+        (None, Some(_)) => errs.push(FieldError::forbidden(
+            &path,
+            "may not add mirror pod annotation",
+        )),
+        _ => {}
+    }
 }
 
 // ---- pod templates and replication controllers ----------------------------------------------------

@@ -179,6 +179,26 @@ impl Cluster {
     }
 }
 
+/// `kox kubeconfig --data-dir <cluster> <args>` written to `name`.kubeconfig.
+pub fn kox_kubeconfig(c: &Cluster, name: &str, args: &[&str]) -> PathBuf {
+    let path = c.data_dir().join(format!("{name}.kubeconfig"));
+    let out = Command::new(env!("CARGO_BIN_EXE_kox"))
+        .arg("kubeconfig")
+        .arg("--data-dir")
+        .arg(c.data_dir())
+        .args(args)
+        .arg("--output")
+        .arg(&path)
+        .output()
+        .expect("run kox kubeconfig");
+    assert!(
+        out.status.success(),
+        "kox kubeconfig {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    path
+}
+
 fn sigterm(pid: u32) {
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])

@@ -1,0 +1,312 @@
+//! End to end: the attacks of the security review, each tried as an attacker would and each
+//! refused, with the server still answering. (SECURITY.md lists what these cover.)
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use common::{Cluster, kox_kubeconfig, wait_for};
+use serde_json::{Value, json};
+
+/// The real kubectl with another kubeconfig (a node's, a user's).
+struct As<'a> {
+    c: &'a Cluster,
+    kubeconfig: PathBuf,
+}
+
+impl As<'_> {
+    fn run(&self, args: &[&str], stdin: &str) -> Output {
+        let mut full = vec!["--kubeconfig", self.kubeconfig.to_str().unwrap()];
+        full.extend_from_slice(args);
+        self.c.kubectl_stdin(&full, stdin)
+    }
+
+    fn ok(&self, args: &[&str], stdin: &str) -> String {
+        let out = self.run(args, stdin);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs kubectl expecting a refusal that says `why`; returns stderr.
+    fn refused(&self, args: &[&str], stdin: &str, why: &str) -> String {
+        let out = self.run(args, stdin);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "kubectl {args:?} was allowed");
+        assert!(
+            err.contains(why),
+            "kubectl {args:?}: expected {why:?} in {err}"
+        );
+        err
+    }
+}
+
+fn mirror_pod(name: &str, node_uid: &str, spec: Value) -> String {
+    let mut spec = spec;
+    spec["nodeName"] = json!("node-a");
+    spec.as_object_mut()
+        .unwrap()
+        .entry("containers")
+        .or_insert(json!([{"name": "c", "image": "registry.local/app"}]));
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {
+            "name": name, "namespace": "victim",
+            "annotations": {"kubernetes.io/config.mirror": "hash"},
+            "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": "node-a",
+                                 "uid": node_uid, "controller": true}]
+        },
+        "spec": spec
+    })
+    .to_string()
+}
+
+/// Issue items 1, 3 and part of 8: a node credential reaches no Secret through a mirror pod,
+/// and stays within upstream's NodeRestriction.
+#[test]
+fn a_node_stays_within_its_own_objects() {
+    let c = Cluster::start();
+    let node = As {
+        c: &c,
+        kubeconfig: kox_kubeconfig(&c, "node-a", &["--node", "node-a"]),
+    };
+    node.ok(
+        &["create", "-f", "-"],
+        r#"{"apiVersion":"v1","kind":"Node","metadata":{"name":"node-a","labels":{"kubernetes.io/hostname":"node-a"}}}"#,
+    );
+    let uid = c.ok(&["get", "node", "node-a", "-o", "jsonpath={.metadata.uid}"]);
+    c.ok(&["create", "namespace", "victim"]);
+    c.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "db-password",
+        "-n",
+        "victim",
+        "--from-literal=password=hunter2",
+    ]);
+
+    // 1. A mirror pod naming a Secret is refused, however it names it.
+    for (name, spec) in [
+        (
+            "env-from",
+            json!({"containers": [{"name": "c", "image": "registry.local/app",
+                   "envFrom": [{"secretRef": {"name": "db-password"}}]}]}),
+        ),
+        (
+            "volume",
+            json!({"volumes": [{"name": "s", "secret": {"secretName": "db-password"}}]}),
+        ),
+    ] {
+        node.refused(
+            &["create", "-f", "-"],
+            &mirror_pod(name, &uid, spec),
+            &format!(
+                r#"pods "{name}" is forbidden: node "node-a" can not create pods that reference secrets"#
+            ),
+        );
+    }
+    for (spec, why) in [
+        (
+            json!({"volumes": [{"name": "c", "configMap": {"name": "kube-root-ca.crt"}}]}),
+            "can not create pods that reference configmaps",
+        ),
+        (
+            json!({"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]}),
+            "can not create pods that reference persistentvolumeclaims",
+        ),
+        (
+            json!({"serviceAccountName": "default"}),
+            "can not create pods that reference a service account",
+        ),
+    ] {
+        node.refused(
+            &["create", "-f", "-"],
+            &mirror_pod("other-refs", &uid, spec),
+            why,
+        );
+    }
+    node.refused(
+        &["create", "-f", "-"],
+        &mirror_pod("stale-owner", "not-the-node-uid", json!({})),
+        "UID mismatch",
+    );
+    // A mirror pod that refers to nothing is the node's to create; it may not then shed the
+    // annotation (which would let the Node authorizer follow it), nor may anyone add it.
+    node.ok(
+        &["create", "-f", "-"],
+        &mirror_pod("static-web", &uid, json!({})),
+    );
+    let mut unmirrored: Value =
+        serde_json::from_str(&c.ok(&["get", "pod", "static-web", "-n", "victim", "-o", "json"]))
+            .unwrap();
+    unmirrored["metadata"]["annotations"] = json!({});
+    node.refused(
+        &["replace", "--subresource=status", "-f", "-"],
+        &unmirrored.to_string(),
+        r#"Pod "static-web" is invalid: metadata.annotations[kubernetes.io/config.mirror]: Forbidden: may not remove or update mirror pod annotation"#,
+    );
+    c.ok(&[
+        "run",
+        "web",
+        "-n",
+        "victim",
+        "--image=registry.local/app",
+        "--overrides={\"spec\":{\"nodeName\":\"node-a\"}}",
+    ]);
+    let admin = As {
+        c: &c,
+        kubeconfig: c.kubeconfig(),
+    };
+    admin.refused(
+        &[
+            "annotate",
+            "pod",
+            "web",
+            "-n",
+            "victim",
+            "kubernetes.io/config.mirror=x",
+        ],
+        "",
+        "metadata.annotations[kubernetes.io/config.mirror]: Forbidden: may not add mirror pod annotation",
+    );
+    node.refused(
+        &["get", "secret", "db-password", "-n", "victim"],
+        "",
+        "is forbidden",
+    );
+
+    // 3. Its own Node: no steering labels, no taint changes; kubelet labels are fine.
+    node.ok(
+        &["label", "node", "node-a", "topology.kubernetes.io/zone=z1"],
+        "",
+    );
+    node.refused(
+        &[
+            "label",
+            "node",
+            "node-a",
+            "node-role.kubernetes.io/control-plane=",
+        ],
+        "",
+        "is not allowed to modify labels: node-role.kubernetes.io/control-plane",
+    );
+    node.refused(
+        &[
+            "label",
+            "node",
+            "node-a",
+            "node-restriction.kubernetes.io/pci=true",
+        ],
+        "",
+        "is not allowed to modify labels: node-restriction.kubernetes.io/pci",
+    );
+    c.ok(&["taint", "node", "node-a", "dedicated=db:NoSchedule"]);
+    node.refused(
+        &["taint", "node", "node-a", "dedicated=db:NoSchedule-"],
+        "",
+        r#"node "node-a" is not allowed to modify taints"#,
+    );
+    let node_c = As {
+        c: &c,
+        kubeconfig: kox_kubeconfig(&c, "node-c", &["--node", "node-c"]),
+    };
+    node_c.refused(
+        &["create", "-f", "-"],
+        r#"{"apiVersion":"v1","kind":"Node","metadata":{"name":"node-c","labels":{"node-role.kubernetes.io/master":""}}}"#,
+        r#"node "node-c" is not allowed to set the following labels: node-role.kubernetes.io/master"#,
+    );
+
+    // Its pods' labels are not its to change through pods/status.
+    let mut relabelled: Value =
+        serde_json::from_str(&c.ok(&["get", "pod", "web", "-n", "victim", "-o", "json"])).unwrap();
+    relabelled["metadata"]["labels"]["tier"] = json!("frontend");
+    node.refused(
+        &["replace", "--subresource=status", "-f", "-"],
+        &relabelled.to_string(),
+        r#"node "node-a" cannot update labels through pod status"#,
+    );
+
+    // Service-account tokens: only bound to a pod of its own (8: and only for the pod's own
+    // account, whoever asks).
+    c.ok(&["create", "serviceaccount", "builder", "-n", "victim"]);
+    c.ok(&[
+        "run",
+        "build",
+        "-n",
+        "victim",
+        "--image=registry.local/app",
+        "--overrides={\"spec\":{\"nodeName\":\"node-a\",\"serviceAccountName\":\"builder\"}}",
+    ]);
+    let pod_uid = c.ok(&[
+        "get",
+        "pod",
+        "build",
+        "-n",
+        "victim",
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ]);
+    wait_for(30, "the node's view of its new pod", || {
+        let out = node.run(
+            &[
+                "create",
+                "token",
+                "builder",
+                "-n",
+                "victim",
+                "--bound-object-kind=Pod",
+                "--bound-object-name=build",
+                &format!("--bound-object-uid={pod_uid}"),
+            ],
+            "",
+        );
+        out.status
+            .success()
+            .then_some(())
+            .ok_or_else(|| String::from_utf8_lossy(&out.stderr).into_owned())
+    });
+    node.refused(
+        &[
+            "create",
+            "token",
+            "builder",
+            "-n",
+            "victim",
+            "--duration=87600h",
+        ],
+        "",
+        "node requested token not bound to a pod",
+    );
+    admin.refused(
+        &[
+            "create",
+            "token",
+            "default",
+            "-n",
+            "victim",
+            "--bound-object-kind=Pod",
+            "--bound-object-name=build",
+        ],
+        "",
+        r#"cannot bind token for serviceaccount "default" to pod running with different serviceaccount name."#,
+    );
+
+    // Leases: its own only.
+    let lease = |name: &str| {
+        json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+               "metadata": {"name": name, "namespace": "kube-node-lease"},
+               "spec": {"holderIdentity": name, "leaseDurationSeconds": 40}})
+        .to_string()
+    };
+    node.ok(&["create", "-f", "-"], &lease("node-a"));
+    node.refused(
+        &["create", "-f", "-"],
+        &lease("node-b"),
+        "can only access node lease with the same name as the requesting node",
+    );
+}
