@@ -14,6 +14,7 @@ pub mod authn;
 pub mod authz;
 pub mod bootstrap;
 pub mod cluster_secrets;
+pub mod connections;
 pub mod discovery;
 pub mod duplicate_fields;
 pub mod error;

@@ -12,7 +12,7 @@ use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use kox_store::Store;
 use serde_json::{Value, json};
@@ -22,6 +22,10 @@ use tokio_util::sync::CancellationToken;
 use crate::allocator::Allocators;
 use crate::authn::{Authenticator, TokenFile};
 use crate::authz::{Authorizer, RequestInfo};
+use crate::connections::{
+    AcceptBackoff, Activity, ConnectionLimits, ConnectionPermit, HEADER_READ_TIMEOUT, LogEvery,
+    TLS_HANDSHAKE_TIMEOUT,
+};
 use crate::error::ApiError;
 use crate::handlers::{self, MAX_BODY_BYTES, Query};
 use crate::metrics::Metrics;
@@ -46,6 +50,9 @@ pub struct ServerConfig {
     pub service_cidr: String,
     /// Most non-watch requests served at once; more get 429 (default 400).
     pub max_in_flight: usize,
+    /// Most connections one client address may hold open; more are closed at once (default
+    /// 1000).
+    pub max_connections_per_client: usize,
     /// Deadline of a non-watch request (default 60 s).
     pub request_timeout: Duration,
     /// The address other cluster members reach this server at, published as the `kubernetes`
@@ -81,6 +88,7 @@ impl Default for ServerConfig {
             tls_sans: Vec::new(),
             service_cidr: "10.43.0.0/16".into(),
             max_in_flight: 400,
+            max_connections_per_client: 1000,
             request_timeout: Duration::from_secs(60),
             advertise_address: None,
             token_auth_file: None,
@@ -185,6 +193,7 @@ pub struct Server {
     listener: tokio::net::TcpListener,
     tls: tokio_rustls::TlsAcceptor,
     client_certs: Arc<crate::authn::x509::ClientCertPolicy>,
+    limits: Arc<ConnectionLimits>,
     /// Path of the admin kubeconfig.
     pub kubeconfig: PathBuf,
     /// Path of the scheduler's kubeconfig (user `system:kube-scheduler`).
@@ -332,6 +341,7 @@ impl Server {
             listener,
             tls,
             client_certs,
+            limits: ConnectionLimits::new(config.max_connections_per_client),
             kubeconfig,
             scheduler_kubeconfig,
             controller_manager_kubeconfig,
@@ -342,62 +352,135 @@ impl Server {
     /// Serves until `stop` is cancelled, then stops accepting, lets in-flight requests finish
     /// (up to 30 s), ends watches, and returns.
     pub async fn serve(self, stop: CancellationToken) -> Result<()> {
-        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        static ACCEPT_FAILED: LogEvery = LogEvery::new(Duration::from_secs(10));
+        static REFUSED: LogEvery = LogEvery::new(Duration::from_secs(10));
+        let connections = tokio_util::task::TaskTracker::new();
+        let draining = CancellationToken::new();
+        let mut backoff = AcceptBackoff::default();
         loop {
             let (tcp, peer) = tokio::select! {
                 _ = stop.cancelled() => break,
                 accepted = self.listener.accept() => match accepted {
                     Ok(a) => a,
                     Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
+                        ACCEPT_FAILED.log(|repeats| {
+                            tracing::warn!(error = %e, repeats, "accept failed; backing off");
+                        });
+                        tokio::time::sleep(backoff.failed()).await;
                         continue;
                     }
                 },
             };
-            let _ = tcp.set_nodelay(true);
-            let tls = self.tls.clone();
-            let client_certs = self.client_certs.clone();
-            let app = self.app.clone();
-            let watcher = graceful.watcher();
-            tokio::spawn(async move {
-                let stream =
-                    match tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp)).await {
-                        Ok(Ok(s)) => s,
-                        _ => return,
-                    };
-                // The chain is verified against the cluster CA here, not in the handshake, so
-                // that another CA's certificate is a 401 as upstream answers.
-                let client_cert =
-                    Arc::new(client_certs.classify(stream.get_ref().1.peer_certificates()));
-                let service = hyper::service::service_fn(move |req| {
-                    let app = app.clone();
-                    let client_cert = client_cert.clone();
-                    async move {
-                        Ok::<_, std::convert::Infallible>(
-                            handle(app, &client_cert, Some(peer.ip()), req).await,
-                        )
-                    }
-                });
-                let mut builder = auto::Builder::new(TokioExecutor::new());
-                // Data a stream may have queued in HTTP/2 beyond what reached the socket: a
-                // watch stream then takes events from its bounded watcher channel only as fast as
-                // the client reads, so a slow client fills that channel and is dropped instead of
-                // parking thousands of events per stream in the connection (hyper's default,
-                // 400 KiB per stream, let 10,000 slow watches hold gigabytes).
-                builder.http2().max_send_buf_size(WATCH_SEND_BUFFER);
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                let _ = watcher.watch(conn.into_owned()).await;
-            });
+            backoff.succeeded();
+            let permit = match self.limits.admit(peer.ip()) {
+                Ok(p) => p,
+                Err(refusal) => {
+                    REFUSED.log(|repeats| {
+                        tracing::warn!(client = %peer.ip(), ?refusal, repeats, "too many connections; closing a new one");
+                    });
+                    continue;
+                }
+            };
+            connections.spawn(serve_connection(
+                Connection {
+                    app: self.app.clone(),
+                    tls: self.tls.clone(),
+                    client_certs: self.client_certs.clone(),
+                    draining: draining.clone(),
+                    _permit: permit,
+                },
+                tcp,
+                peer,
+            ));
         }
         drop(self.listener);
         self.app.shutdown.cancel();
-        if tokio::time::timeout(Duration::from_secs(30), graceful.shutdown())
+        draining.cancel();
+        connections.close();
+        if tokio::time::timeout(Duration::from_secs(30), connections.wait())
             .await
             .is_err()
         {
             tracing::warn!("some connections did not finish within 30 s of shutdown");
         }
         Ok(())
+    }
+}
+
+/// What one accepted connection is served with.
+struct Connection {
+    app: Arc<App>,
+    tls: tokio_rustls::TlsAcceptor,
+    client_certs: Arc<crate::authn::x509::ClientCertPolicy>,
+    /// Cancelled when the server stops: the connection finishes its requests and closes.
+    draining: CancellationToken,
+    /// Counts the connection against its client's share until it closes.
+    _permit: ConnectionPermit,
+}
+
+/// Serves one TCP connection: the TLS handshake, then HTTP/1.1 or HTTP/2 until the client
+/// closes, the connection stalls or idles past its limits, or the server stops.
+async fn serve_connection(c: Connection, tcp: tokio::net::TcpStream, peer: SocketAddr) {
+    let _ = tcp.set_nodelay(true);
+    let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, c.tls.accept(tcp)).await {
+        Ok(Ok(s)) => s,
+        _ => return,
+    };
+    // The chain is verified against the cluster CA here, not in the handshake, so that
+    // another CA's certificate is a 401 as upstream answers.
+    let client_cert = Arc::new(
+        c.client_certs
+            .classify(stream.get_ref().1.peer_certificates()),
+    );
+    let activity = Activity::new();
+    let service = {
+        let (app, activity) = (c.app.clone(), activity.clone());
+        hyper::service::service_fn(move |req| {
+            let (app, client_cert) = (app.clone(), client_cert.clone());
+            let in_flight = activity.begin();
+            async move {
+                let resp = handle(app, &client_cert, Some(peer.ip()), req).await;
+                // The request counts as in flight until its body (a watch's, say) is done.
+                Ok::<_, std::convert::Infallible>(resp.map(|body| {
+                    Body::new(body.map_frame(move |frame| {
+                        let _ = &in_flight;
+                        frame
+                    }))
+                }))
+            }
+        })
+    };
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    // Data a stream may have queued in HTTP/2 beyond what reached the socket: a watch stream
+    // then takes events from its bounded watcher channel only as fast as the client reads, so
+    // a slow client fills that channel and is dropped instead of parking thousands of events
+    // per stream in the connection (hyper's default, 400 KiB per stream, let 10,000 slow
+    // watches hold gigabytes). Pings find peers that vanished with streams open.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_send_buf_size(WATCH_SEND_BUFFER)
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => break,
+            _ = c.draining.cancelled(), if !closing => {
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+            }
+            _ = activity.idle(), if !closing => {
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+            }
+        }
     }
 }
 

@@ -69,6 +69,9 @@ enum BenchCommand {
 
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    // As Go programs do at start: the soft descriptor limit up to the hard one, so a server
+    // has the descriptors its connection limits count on.
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
     match cli.command {
         Command::Server(args) => run_async(crate::server::run(args)),
         Command::Apiserver(args) => run_async(crate::server::run_apiserver(args)),

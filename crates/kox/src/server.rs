@@ -51,6 +51,9 @@ pub struct ServerArgs {
     /// Append an audit log here: one JSON audit.k8s.io/v1 Event per request (Metadata level).
     #[arg(long)]
     pub audit_log_path: Option<PathBuf>,
+    /// Most TLS connections one client address may hold open; further ones are closed at once.
+    #[arg(long, default_value_t = 1000)]
+    pub max_connections_per_client: usize,
     /// Admission plugins' configuration: an `AdmissionConfiguration`
     /// (apiserver.config.k8s.io/v1) whose `PodSecurity` entry (inline `configuration` or a
     /// `path`) is a `PodSecurityConfiguration`: default levels and exemptions.
@@ -180,6 +183,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         service_cidr: args.service_cidr,
         token_auth_file: args.token_auth_file,
         audit_log_path: args.audit_log_path,
+        max_connections_per_client: args.max_connections_per_client,
         serving_cert_validity: args.serving_cert_validity,
         client_cert_validity: args.client_cert_validity,
         advertise_address: args

@@ -5,9 +5,12 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::Output;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use common::{Cluster, kox_kubeconfig, wait_for};
 use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// The real kubectl with another kubeconfig (a node's, a user's).
 struct As<'a> {
@@ -309,4 +312,163 @@ fn a_node_stays_within_its_own_objects() {
         &lease("node-b"),
         "can only access node lease with the same name as the requesting node",
     );
+}
+
+/// How long the server takes to close a connection on which the client writes `lines`, one
+/// every `every`, and nothing else; `None` if it is still open after `limit`.
+async fn closed_after<S>(
+    stream: S,
+    lines: &[&[u8]],
+    every: Duration,
+    limit: Duration,
+) -> Option<Duration>
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let started = Instant::now();
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let closed = async move {
+        let mut buf = [0u8; 1024];
+        // Closed: end of stream or an error (a reset, a TLS stream cut without close_notify).
+        while let Ok(1..) = reader.read(&mut buf).await {}
+    };
+    let stall = async move {
+        for line in lines {
+            if writer.write_all(line).await.is_err() || writer.flush().await.is_err() {
+                break;
+            }
+            tokio::time::sleep(every).await;
+        }
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        _ = closed => Some(started.elapsed()),
+        _ = stall => unreachable!(),
+        _ = tokio::time::sleep(limit) => None,
+    }
+}
+
+/// A TCP connection to the server from `source` (another loopback address than kubectl's).
+async fn connect_from(source: &str, port: u16) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    socket
+        .connect(format!("127.0.0.1:{port}").parse().unwrap())
+        .await
+        .unwrap()
+}
+
+/// A TLS connection (no client certificate: anonymous) to the server from `source`.
+async fn tls_from(
+    c: &Cluster,
+    source: &str,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let ca = std::fs::read(c.data_dir().join("tls/ca.crt")).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut ca.as_slice()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = connect_from(source, c.port).await;
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .unwrap()
+}
+
+/// Issue item 2: connections that send nothing, or a header line now and then, are closed as
+/// upstream closes them; one address cannot hold more than its share; the API keeps
+/// answering everyone else and the log does not fill up.
+#[test]
+fn stalled_and_flooding_connections_are_closed_and_the_api_answers() {
+    let c = Cluster::start_with(&["--max-connections-per-client", "200"]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let port = c.port;
+
+    // A flood from one address: beyond its 200 connections, each new one is closed at once.
+    // (The server's own components hold ~80 connections from 127.0.0.1, kubectl's address.)
+    let flood = rt.block_on(async {
+        let mut flood = Vec::new();
+        for _ in 0..400 {
+            flood.push(connect_from("127.0.0.2", port).await);
+        }
+        flood
+    });
+    // (Checked all at once: the admitted ones stay open until their TLS handshake times out.)
+    let (flood, closed) = rt.block_on(async move {
+        let mut checks = tokio::task::JoinSet::new();
+        for mut s in flood {
+            checks.spawn(async move {
+                let mut b = [0u8; 1];
+                let open = tokio::time::timeout(Duration::from_millis(500), s.read(&mut b))
+                    .await
+                    .is_err();
+                (s, open)
+            });
+        }
+        let (mut open, mut closed) = (Vec::new(), 0);
+        while let Some(Ok((s, still_open))) = checks.join_next().await {
+            if still_open {
+                open.push(s);
+            } else {
+                closed += 1;
+            }
+        }
+        (open, closed)
+    });
+    assert_eq!(closed, 200, "connections closed beyond the address's share");
+    assert_eq!(flood.len(), 200);
+    // Everyone else is served while the flood holds its share.
+    let started = Instant::now();
+    c.ok(&["get", "namespaces"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(flood);
+
+    // Stalls: a TCP connection that never starts TLS, a TLS connection that sends nothing, and
+    // one that sends a header line every 10 s (slowloris).
+    let (no_tls, silent, slowloris) = rt.block_on(async {
+        let limit = Duration::from_secs(60);
+        let quiet = Duration::from_secs(3600);
+        let no_tls = closed_after(connect_from("127.0.0.3", port).await, &[], quiet, limit);
+        let silent = closed_after(tls_from(&c, "127.0.0.3").await, &[], quiet, limit);
+        let slow: &[&[u8]] = &[
+            b"GET /version HTTP/1.1\r\n",
+            b"Host: 127.0.0.1\r\n",
+            b"X-Stall-1: a\r\n",
+            b"X-Stall-2: a\r\n",
+            b"X-Stall-3: a\r\n",
+            b"X-Stall-4: a\r\n",
+            b"X-Stall-5: a\r\n",
+        ];
+        let slowloris = closed_after(
+            tls_from(&c, "127.0.0.3").await,
+            slow,
+            Duration::from_secs(10),
+            limit,
+        );
+        tokio::join!(no_tls, silent, slowloris)
+    });
+    let within = |d: Option<Duration>, lo: u64, hi: u64| {
+        d.is_some_and(|d| d >= Duration::from_secs(lo) && d <= Duration::from_secs(hi))
+    };
+    assert!(within(no_tls, 9, 15), "no TLS handshake: {no_tls:?}");
+    assert!(within(silent, 30, 40), "silent TLS connection: {silent:?}");
+    assert!(within(slowloris, 30, 40), "slowloris: {slowloris:?}");
+    c.ok(&["get", "namespaces"]);
+
+    // 200 refusals in a moment: one log line.
+    let log = c.server_log();
+    let lines = log.matches("too many connections").count();
+    assert!((1..=2).contains(&lines), "{lines} lines:\n{log}");
 }
