@@ -341,24 +341,59 @@ async fn route(app: &Arc<App>, req: &Request) -> ApiResult<Response> {
                 discovery::api_resource_list(group, version).ok_or_else(|| not_found_path(req))?;
             Ok(respond(req, StatusCode::OK, &doc, &[]))
         }
-        ["openapi", "v2"] => Err(ApiError::new(
-            404,
-            "NotFound",
-            "the server could not find the requested resource",
-        )),
+        ["openapi", "v2"] => {
+            get_only()?;
+            openapi_v2(req)
+        }
         ["openapi", "v3"] => {
             get_only()?;
-            Ok(respond(req, StatusCode::OK, &openapi::index(), &[]))
+            Ok(respond(req, StatusCode::OK, &openapi::v3::index(), &[]))
         }
         ["openapi", "v3", rest @ ..] => {
             get_only()?;
-            let doc = openapi::document(&rest.join("/")).ok_or_else(|| not_found_path(req))?;
+            let doc = openapi::v3::document(&rest.join("/")).ok_or_else(|| not_found_path(req))?;
             Ok(respond(req, StatusCode::OK, &doc, &[]))
         }
         ["api", "v1", rest @ ..] => resource(app, req, "", "v1", rest).await,
         ["apis", group, version, rest @ ..] => resource(app, req, group, version, rest).await,
         _ => Err(not_found_path(req)),
     }
+}
+
+/// `/openapi/v2` as JSON or protobuf, whichever `Accept` prefers, with upstream's ETag: a
+/// client whose `If-None-Match` names it gets a 304 and no body.
+fn openapi_v2(req: &Request) -> ApiResult<Response> {
+    let format = openapi::v2::negotiate(req.accept()).ok_or_else(|| {
+        ApiError::new(
+            406,
+            "NotAcceptable",
+            format!(
+                "only application/json and {} are served here",
+                openapi::v2::PROTOBUF
+            ),
+        )
+    })?;
+    let spec = openapi::v2::spec();
+    let cached = req
+        .headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|tags| openapi::v2::matches(tags, &spec.etag));
+    let (body, content_type) = spec.body(format);
+    let mut resp = if cached {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut resp = (StatusCode::OK, Bytes::from_static(body)).into_response();
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        resp
+    };
+    let headers = resp.headers_mut();
+    headers.insert(header::VARY, HeaderValue::from_static("Accept"));
+    if let Ok(etag) = HeaderValue::from_str(&spec.etag) {
+        headers.insert(header::ETAG, etag);
+    }
+    Ok(resp)
 }
 
 fn not_found_path(_req: &Request) -> ApiError {

@@ -110,7 +110,12 @@ impl Cluster {
     }
 
     pub fn kubectl_cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("kubectl");
+        self.kubectl_program_cmd(Path::new("kubectl"), args)
+    }
+
+    /// [`Cluster::kubectl_cmd`] with another kubectl binary, e.g. an older release.
+    pub fn kubectl_program_cmd(&self, program: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(program);
         cmd.env("KUBECONFIG", self.kubeconfig())
             .arg("--cache-dir")
             .arg(self.cache.path())

@@ -1,5 +1,6 @@
 //! OpenAPI v3 documents, generated from the Rust types: what `kubectl create/apply` validation
-//! and `kubectl explain` read. `/openapi/v3` lists one document per group-version.
+//! and `kubectl explain` read. `/openapi/v3` lists one document per group-version; the v2
+//! document is derived from these.
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
@@ -12,8 +13,8 @@ use kox_api::strategic_merge::schema::{Strategy, TypeSchema, schema_for_kind};
 
 use crate::resources::{self, RESOURCES, ResourceDef};
 
-/// Documents by path (`api/v1`, `apis/apps/v1`), built once.
-fn documents() -> &'static BTreeMap<String, (Value, String)> {
+/// Documents (with their hashes) by path (`api/v1`, `apis/apps/v1`), built once.
+pub(super) fn documents() -> &'static BTreeMap<String, (Value, String)> {
     static DOCS: OnceLock<BTreeMap<String, (Value, String)>> = OnceLock::new();
     DOCS.get_or_init(|| {
         let mut gvs: Vec<(&str, &str)> = vec![("", "v1")];
@@ -57,21 +58,48 @@ fn gvk(def: &ResourceDef) -> Value {
     json!({ "group": def.group, "version": def.version, "kind": def.kind })
 }
 
-fn build(group: &str, version: &str) -> Value {
+/// The schemas of `defs` and of everything they lead to, from one generator: each kind's schema
+/// lists its group-version-kinds, and fields carry their strategic-merge-patch metadata. Also
+/// returns each def's `$ref`, in the order of `defs`.
+pub(super) fn schemas(defs: &[&ResourceDef]) -> (serde_json::Map<String, Value>, Vec<String>) {
     let mut generator = SchemaSettings::openapi3().into_generator();
-    let mut paths = serde_json::Map::new();
-    let mut kinds: Vec<(String, &ResourceDef)> = Vec::new();
-    for def in RESOURCES
+    let refs: Vec<String> = defs
+        .iter()
+        .map(|def| {
+            let schema = (def.strategy.schema)(&mut generator);
+            schema
+                .get("$ref")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    let mut schemas = generator.take_definitions(true);
+    for (def, reference) in defs.iter().zip(&refs) {
+        let name = reference.rsplit('/').next().unwrap_or("");
+        if let Some(s) = schemas.get_mut(name).and_then(Value::as_object_mut) {
+            let gvks = s
+                .entry("x-kubernetes-group-version-kind")
+                .or_insert_with(|| json!([]));
+            if let Some(list) = gvks.as_array_mut() {
+                list.push(gvk(def));
+            }
+        }
+        if let Some(patch_schema) = schema_for_kind(def.group, def.kind) {
+            annotate_patch_meta(&mut schemas, name, patch_schema, 0);
+        }
+    }
+    (schemas, refs)
+}
+
+fn build(group: &str, version: &str) -> Value {
+    let defs: Vec<&ResourceDef> = RESOURCES
         .iter()
         .filter(|r| r.group == group && r.version == version)
-    {
-        let schema = (def.strategy.schema)(&mut generator);
-        let reference = schema
-            .get("$ref")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        kinds.push((reference.rsplit('/').next().unwrap_or("").to_string(), def));
+        .collect();
+    let (schemas, refs) = schemas(&defs);
+    let mut paths = serde_json::Map::new();
+    for (def, reference) in defs.iter().zip(refs) {
         let prefix = if group.is_empty() {
             format!("/api/{version}")
         } else {
@@ -122,15 +150,6 @@ fn build(group: &str, version: &str) -> Value {
             format!("{collection}/{{name}}"),
             json!({ "get": op("get"), "put": put, "patch": patch, "delete": op("delete") }),
         );
-    }
-    let mut schemas = generator.take_definitions(true);
-    for (name, def) in kinds {
-        if let Some(s) = schemas.get_mut(&name).and_then(Value::as_object_mut) {
-            s.insert("x-kubernetes-group-version-kind".into(), json!([gvk(def)]));
-        }
-        if let Some(patch_schema) = schema_for_kind(def.group, def.kind) {
-            annotate_patch_meta(&mut schemas, &name, patch_schema, 0);
-        }
     }
     json!({
         "openapi": "3.0.0",
