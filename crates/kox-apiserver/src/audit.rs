@@ -3,6 +3,7 @@
 //! never bodies). Lines are appended by one writer task, so requests never wait on the disk.
 
 use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -24,11 +25,16 @@ impl AuditLog {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
+        // Who did what is for administrators only: the log is the owner's alone, whatever
+        // mode an earlier file had.
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(path)
             .with_context(|| format!("opening the audit log {}", path.display()))?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("restricting the audit log {}", path.display()))?;
         let (tx, mut rx) = mpsc::unbounded_channel::<Value>();
         std::thread::spawn(move || {
             while let Some(event) = rx.blocking_recv() {
@@ -43,7 +49,8 @@ impl AuditLog {
         Ok(Self { tx })
     }
 
-    /// Records one request at the Metadata level, with the admission plugins' `annotations`.
+    /// Records one request at the Metadata level, with the admission plugins' `annotations`:
+    /// made by `impersonator` as `user` when it impersonates, else by `user`.
     #[allow(clippy::too_many_arguments)]
     pub fn record(
         &self,
@@ -51,6 +58,7 @@ impl AuditLog {
         uri: &str,
         info: &RequestInfo,
         user: &UserInfo,
+        impersonator: Option<&UserInfo>,
         source_ip: Option<std::net::IpAddr>,
         user_agent: &str,
         code: u16,
@@ -66,7 +74,7 @@ impl AuditLog {
             "stage": "ResponseComplete",
             "requestURI": uri,
             "verb": info.verb,
-            "user": user.to_json(),
+            "user": impersonator.unwrap_or(user).to_json(),
             "sourceIPs": source_ip.map(|ip| vec![ip.to_string()]).unwrap_or_default(),
             "userAgent": user_agent,
             "responseStatus": { "metadata": {}, "code": code },
@@ -74,6 +82,9 @@ impl AuditLog {
             "stageTimestamp": ts(jiff::Timestamp::now()),
             "annotations": { "authorization.k8s.io/decision": decision, "authorization.k8s.io/reason": "" },
         });
+        if impersonator.is_some() {
+            event["impersonatedUser"] = user.to_json();
+        }
         for (k, v) in annotations {
             event["annotations"][k] = json!(v);
         }

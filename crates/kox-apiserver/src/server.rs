@@ -526,15 +526,16 @@ async fn handle(
             return e.into_response();
         }
     };
-    let user = match crate::authn::impersonation::apply(&app.authz, user, &parts.headers).await {
-        Ok(u) => u,
-        Err(e) => {
-            drop(permit);
-            app.metrics
-                .observe(&verb, &resource, e.code(), started.elapsed());
-            return e.into_response();
-        }
-    };
+    let (user, impersonator) =
+        match crate::authn::impersonation::apply(&app.authz, user, &parts.headers).await {
+            Ok(u) => u,
+            Err(e) => {
+                drop(permit);
+                app.metrics
+                    .observe(&verb, &resource, e.code(), started.elapsed());
+                return e.into_response();
+            }
+        };
     let info = RequestInfo::from_request(&parts.method, parts.uri.path(), &query);
     let uri = parts
         .uri
@@ -557,6 +558,7 @@ async fn handle(
                 &uri,
                 &info,
                 &user,
+                impersonator.as_ref(),
                 source_ip,
                 &user_agent,
                 403,
@@ -623,6 +625,7 @@ async fn handle(
             &uri,
             info,
             user,
+            impersonator.as_ref(),
             source_ip,
             &user_agent,
             code,

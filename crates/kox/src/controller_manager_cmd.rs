@@ -145,7 +145,8 @@ impl ControllerManagerArgs {
 /// Runs the controller manager until SIGTERM or SIGINT.
 pub async fn run(args: ControllerManagerArgs) -> Result<()> {
     let config = args.config().await?;
-    let client = crate::kubeconfig_client::following(&args.kubeconfig).await?;
+    let client =
+        crate::kubeconfig_client::following(&args.kubeconfig, "kube-controller-manager").await?;
     let stop = CancellationToken::new();
     let signals = stop.clone();
     tokio::spawn(async move {
@@ -168,7 +169,8 @@ pub fn spawn_in_process(kubeconfig: &Path, stop: CancellationToken) -> tokio::ta
                 api_server: Some(api_server(&kubeconfig).await?),
                 ..ControllerManagerConfig::default()
             };
-            let client = crate::kubeconfig_client::following(&kubeconfig).await?;
+            let client =
+                crate::kubeconfig_client::following(&kubeconfig, "kube-controller-manager").await?;
             anyhow::Ok((client, config))
         };
         let (client, config) = match start.await {

@@ -80,7 +80,7 @@ pub async fn run(args: FakeNodesArgs) -> Result<()> {
         heartbeat: Duration::from_secs(args.heartbeat_seconds.max(1)),
         ..FakeNodesConfig::default()
     };
-    let client = crate::kubeconfig_client::following(&args.kubeconfig).await?;
+    let client = crate::kubeconfig_client::following(&args.kubeconfig, "kox-fake-nodes").await?;
     let stop = CancellationToken::new();
     let signals = stop.clone();
     tokio::spawn(async move {

@@ -13,8 +13,24 @@ use kox_component::ClientSwitch;
 /// file changed, so it can be often enough to pick up even short-lived certificates in time.
 pub const CHECK_EVERY: Duration = Duration::from_secs(2);
 
-/// A kube-rs client from the kubeconfig `text` read from `path`.
-async fn client_from_text(path: &Path, text: &str) -> Result<kube::Client> {
+/// The User-Agent of a component's requests, worded as upstream's clients word theirs
+/// (`kube-scheduler/v1.32.4+kox (linux/amd64) kox/0.1.0`), so that audit logs and metrics say
+/// who asked.
+pub fn user_agent(component: &str) -> String {
+    let arch = if cfg!(target_arch = "aarch64") {
+        "arm64"
+    } else {
+        "amd64"
+    };
+    format!(
+        "{component}/{}+kox (linux/{arch}) kox/{}",
+        kox_apiserver::KUBERNETES_VERSION,
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// A kube-rs client from the kubeconfig `text` read from `path`, sending `agent`.
+async fn client_from_text(path: &Path, text: &str, agent: &str) -> Result<kube::Client> {
     let kubeconfig = kube::config::Kubeconfig::from_yaml(text)
         .with_context(|| format!("reading kubeconfig {}", path.display()))?;
     let config = kube::Config::from_custom_kubeconfig(
@@ -23,22 +39,34 @@ async fn client_from_text(path: &Path, text: &str) -> Result<kube::Client> {
     )
     .await
     .with_context(|| format!("loading kubeconfig {}", path.display()))?;
+    let mut config = config;
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_str(agent).context("the User-Agent")?,
+    ));
     kube::Client::try_from(config).context("building the API client")
 }
 
 /// A client from the kubeconfig at `path` that switches to the file's new credentials
 /// whenever it changes, for as long as the client (or a clone) is in use. A file that cannot
-/// be read or used is reported and the client keeps its last good credentials.
-pub async fn following(path: &Path) -> Result<kube::Client> {
-    following_every(path, CHECK_EVERY).await
+/// be read or used is reported and the client keeps its last good credentials. Requests carry
+/// `component`'s [`user_agent`].
+pub async fn following(path: &Path, component: &str) -> Result<kube::Client> {
+    following_every(path, &user_agent(component), CHECK_EVERY).await
 }
 
-async fn following_every(path: &Path, every: Duration) -> Result<kube::Client> {
+async fn following_every(path: &Path, agent: &str, every: Duration) -> Result<kube::Client> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-    let client = client_from_text(path, &text).await?;
+    let client = client_from_text(path, &text, agent).await?;
     let (front, switch) = ClientSwitch::new(client);
-    tokio::spawn(follow(path.to_path_buf(), text, switch, every));
+    tokio::spawn(follow(
+        path.to_path_buf(),
+        text,
+        agent.to_string(),
+        switch,
+        every,
+    ));
     Ok(front)
 }
 
@@ -48,7 +76,13 @@ fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
     Some((meta.modified().ok()?, meta.len()))
 }
 
-async fn follow(path: PathBuf, mut text: String, switch: ClientSwitch, every: Duration) {
+async fn follow(
+    path: PathBuf,
+    mut text: String,
+    agent: String,
+    switch: ClientSwitch,
+    every: Duration,
+) {
     let mut seen = stamp(&path);
     loop {
         tokio::time::sleep(every).await;
@@ -70,7 +104,7 @@ async fn follow(path: PathBuf, mut text: String, switch: ClientSwitch, every: Du
         if new == text {
             continue;
         }
-        match client_from_text(&path, &new).await {
+        match client_from_text(&path, &new, &agent).await {
             Ok(client) => {
                 switch.set(client);
                 text = new;
@@ -135,7 +169,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("component.kubeconfig");
         std::fs::write(&path, kubeconfig(&format!("http://127.0.0.1:{a}"))).unwrap();
-        let client = following_every(&path, Duration::from_millis(50))
+        let client = following_every(&path, "test", Duration::from_millis(50))
             .await
             .unwrap();
         assert_eq!(port_of(&client).await, a);

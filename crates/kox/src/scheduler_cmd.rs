@@ -64,7 +64,7 @@ pub fn config_from(args: &SchedulerArgs) -> Result<SchedulerConfig> {
 /// Runs the scheduler until SIGTERM or SIGINT.
 pub async fn run(args: SchedulerArgs) -> Result<()> {
     let config = config_from(&args)?;
-    let client = crate::kubeconfig_client::following(&args.kubeconfig).await?;
+    let client = crate::kubeconfig_client::following(&args.kubeconfig, "kube-scheduler").await?;
     let stop = CancellationToken::new();
     let signals = stop.clone();
     tokio::spawn(async move {
@@ -79,7 +79,8 @@ pub async fn run(args: SchedulerArgs) -> Result<()> {
 pub fn spawn_in_process(kubeconfig: &Path, stop: CancellationToken) {
     let kubeconfig = kubeconfig.to_path_buf();
     tokio::spawn(async move {
-        let client = match crate::kubeconfig_client::following(&kubeconfig).await {
+        let client = match crate::kubeconfig_client::following(&kubeconfig, "kube-scheduler").await
+        {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!("the scheduler cannot start: {e:#}");

@@ -4,11 +4,12 @@
 
 mod common;
 
+use std::ffi::OsStr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
-use common::Cluster;
+use common::{Cluster, curl, header, status};
 use serde_json::{Value, json};
 
 /// Where the kubectl releases other than the dispatcher's are installed.
@@ -282,41 +283,13 @@ fn explain_and_apply_work_with_kubectl_1_27_and_1_28() {
     }
 }
 
-/// `curl` with the admin's client certificate: the response's headers and body.
+/// `curl` as the admin with these request headers: the response's head and body.
 fn get(c: &Cluster, path: &str, headers: &[&str]) -> (String, Vec<u8>) {
-    let tls = c.data_dir().join("tls");
-    let body = c.data_dir().join("curl.body");
-    // curl leaves the file alone when there is no body (a 304).
-    let _ = std::fs::remove_file(&body);
-    let mut cmd = Command::new("curl");
-    cmd.args(["-sk", "--max-time", "30", "-D", "-", "-o"])
-        .arg(&body)
-        .arg("--cert")
-        .arg(tls.join("admin.crt"))
-        .arg("--key")
-        .arg(tls.join("admin.key"));
-    for h in headers {
-        cmd.args(["-H", h]);
-    }
-    let out = cmd
-        .arg(format!("https://127.0.0.1:{}{path}", c.port))
-        .output()
-        .expect("run curl");
-    assert!(out.status.success(), "curl {path}: {out:?}");
-    let head = String::from_utf8_lossy(&out.stdout).into_owned();
-    (head, std::fs::read(&body).unwrap_or_default())
-}
-
-fn header<'h>(head: &'h str, name: &str) -> Option<&'h str> {
-    head.lines()
-        .filter_map(|l| l.split_once(':'))
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.trim())
-}
-
-/// The status code of the response's status line.
-fn status(head: &str) -> &str {
-    head.split_whitespace().nth(1).unwrap_or("")
+    let args: Vec<&OsStr> = headers
+        .iter()
+        .flat_map(|h| [OsStr::new("-H"), OsStr::new(h)])
+        .collect();
+    curl(c, path, &args)
 }
 
 #[test]

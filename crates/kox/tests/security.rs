@@ -3,12 +3,15 @@
 
 mod common;
 
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::Output;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Cluster, kox_kubeconfig, wait_for};
+use common::{Cluster, curl, kox_kubeconfig, status, wait_for};
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -471,4 +474,78 @@ fn stalled_and_flooding_connections_are_closed_and_the_api_answers() {
     let log = c.server_log();
     let lines = log.matches("too many connections").count();
     assert!((1..=2).contains(&lines), "{lines} lines:\n{log}");
+}
+
+/// Issue items 5 and 6: an impersonation header that is not text is refused, never ignored;
+/// the audit log, readable by its owner only, names both the impersonator and the
+/// impersonated user, and every request's User-Agent.
+#[test]
+fn impersonation_is_never_ignored_and_audited_as_both_users() {
+    let audit_dir = tempfile::tempdir().unwrap();
+    let log = audit_dir.path().join("audit.log");
+    let c = Cluster::start_with(&["--audit-log-path", log.to_str().unwrap()]);
+
+    // 5. A user name, group or uid that is not UTF-8: 400, not the caller's own rights.
+    for name in ["Impersonate-User", "Impersonate-Group", "Impersonate-Uid"] {
+        let mut value = format!("{name}: ").into_bytes();
+        value.extend_from_slice(b"adm\xffin");
+        let mut headers = vec![OsStr::new("-H"), OsStr::from_bytes(&value)];
+        let user = OsStr::new("Impersonate-User: jane");
+        if name != "Impersonate-User" {
+            headers.extend([OsStr::new("-H"), user]);
+        }
+        let (head, body) = curl(&c, "/api/v1/namespaces", &headers);
+        assert_eq!(status(&head), "400", "{name}: {head}");
+        let body = String::from_utf8_lossy(&body);
+        assert!(
+            body.contains(&format!(
+                "the {} header is not valid UTF-8",
+                name.to_ascii_lowercase()
+            )),
+            "{body}"
+        );
+    }
+
+    // 6. Impersonated requests name both users; the log is the owner's alone.
+    let err = c.fails(&["get", "namespaces", "--as=jane", "--as-group=devs"]);
+    assert!(
+        err.contains(r#"User "jane" cannot list resource "namespaces""#),
+        "{err}"
+    );
+    let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "audit log mode {mode:o}");
+    let events = || -> Vec<Value> {
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let impersonated = wait_for(10, "the impersonated request's audit event", || {
+        events()
+            .into_iter()
+            .find(|e| {
+                e["impersonatedUser"]["username"] == "jane"
+                    && e["objectRef"]["resource"] == "namespaces"
+            })
+            .ok_or_else(|| "not yet".to_string())
+    });
+    assert_eq!(impersonated["user"]["username"], "kubernetes-admin");
+    assert_eq!(
+        impersonated["impersonatedUser"]["groups"],
+        json!(["devs", "system:authenticated"])
+    );
+    assert_eq!(impersonated["responseStatus"]["code"], 403);
+    // Every request says who sent it: kubectl, the scheduler, the controller manager.
+    let agents: Vec<String> = events()
+        .iter()
+        .map(|e| e["userAgent"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(agents.iter().all(|a| !a.is_empty()), "{agents:?}");
+    for component in ["kubectl/", "kube-scheduler/", "kube-controller-manager/"] {
+        assert!(
+            agents.iter().any(|a| a.starts_with(component)),
+            "{component}: {agents:?}"
+        );
+    }
 }

@@ -2,7 +2,7 @@
 //! request act as another identity, if the requester may `impersonate` each part of it
 //! (users, groups, uids, userextras, or the service account named), as upstream's filter.
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderValue};
 
 use crate::authz::{Authorizer, Decision, RequestInfo};
 use crate::error::{ApiError, ApiResult};
@@ -13,25 +13,36 @@ const GROUP: &str = "impersonate-group";
 const UID: &str = "impersonate-uid";
 const EXTRA_PREFIX: &str = "impersonate-extra-";
 
+/// An impersonation header's value: its bytes as text (upstream passes them on as they are),
+/// and a refusal when they are not text — never ignored, which would run the request as the
+/// caller (behind an authenticating proxy, with the proxy's rights).
+fn text(name: &str, value: &HeaderValue) -> ApiResult<String> {
+    std::str::from_utf8(value.as_bytes())
+        .map(str::to_string)
+        .map_err(|_| ApiError::bad_request(format!("the {name} header is not valid UTF-8")))
+}
+
 /// The identity a request acts as: `user` itself without impersonation headers, else the
-/// impersonated one (after checking `user` may impersonate every part of it).
-pub async fn apply(authz: &Authorizer, user: UserInfo, headers: &HeaderMap) -> ApiResult<UserInfo> {
-    let values = |name: &str| -> Vec<String> {
+/// impersonated one (after checking `user` may impersonate every part of it), with `user` as
+/// the impersonator.
+pub async fn apply(
+    authz: &Authorizer,
+    user: UserInfo,
+    headers: &HeaderMap,
+) -> ApiResult<(UserInfo, Option<UserInfo>)> {
+    let values = |name: &str| -> ApiResult<Vec<String>> {
         headers
             .get_all(name)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .map(str::to_string)
+            .map(|v| text(name, v))
             .collect()
     };
-    let name = values(USER).into_iter().next();
-    let groups = values(GROUP);
-    let uid = values(UID).into_iter().next();
+    let name = values(USER)?.into_iter().next();
+    let groups = values(GROUP)?;
+    let uid = values(UID)?.into_iter().next();
     let mut extra = std::collections::BTreeMap::<String, Vec<String>>::new();
     for (k, v) in headers {
-        if let Some(key) = k.as_str().strip_prefix(EXTRA_PREFIX)
-            && let Ok(v) = v.to_str()
-        {
+        if let Some(key) = k.as_str().strip_prefix(EXTRA_PREFIX) {
             let key = form_urlencoded::parse(key.as_bytes())
                 .map(|(k, v)| {
                     if v.is_empty() {
@@ -41,12 +52,12 @@ pub async fn apply(authz: &Authorizer, user: UserInfo, headers: &HeaderMap) -> A
                     }
                 })
                 .collect::<String>();
-            extra.entry(key).or_default().push(v.to_string());
+            extra.entry(key).or_default().push(text(k.as_str(), v)?);
         }
     }
     let Some(name) = name else {
         if groups.is_empty() && uid.is_none() && extra.is_empty() {
-            return Ok(user);
+            return Ok((user, None));
         }
         return Err(ApiError::bad_request(
             "requested impersonation of groups, uid or extra without impersonating a user",
@@ -110,10 +121,11 @@ pub async fn apply(authz: &Authorizer, user: UserInfo, headers: &HeaderMap) -> A
     } else if !groups.iter().any(|g| g == AUTHENTICATED) {
         groups.push(AUTHENTICATED.to_string());
     }
-    Ok(UserInfo {
+    let impersonated = UserInfo {
         name,
         uid: uid.unwrap_or_default(),
         groups,
         extra,
-    })
+    };
+    Ok((impersonated, Some(user)))
 }

@@ -204,6 +204,42 @@ pub fn kox_kubeconfig(c: &Cluster, name: &str, args: &[&str]) -> PathBuf {
     path
 }
 
+/// `curl` with the admin's client certificate and extra `args` (headers, a method…): the
+/// response's head and body.
+pub fn curl(c: &Cluster, path: &str, args: &[&std::ffi::OsStr]) -> (String, Vec<u8>) {
+    let tls = c.data_dir().join("tls");
+    let body = c.data_dir().join("curl.body");
+    // curl leaves the file alone when there is no body (a 304).
+    let _ = std::fs::remove_file(&body);
+    let out = Command::new("curl")
+        .args(["-sk", "--max-time", "30", "-D", "-", "-o"])
+        .arg(&body)
+        .arg("--cert")
+        .arg(tls.join("admin.crt"))
+        .arg("--key")
+        .arg(tls.join("admin.key"))
+        .args(args)
+        .arg(format!("https://127.0.0.1:{}{path}", c.port))
+        .output()
+        .expect("run curl");
+    assert!(out.status.success(), "curl {path}: {out:?}");
+    let head = String::from_utf8_lossy(&out.stdout).into_owned();
+    (head, std::fs::read(&body).unwrap_or_default())
+}
+
+/// A header's value in a response head.
+pub fn header<'h>(head: &'h str, name: &str) -> Option<&'h str> {
+    head.lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+}
+
+/// The status code of a response head's status line.
+pub fn status(head: &str) -> &str {
+    head.split_whitespace().nth(1).unwrap_or("")
+}
+
 fn sigterm(pid: u32) {
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
