@@ -188,14 +188,7 @@ impl Registry {
             }
             None => {
                 let exact = q.resource_version_match.as_deref() == Some("Exact");
-                let rv = match q.resource_version.as_deref() {
-                    Some(rv) if !rv.is_empty() && rv != "0" => {
-                        Some(rv.parse::<i64>().map_err(|_| {
-                            ApiError::bad_request(format!("invalid resource version: {rv}"))
-                        })?)
-                    }
-                    _ => None,
-                };
+                let rv = crate::meta::requested_resource_version(q.resource_version.as_deref())?;
                 let status = self.store.status().await?;
                 match rv {
                     Some(rv) if rv > status.revision => {

@@ -8,6 +8,8 @@ use kox_api::field::{ErrorList as FieldErrors, FieldError, Path};
 use rand::Rng;
 use serde_json::{Value, json};
 
+use crate::error::{ApiError, ApiResult};
+
 /// Now, as upstream's RFC 3339 seconds (`2026-01-02T03:04:05Z`).
 pub fn now_rfc3339() -> String {
     jiff::Timestamp::now()
@@ -50,6 +52,24 @@ pub fn set_resource_version(obj: &mut Value, rv: i64) {
 /// Parses a `resourceVersion` given by a client.
 pub fn parse_resource_version(rv: &str) -> Option<i64> {
     rv.parse::<i64>().ok().filter(|v| *v >= 0)
+}
+
+/// The `resourceVersion` a list or watch asks for: `None` for any (absent, empty or "0"), else
+/// a revision, which is never negative (upstream parses it as an unsigned integer).
+pub fn requested_resource_version(rv: Option<&str>) -> ApiResult<Option<i64>> {
+    match rv {
+        None | Some("" | "0") => Ok(None),
+        Some(rv) => rv
+            .parse::<u64>()
+            .ok()
+            .and_then(|v| i64::try_from(v).ok())
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "resourceVersion: Invalid value: {rv:?}: strconv.ParseUint: parsing {rv:?}: invalid syntax"
+                ))
+            }),
+    }
 }
 
 /// Upstream's `path.ValidatePathSegmentName`: the name rule every kind's metadata must pass,

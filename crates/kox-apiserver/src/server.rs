@@ -438,10 +438,16 @@ async fn serve_connection(c: Connection, tcp: tokio::net::TcpStream, peer: Socke
         hyper::service::service_fn(move |req| {
             let (app, client_cert) = (app.clone(), client_cert.clone());
             let in_flight = activity.begin();
+            let head = req.method() == http::Method::HEAD;
             async move {
                 let resp = handle(app, &client_cert, Some(peer.ip()), req).await;
-                // The request counts as in flight until its body (a watch's, say) is done.
                 Ok::<_, std::convert::Infallible>(resp.map(|body| {
+                    // A HEAD answer has the GET answer's head and no body (HTTP/2 resets a
+                    // stream that sends one).
+                    if head {
+                        return Body::empty();
+                    }
+                    // The request counts as in flight until its body (a watch's, say) is done.
                     Body::new(body.map_frame(move |frame| {
                         let _ = &in_flight;
                         frame
@@ -509,7 +515,7 @@ async fn handle(
             Err(_) => {
                 app.metrics
                     .observe(&verb, &resource, 429, started.elapsed());
-                return ApiError::too_many_requests(1).into_response();
+                return refused(body, ApiError::too_many_requests(1)).await;
             }
         }
     };
@@ -523,7 +529,7 @@ async fn handle(
             drop(permit);
             app.metrics
                 .observe(&verb, &resource, 401, started.elapsed());
-            return e.into_response();
+            return refused(body, e).await;
         }
     };
     let (user, impersonator) =
@@ -533,7 +539,7 @@ async fn handle(
                 drop(permit);
                 app.metrics
                     .observe(&verb, &resource, e.code(), started.elapsed());
-                return e.into_response();
+                return refused(body, e).await;
             }
         };
     let info = RequestInfo::from_request(&parts.method, parts.uri.path(), &query);
@@ -566,7 +572,7 @@ async fn handle(
                 &[],
             );
         }
-        return e.into_response();
+        return refused(body, e).await;
     }
     let audit_user = app.audit.as_ref().map(|_| user.clone());
     let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
@@ -634,6 +640,23 @@ async fn handle(
         );
     }
     resp.map(Body::new)
+}
+
+/// Answers a request refused before its body was read (401, 403, 429), having read and
+/// dropped what the client sends of the body first — at most [`MAX_BODY_BYTES`], for at most
+/// 5 s: an HTTP/2 stream answered while its body is still arriving is reset, and clients
+/// then report the reset instead of the answer.
+async fn refused(mut body: Incoming, e: ApiError) -> Response {
+    let drain = async {
+        let mut read = 0;
+        while read <= MAX_BODY_BYTES
+            && let Some(Ok(frame)) = body.frame().await
+        {
+            read += frame.data_ref().map_or(0, |d| d.len());
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
+    e.into_response().map(Body::new)
 }
 
 /// The resource a path addresses, for metric labels.

@@ -37,14 +37,7 @@ impl Registry {
         let filter = Filter::new(def, q)?;
         let prefix = list_prefix(def, namespace);
         let range = KeyRange::between(prefix.as_bytes().to_vec(), prefix_end(prefix.as_bytes()));
-        let requested = match q.resource_version.as_deref() {
-            Some(rv) if !rv.is_empty() && rv != "0" => {
-                Some(rv.parse::<i64>().map_err(|_| {
-                    ApiError::bad_request(format!("invalid resource version: {rv}"))
-                })?)
-            }
-            _ => None,
-        };
+        let requested = crate::meta::requested_resource_version(q.resource_version.as_deref())?;
         let send_initial = q.send_initial_events.unwrap_or(requested.is_none());
         let timeout = q
             .timeout_seconds

@@ -549,3 +549,134 @@ fn impersonation_is_never_ignored_and_audited_as_both_users() {
         );
     }
 }
+
+/// curl without credentials, or with whatever `args` bring: the status code it printed and
+/// whether it exited cleanly.
+fn curl_anonymous(c: &Cluster, path: &str, args: &[&str]) -> (String, bool) {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sk",
+            "--max-time",
+            "30",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .args(args)
+        .arg(format!("https://127.0.0.1:{}{path}", c.port))
+        .output()
+        .expect("run curl");
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        out.status.success(),
+    )
+}
+
+/// Issue items 8 and 9: PodSecurity baseline refuses host-process pods (and validation wants
+/// the host network with them); nobody marks a live namespace Terminating; HEAD works over
+/// HTTP/2; a refused upload is answered, not reset; a negative resourceVersion is refused.
+#[test]
+fn pod_security_namespaces_and_protocol_edges_hold() {
+    let c = Cluster::start();
+    c.ok(&["create", "namespace", "apps"]);
+    c.ok(&[
+        "label",
+        "namespace",
+        "apps",
+        "pod-security.kubernetes.io/enforce=baseline",
+    ]);
+    let host_process = |ns: &str, host_network: bool| {
+        json!({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": "hpc", "namespace": ns},
+               "spec": {"hostNetwork": host_network,
+                        "containers": [{"name": "c", "image": "registry.local/app",
+                                        "securityContext": {"windowsOptions": {"hostProcess": true}}}]}})
+        .to_string()
+    };
+    let err = c
+        .kubectl_stdin(&["create", "-f", "-"], &host_process("apps", true))
+        .stderr;
+    let err = String::from_utf8_lossy(&err);
+    assert!(
+        err.contains(r#"violates PodSecurity "baseline:latest""#)
+            && err.contains(
+                r#"hostProcess (container "c" must not set securityContext.windowsOptions.hostProcess=true)"#
+            ),
+        "{err}"
+    );
+    let err = c
+        .kubectl_stdin(&["create", "-f", "-"], &host_process("default", false))
+        .stderr;
+    let err = String::from_utf8_lossy(&err);
+    assert!(
+        err.contains("spec.hostNetwork: Invalid value: false: hostNetwork must be true if pod contains any hostProcess containers"),
+        "{err}"
+    );
+
+    let mut ns: Value =
+        serde_json::from_str(&c.ok(&["get", "namespace", "apps", "-o", "json"])).unwrap();
+    ns["status"]["phase"] = json!("Terminating");
+    let out = c.kubectl_stdin(
+        &[
+            "replace",
+            "--raw",
+            "/api/v1/namespaces/apps/status",
+            "-f",
+            "-",
+        ],
+        &ns.to_string(),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("may only be 'Active' if `deletionTimestamp` is empty"),
+        "{err}"
+    );
+    assert_eq!(
+        c.ok(&["get", "namespace", "apps", "-o", "jsonpath={.status.phase}"]),
+        "Active"
+    );
+
+    // HEAD over HTTP/2 and HTTP/1.1: the GET answer's head.
+    for version in ["--http2", "--http1.1"] {
+        let (head, body) = curl(
+            &c,
+            "/api/v1/namespaces/apps",
+            &[OsStr::new(version), OsStr::new("-I")],
+        );
+        assert_eq!(status(&head), "200", "HEAD {version}: {head}");
+        // (With -I, curl writes the head where the body would go.)
+        assert!(!String::from_utf8_lossy(&body).contains("\"kind\""));
+    }
+    // A 3 MB upload refused before it is read: the client gets the 401, every time.
+    let upload = c.data_dir().join("upload.json");
+    std::fs::write(&upload, vec![b'a'; 3_000_000]).unwrap();
+    let body = format!("@{}", upload.display());
+    for _ in 0..5 {
+        let (code, clean) = curl_anonymous(
+            &c,
+            "/api/v1/namespaces/default/configmaps",
+            &[
+                "--http2",
+                "-X",
+                "POST",
+                "-H",
+                "Authorization: Bearer not-a-token",
+                "-H",
+                "Content-Type: application/json",
+                "--data-binary",
+                &body,
+            ],
+        );
+        assert!(
+            clean && code == "401",
+            "refused upload: {code}, clean: {clean}"
+        );
+    }
+    let err = c.fails(&["get", "--raw", "/api/v1/pods?resourceVersion=-5"]);
+    assert!(
+        err.contains(r#"resourceVersion: Invalid value: "-5""#),
+        "{err}"
+    );
+}

@@ -375,6 +375,12 @@ const CHECKS: &[Check] = &[
         overrides: None,
         run: sysctls,
     },
+    Check {
+        id: "windowsHostProcess",
+        level: Level::Baseline,
+        overrides: None,
+        run: windows_host_process,
+    },
 ];
 
 /// Every violation of `level` by a pod (its metadata and spec), in upstream's order.
@@ -605,6 +611,34 @@ fn privileged(_m: &Value, spec: &Value) -> Option<Violation> {
         detail: format!(
             "{} must not set securityContext.privileged=true",
             containers_phrase(&bad)
+        ),
+    })
+}
+
+/// Host-process containers run on the host with its rights: not below privileged.
+fn windows_host_process(_m: &Value, spec: &Value) -> Option<Violation> {
+    let host_process = |sc: Option<&Value>| {
+        sc.and_then(|s| s.pointer("/windowsOptions/hostProcess"))
+            .and_then(Value::as_bool)
+            == Some(true)
+    };
+    let bad: Vec<&str> = containers(spec)
+        .iter()
+        .filter(|c| host_process(c.v.get("securityContext")))
+        .map(|c| c.name)
+        .collect();
+    let mut setters = Vec::new();
+    if host_process(spec.get("securityContext")) {
+        setters.push("pod".to_string());
+    }
+    if !bad.is_empty() {
+        setters.push(containers_phrase(&bad));
+    }
+    (!setters.is_empty()).then(|| Violation {
+        reason: "hostProcess".into(),
+        detail: format!(
+            "{} must not set securityContext.windowsOptions.hostProcess=true",
+            setters.join(" and ")
         ),
     })
 }
@@ -1187,6 +1221,23 @@ mod tests {
             "volumes": [{"name": "t", "projected": {}}, {"name": "e", "emptyDir": {}}],
         });
         assert_eq!(evaluate(Level::Restricted, &json!({}), &s), vec![]);
+    }
+
+    #[test]
+    fn baseline_refuses_windows_host_process_pods() {
+        let s = json!({
+            "hostNetwork": true,
+            "securityContext": {"windowsOptions": {"hostProcess": true}},
+            "containers": [
+                {"name": "a", "securityContext": {"windowsOptions": {"hostProcess": true}}},
+                {"name": "b"},
+            ],
+        });
+        let v = evaluate(Level::Baseline, &json!({}), &s);
+        assert_eq!(
+            describe(&v),
+            "host namespaces (hostNetwork=true), hostProcess (pod and container \"a\" must not set securityContext.windowsOptions.hostProcess=true)"
+        );
     }
 
     #[test]

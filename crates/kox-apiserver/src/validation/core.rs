@@ -59,8 +59,30 @@ pub fn namespace(v: &Value) -> FieldErrors {
     errs
 }
 
+/// A namespace is Terminating exactly while it is being deleted (upstream's
+/// `ValidateNamespaceStatusUpdate`, whose path really reads `status.Phase`): nobody marks a
+/// live namespace Terminating, which would refuse all new content in it.
 pub fn namespace_update(new: &Value, _old: &Value) -> FieldErrors {
-    namespace(new)
+    let mut errs = namespace(new);
+    let phase = str_at(new, "status.phase").unwrap_or("Active");
+    let deleting = new
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|t| !t.is_null());
+    let (want, detail) = if deleting {
+        (
+            "Terminating",
+            "may only be 'Terminating' if `deletionTimestamp` is not empty",
+        )
+    } else {
+        (
+            "Active",
+            "may only be 'Active' if `deletionTimestamp` is empty",
+        )
+    };
+    if phase != want {
+        errs.push(FieldError::invalid(&p("status.Phase"), phase, detail));
+    }
+    errs
 }
 
 // ---- config maps and secrets -----------------------------------------------------------------------
@@ -429,6 +451,31 @@ mod tests {
 
     fn meta(name: &str) -> Value {
         json!({"name": name, "namespace": "default"})
+    }
+
+    #[test]
+    fn a_namespace_is_terminating_exactly_while_it_is_deleted() {
+        let live = json!({"metadata": {"name": "ns"}, "status": {"phase": "Active"}});
+        check(super::namespace_update(&live, &live), &[]);
+        let marked = with(&live, json!({"status": {"phase": "Terminating"}}));
+        check(
+            super::namespace_update(&marked, &live),
+            &[
+                "status.Phase: Invalid value: \"Terminating\": may only be 'Active' if `deletionTimestamp` is empty",
+            ],
+        );
+        let deleted = with(
+            &marked,
+            json!({"metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z"}}),
+        );
+        check(super::namespace_update(&deleted, &live), &[]);
+        let revived = with(&deleted, json!({"status": {"phase": "Active"}}));
+        check(
+            super::namespace_update(&revived, &deleted),
+            &[
+                "status.Phase: Invalid value: \"Active\": may only be 'Terminating' if `deletionTimestamp` is not empty",
+            ],
+        );
     }
 
     #[test]

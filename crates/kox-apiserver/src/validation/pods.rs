@@ -208,6 +208,9 @@ pub fn pod_spec(spec: Option<&Value>, path: &str, errs: &mut FieldErrors) {
             &["Always", "OnFailure", "Never"],
         ));
     }
+    if let Some(spec) = spec {
+        windows_host_process(spec, path, errs);
+    }
     const DNS: &[&str] = &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"];
     if let Some(policy) = spec
         .and_then(|s| s.get("dnsPolicy"))
@@ -218,6 +221,62 @@ pub fn pod_spec(spec: Option<&Value>, path: &str, errs: &mut FieldErrors) {
             &p(&format!("{path}.dnsPolicy")),
             policy,
             DNS,
+        ));
+    }
+}
+
+/// Upstream's `validateWindowsHostProcessPod`: a pod with any host-process container (set on
+/// it or inherited from the pod) has only such containers and shares the host's network, and
+/// a container and its pod do not disagree.
+fn windows_host_process(spec: &Value, path: &str, errs: &mut FieldErrors) {
+    let host_process = |sc: Option<&Value>| {
+        sc.and_then(|s| s.pointer("/windowsOptions/hostProcess"))
+            .and_then(Value::as_bool)
+    };
+    let pod = host_process(spec.get("securityContext"));
+    let (mut containers, mut host) = (0, 0);
+    for list in ["initContainers", "containers", "ephemeralContainers"] {
+        let items = spec
+            .get(list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten();
+        for (i, c) in items.enumerate() {
+            containers += 1;
+            let own = host_process(c.get("securityContext"));
+            if let (Some(pod), Some(own)) = (pod, own)
+                && pod != own
+            {
+                errs.push(FieldError::invalid(
+                    &p(&format!(
+                        "{path}.{list}[{i}].securityContext.windowsOptions.hostProcess"
+                    )),
+                    own,
+                    format!(
+                        "pod hostProcess value must be identical if both are specified, was {pod}"
+                    ),
+                ));
+            }
+            if own.or(pod) == Some(true) {
+                host += 1;
+            }
+        }
+    }
+    if host == 0 {
+        return;
+    }
+    if host != containers {
+        errs.push(FieldError::invalid(
+            &p(path),
+            "",
+            "If pod contains any hostProcess containers then all containers must be HostProcess containers",
+        ));
+    }
+    if spec.get("hostNetwork").and_then(Value::as_bool) != Some(true) {
+        errs.push(FieldError::invalid(
+            &p(&format!("{path}.hostNetwork")),
+            false,
+            "hostNetwork must be true if pod contains any hostProcess containers",
         ));
     }
 }
@@ -640,6 +699,31 @@ mod tests {
         super::pod_defaults(&mut v);
         assert_eq!(v["spec"]["volumes"][0]["emptyDir"], json!({}));
         assert_eq!(v["spec"]["volumes"][1]["configMap"]["defaultMode"], 420);
+    }
+
+    #[test]
+    fn host_process_pods_share_the_host_network_and_all_their_containers_are_host_processes() {
+        let spec = json!({
+            "securityContext": {"windowsOptions": {"hostProcess": true}},
+            "containers": [
+                {"name": "a", "image": "i"},
+                {"name": "b", "image": "i", "securityContext": {"windowsOptions": {"hostProcess": false}}},
+            ],
+        });
+        let mut errs = super::FieldErrors::default();
+        super::windows_host_process(&spec, "spec", &mut errs);
+        let rendered: Vec<String> = errs.0.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            rendered,
+            [
+                "spec.containers[1].securityContext.windowsOptions.hostProcess: Invalid value: false: pod hostProcess value must be identical if both are specified, was true",
+                "spec: Invalid value: \"\": If pod contains any hostProcess containers then all containers must be HostProcess containers",
+                "spec.hostNetwork: Invalid value: false: hostNetwork must be true if pod contains any hostProcess containers",
+            ]
+        );
+        let mut fine = super::FieldErrors::default();
+        super::windows_host_process(&json!({"containers": [{"name": "a"}]}), "spec", &mut fine);
+        assert!(fine.is_empty());
     }
 
     #[test]
