@@ -1,6 +1,7 @@
 //! The HTTPS health endpoint (`/healthz`, `/livez`, `/readyz`, `/metrics`) on a component's
 //! secure port, with a self-signed certificate as upstream's default, so the API server's
-//! `componentstatuses` probe reports the component.
+//! `componentstatuses` probe reports the component. Health paths are open; `/metrics` needs
+//! the API server's yes ([`DelegatedAuth`]).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -10,6 +11,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use tokio_util::sync::CancellationToken;
+
+use crate::delegated_auth::{DelegatedAuth, Verdict};
 
 /// What a component serves at `/metrics`, in the Prometheus text format.
 pub trait MetricsSource: Send + Sync + 'static {
@@ -37,6 +40,7 @@ pub async fn serve(
     component: &'static str,
     addr: SocketAddr,
     metrics: Arc<dyn MetricsSource>,
+    auth: Arc<DelegatedAuth>,
     stop: CancellationToken,
 ) {
     let tls = match tls_config() {
@@ -71,6 +75,7 @@ pub async fn serve(
         };
         let tls = tls.clone();
         let metrics = metrics.clone();
+        let auth = auth.clone();
         tokio::spawn(async move {
             let Ok(Ok(stream)) =
                 tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp)).await
@@ -79,24 +84,36 @@ pub async fn serve(
             };
             let svc =
                 hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let metrics = metrics.clone();
-                    async move {
-                        let (code, body) = match req.uri().path() {
-                            "/healthz" | "/livez" | "/readyz" => (200, "ok".to_string()),
-                            "/metrics" => (200, metrics.render()),
-                            _ => (404, "404 page not found\n".to_string()),
-                        };
-                        let resp = hyper::Response::builder()
-                            .status(code)
-                            .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
-                            .body(Full::new(Bytes::from(body)))
-                            .unwrap_or_default();
-                        Ok::<_, Infallible>(resp)
-                    }
+                    let (metrics, auth) = (metrics.clone(), auth.clone());
+                    async move { Ok::<_, Infallible>(answer(&req, metrics.as_ref(), &auth).await) }
                 });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
                 .await;
         });
     }
+}
+
+/// The answer to one request: health, or metrics for those the API server allows.
+async fn answer(
+    req: &hyper::Request<hyper::body::Incoming>,
+    metrics: &dyn MetricsSource,
+    auth: &DelegatedAuth,
+) -> hyper::Response<Full<Bytes>> {
+    let path = req.uri().path();
+    let verb = req.method().as_str().to_ascii_lowercase();
+    let (code, body) = match auth.check(req.headers(), &verb, path).await {
+        Verdict::Unauthenticated => (401, "Unauthorized\n".to_string()),
+        Verdict::Forbidden(why) => (403, format!("{why}\n")),
+        Verdict::Allowed => match path {
+            "/healthz" | "/livez" | "/readyz" => (200, "ok".to_string()),
+            "/metrics" => (200, metrics.render()),
+            _ => (404, "404 page not found\n".to_string()),
+        },
+    };
+    hyper::Response::builder()
+        .status(code)
+        .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_default()
 }

@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod client_switch;
+pub mod delegated_auth;
 pub mod healthz;
 pub mod leader;
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use k8s_openapi::api::coordination::v1::Lease;
+use kox_component::delegated_auth::DelegatedAuth;
 use kox_component::{healthz, leader};
 use kube::{Api, Client};
 use tokio::sync::watch;
@@ -83,6 +84,7 @@ pub async fn run(
             "controller-manager",
             addr,
             metrics.clone(),
+            Arc::new(DelegatedAuth::new(client.clone())),
             stop.clone(),
         ));
     }

@@ -30,6 +30,7 @@ use crate::plugins::{inter_pod_affinity, pod_topology_spread};
 use crate::profile::{DEFAULT_SCHEDULER_NAME, Profile};
 use crate::queue::SchedulingQueue;
 use kox_api::label_selector::Selector;
+use kox_component::delegated_auth::DelegatedAuth;
 use kox_component::healthz;
 use kox_component::leader::{self, LeaderElectionConfig};
 
@@ -398,7 +399,14 @@ pub async fn run(
     });
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(addr) = config.health_address {
-        tasks.spawn(healthz::serve("scheduler", addr, metrics, stop.clone()));
+        let auth = Arc::new(DelegatedAuth::new(client.clone()));
+        tasks.spawn(healthz::serve(
+            "scheduler",
+            addr,
+            metrics,
+            auth,
+            stop.clone(),
+        ));
     }
     tasks.spawn(watch_pods(shared.clone(), stop.clone()));
     tasks.spawn(watch_named::<Node>(

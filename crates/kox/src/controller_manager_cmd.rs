@@ -15,6 +15,9 @@ use tokio_util::sync::CancellationToken;
 use crate::scheduler_cmd::wait_for_signal;
 
 /// Flags of `kox controller-manager`.
+/// The controller manager's HTTPS port, as upstream's.
+const DEFAULT_SECURE_PORT: u16 = 10257;
+
 #[derive(Args, Debug)]
 pub struct ControllerManagerArgs {
     /// Kubeconfig of the cluster to manage.
@@ -25,7 +28,7 @@ pub struct ControllerManagerArgs {
     #[arg(long, value_delimiter = ',', default_value = "*")]
     pub controllers: Vec<String>,
     /// HTTPS port of `/healthz` and `/metrics`.
-    #[arg(long, default_value_t = 10257)]
+    #[arg(long, default_value_t = DEFAULT_SECURE_PORT)]
     pub secure_port: u16,
     /// Address `/healthz` listens on.
     #[arg(long, default_value = "0.0.0.0")]
@@ -159,7 +162,11 @@ pub async fn run(args: ControllerManagerArgs) -> Result<()> {
 /// Starts the controller manager inside `kox server`, as a client of its API through its own
 /// kubeconfig (user `system:kube-controller-manager`), each controller acting as its own
 /// service account (as kubeadm and k3s run it); it stops with `stop`. The returned task ends once it has stopped.
-pub fn spawn_in_process(kubeconfig: &Path, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+pub fn spawn_in_process(
+    kubeconfig: &Path,
+    bind_address: IpAddr,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
     let kubeconfig = kubeconfig.to_path_buf();
     tokio::spawn(async move {
         let start = async {
@@ -167,6 +174,7 @@ pub fn spawn_in_process(kubeconfig: &Path, stop: CancellationToken) -> tokio::ta
                 root_ca_pem: cluster_ca_pem(&kubeconfig)?,
                 use_service_account_credentials: true,
                 api_server: Some(api_server(&kubeconfig).await?),
+                health_address: Some(SocketAddr::new(bind_address, DEFAULT_SECURE_PORT)),
                 ..ControllerManagerConfig::default()
             };
             let client =

@@ -11,13 +11,16 @@ use kox_scheduler::{LeaderElectionConfig, SchedulerConfig};
 use tokio_util::sync::CancellationToken;
 
 /// Flags of `kox scheduler`.
+/// The scheduler's HTTPS port, as upstream's.
+const DEFAULT_SECURE_PORT: u16 = 10259;
+
 #[derive(Args, Debug)]
 pub struct SchedulerArgs {
     /// Kubeconfig of the cluster to schedule for.
     #[arg(long)]
     pub kubeconfig: PathBuf,
     /// HTTPS port of `/healthz` and `/metrics`.
-    #[arg(long, default_value_t = 10259)]
+    #[arg(long, default_value_t = DEFAULT_SECURE_PORT)]
     pub secure_port: u16,
     /// Address `/healthz` listens on.
     #[arg(long, default_value = "0.0.0.0")]
@@ -76,7 +79,7 @@ pub async fn run(args: SchedulerArgs) -> Result<()> {
 
 /// Starts the scheduler inside `kox server`, as a client of its API through its own kubeconfig
 /// (user `system:kube-scheduler`); it stops with `stop`.
-pub fn spawn_in_process(kubeconfig: &Path, stop: CancellationToken) {
+pub fn spawn_in_process(kubeconfig: &Path, bind_address: IpAddr, stop: CancellationToken) {
     let kubeconfig = kubeconfig.to_path_buf();
     tokio::spawn(async move {
         let client = match crate::kubeconfig_client::following(&kubeconfig, "kube-scheduler").await
@@ -87,7 +90,11 @@ pub fn spawn_in_process(kubeconfig: &Path, stop: CancellationToken) {
                 return;
             }
         };
-        if let Err(e) = kox_scheduler::run(client, SchedulerConfig::default(), stop).await {
+        let config = SchedulerConfig {
+            health_address: Some(SocketAddr::new(bind_address, DEFAULT_SECURE_PORT)),
+            ..SchedulerConfig::default()
+        };
+        if let Err(e) = kox_scheduler::run(client, config, stop).await {
             tracing::error!("the scheduler stopped: {e:#}");
         }
     });

@@ -203,11 +203,16 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     );
     let stop = CancellationToken::new();
     if !args.disable_scheduler {
-        crate::scheduler_cmd::spawn_in_process(&server.scheduler_kubeconfig, stop.clone());
+        crate::scheduler_cmd::spawn_in_process(
+            &server.scheduler_kubeconfig,
+            args.bind_address,
+            stop.clone(),
+        );
     }
     let controller_manager = (!args.disable_controller_manager).then(|| {
         crate::controller_manager_cmd::spawn_in_process(
             &server.controller_manager_kubeconfig,
+            args.bind_address,
             stop.clone(),
         )
     });

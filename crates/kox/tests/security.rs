@@ -680,3 +680,95 @@ fn pod_security_namespaces_and_protocol_edges_hold() {
         "{err}"
     );
 }
+
+/// A child process killed when the test ends.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Issue item 7: a component's `/metrics` needs the API server's yes (TokenReview, then
+/// SubjectAccessReview on the path); health stays open; it listens only where told.
+#[test]
+fn component_metrics_are_authorized_and_bound_where_told() {
+    let c = Cluster::start_with(&["--disable-scheduler"]);
+    let port = common::free_port();
+    let log = std::fs::File::create(c.data_dir().join("scheduler.log")).unwrap();
+    let _scheduler = Child(
+        std::process::Command::new(env!("CARGO_BIN_EXE_kox"))
+            .args(["scheduler", "--bind-address", "127.0.0.1", "--secure-port"])
+            .arg(port.to_string())
+            .arg("--kubeconfig")
+            .arg(c.data_dir().join("scheduler.kubeconfig"))
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start kox scheduler"),
+    );
+    let get = |address: &str, path: &str, token: Option<&str>| -> (String, String) {
+        let mut cmd = std::process::Command::new("curl");
+        cmd.args(["-sk", "--max-time", "10", "-w", "\n%{http_code}"]);
+        if let Some(t) = token {
+            cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
+        }
+        let out = cmd
+            .arg(format!("https://{address}:{port}{path}"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+        (code.to_string(), body.to_string())
+    };
+    wait_for(30, "the scheduler's health endpoint", || {
+        let (code, body) = get("127.0.0.1", "/healthz", None);
+        (code == "200").then_some(()).ok_or(body)
+    });
+    let (code, body) = get("127.0.0.1", "/metrics", None);
+    assert_eq!(code, "403", "{body}");
+    assert!(
+        body.contains(r#"forbidden: User "system:anonymous" cannot get path "/metrics""#),
+        "{body}"
+    );
+    let (code, _) = get("127.0.0.1", "/metrics", Some("not-a-token"));
+    assert_eq!(code, "401");
+
+    c.ok(&["create", "serviceaccount", "prometheus"]);
+    c.ok(&["create", "serviceaccount", "nosy"]);
+    c.ok(&[
+        "create",
+        "clusterrole",
+        "metrics-reader",
+        "--verb=get",
+        "--non-resource-url=/metrics",
+    ]);
+    c.ok(&[
+        "create",
+        "clusterrolebinding",
+        "prometheus-metrics",
+        "--clusterrole=metrics-reader",
+        "--serviceaccount=default:prometheus",
+    ]);
+    let scraper = c.ok(&["create", "token", "prometheus"]);
+    let (code, body) = wait_for(30, "the scraper allowed", || {
+        let (code, body) = get("127.0.0.1", "/metrics", Some(scraper.trim()));
+        (code == "200")
+            .then_some((code.clone(), body.clone()))
+            .ok_or(format!("{code} {body}"))
+    });
+    assert_eq!(code, "200");
+    assert!(body.contains("# TYPE"), "{body}");
+    let nosy = c.ok(&["create", "token", "nosy"]);
+    let (code, body) = get("127.0.0.1", "/metrics", Some(nosy.trim()));
+    assert_eq!(code, "403", "{body}");
+    assert!(
+        body.contains(r#"User "system:serviceaccount:default:nosy" cannot get path "/metrics""#),
+        "{body}"
+    );
+    // Bound to 127.0.0.1, it is not reachable at another local address.
+    let (code, _) = get("127.0.0.2", "/healthz", None);
+    assert_eq!(code, "000", "reachable beyond its bind address");
+}
