@@ -33,10 +33,13 @@ pub enum Verdict {
     Forbidden(String),
 }
 
+/// A request as the reviews see it: bearer token (empty: anonymous), verb, path.
+type Asked = (String, String, String);
+
 /// Asks the API server, through the component's own client.
 pub struct DelegatedAuth {
     client: kube::Client,
-    answers: Mutex<HashMap<(String, String, String), (Instant, Verdict)>>,
+    answers: Mutex<HashMap<Asked, (Instant, Verdict)>>,
 }
 
 impl DelegatedAuth {
