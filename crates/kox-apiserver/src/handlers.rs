@@ -174,6 +174,19 @@ pub fn decode_body(content_type: &str, body: &[u8]) -> ApiResult<Value> {
 }
 
 /// Encodes a response body as the client asked (JSON, or YAML).
+/// A 200 with a JSON body made as the client reads it.
+fn respond_stream(
+    chunks: impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+) -> Response {
+    let body = axum::body::Body::from_stream(chunks);
+    let mut resp = (StatusCode::OK, body).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
 fn respond<T: serde::Serialize>(
     req: &Request,
     code: StatusCode,
@@ -511,6 +524,11 @@ async fn resource(
             let q = req.query.list_query()?;
             if req.query.flag("watch") {
                 return watch(app, def, target.namespace, &q, render).await;
+            }
+            if matches!(render, Render::Object) && !req.wants_yaml() {
+                return Ok(respond_stream(
+                    reg.list_json(def, target.namespace, &q).await?,
+                ));
             }
             let listed = reg.list(def, target.namespace, &q).await?;
             if let Render::Object = render {

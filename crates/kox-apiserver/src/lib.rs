@@ -18,6 +18,7 @@ pub mod connections;
 pub mod discovery;
 pub mod duplicate_fields;
 pub mod error;
+pub mod fairness;
 pub mod handlers;
 pub mod health;
 pub mod list;

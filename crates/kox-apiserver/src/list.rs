@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use base64::Engine;
+use bytes::Bytes;
 use kox_api::field_selector::FieldSelector;
 use kox_api::label_selector::Selector;
 use kox_store::{KeyRange, RangeRequest, prefix_end};
@@ -274,21 +275,132 @@ pub struct ListBody<'a> {
 impl serde::Serialize for ListBody<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let listed = self.listed;
-        let mut metadata = json!({ "resourceVersion": listed.resource_version.to_string() });
-        if let Some(c) = &listed.continue_token {
-            metadata["continue"] = json!(c);
-        }
-        if let Some(r) = listed.remaining {
-            metadata["remainingItemCount"] = json!(r);
-        }
         let mut map = s.serialize_map(Some(4))?;
         map.serialize_entry("kind", &format!("{}List", self.def.kind))?;
         map.serialize_entry("apiVersion", &self.def.api_version())?;
-        map.serialize_entry("metadata", &metadata)?;
-        map.serialize_entry("items", &Items(&listed.items))?;
+        map.serialize_entry("metadata", &list_metadata(self.listed))?;
+        map.serialize_entry("items", &Items(&self.listed.items))?;
         map.end()
     }
+}
+
+/// A list's `metadata`: its resource version, and where the next page starts.
+fn list_metadata(listed: &Listed) -> Value {
+    let mut metadata = json!({ "resourceVersion": listed.resource_version.to_string() });
+    if let Some(c) = &listed.continue_token {
+        metadata["continue"] = json!(c);
+    }
+    if let Some(r) = listed.remaining {
+        metadata["remainingItemCount"] = json!(r);
+    }
+    metadata
+}
+
+/// About how many bytes of a list's encoding are made at a time.
+const LIST_CHUNK: usize = 64 * 1024;
+/// How many objects a whole-collection list reads from the store at a time when streamed.
+const STREAM_PAGE: usize = 100;
+
+impl Registry {
+    /// A list's JSON, made as the client reads it. A consistent list of a whole collection
+    /// (no `limit`, not `resourceVersion=0`) is read from the store a page at a time at one
+    /// revision, as if the client paged through it: a list in flight holds one page and one
+    /// chunk of its encoding, not the collection, however large it is and however slowly it is
+    /// read. A list from the watch cache holds the cache's shared objects.
+    pub async fn list_json(
+        &self,
+        def: &'static ResourceDef,
+        namespace: Option<&str>,
+        q: &ListQuery,
+    ) -> ApiResult<impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static> {
+        use futures::StreamExt;
+        let whole = q.limit.is_none()
+            && q.continue_token.as_deref().is_none_or(str::is_empty)
+            && q.resource_version.as_deref() != Some("0");
+        if !whole {
+            let listed = self.list(def, namespace, q).await?;
+            let metadata = list_metadata(&listed);
+            let pages = futures::stream::iter([Ok(listed.items)]);
+            return Ok(json_chunks(def, metadata, pages.boxed()));
+        }
+        let paged = ListQuery {
+            limit: Some(STREAM_PAGE),
+            ..q.clone()
+        };
+        let first = self.list(def, namespace, &paged).await?;
+        let metadata = json!({ "resourceVersion": first.resource_version.to_string() });
+        let (reg, namespace) = (self.clone(), namespace.map(str::to_string));
+        let rest = futures::stream::unfold(first.continue_token, move |token| {
+            let (reg, namespace) = (reg.clone(), namespace.clone());
+            let mut q = paged.clone();
+            async move {
+                q.continue_token = Some(token?);
+                match reg.list(def, namespace.as_deref(), &q).await {
+                    Ok(page) => Some((Ok(page.items), page.continue_token)),
+                    Err(e) => Some((Err(std::io::Error::other(e.message().to_string())), None)),
+                }
+            }
+        });
+        let pages = futures::stream::iter([Ok(first.items)]).chain(rest);
+        Ok(json_chunks(def, metadata, pages.boxed()))
+    }
+}
+
+/// A list's JSON (the bytes [`ListBody`] serializes to) from its `metadata` and its items'
+/// `pages`, made a chunk at a time as the client reads. A page that cannot be read ends the
+/// body with an error, so the client sees a failed response rather than a short list.
+fn json_chunks(
+    def: &'static ResourceDef,
+    metadata: Value,
+    pages: futures::stream::BoxStream<'static, std::io::Result<Vec<Arc<Value>>>>,
+) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    let mut head = Vec::with_capacity(256);
+    let kind = format!("{}List", def.kind);
+    head.extend_from_slice(b"{\"kind\":");
+    let _ = serde_json::to_writer(&mut head, &kind);
+    head.extend_from_slice(b",\"apiVersion\":");
+    let _ = serde_json::to_writer(&mut head, &def.api_version());
+    head.extend_from_slice(b",\"metadata\":");
+    let _ = serde_json::to_writer(&mut head, &metadata);
+    head.extend_from_slice(b",\"items\":[");
+    let state = Chunker {
+        chunk: head,
+        page: Vec::new().into_iter(),
+        pages,
+        first: true,
+    };
+    futures::stream::unfold(Some(state), |state| async move {
+        let mut st = state?;
+        loop {
+            if st.chunk.len() >= LIST_CHUNK {
+                let chunk = std::mem::replace(&mut st.chunk, Vec::with_capacity(LIST_CHUNK));
+                return Some((Ok(Bytes::from(chunk)), Some(st)));
+            }
+            if let Some(item) = st.page.next() {
+                if !std::mem::take(&mut st.first) {
+                    st.chunk.push(b',');
+                }
+                let _ = serde_json::to_writer(&mut st.chunk, &WithoutTypeMeta(&item));
+                continue;
+            }
+            match futures::StreamExt::next(&mut st.pages).await {
+                Some(Ok(page)) => st.page = page.into_iter(),
+                Some(Err(e)) => return Some((Err(e), None)),
+                None => {
+                    st.chunk.extend_from_slice(b"]}");
+                    return Some((Ok(Bytes::from(st.chunk)), None));
+                }
+            }
+        }
+    })
+}
+
+/// Where [`json_chunks`] is: the chunk being filled, the page being encoded, the pages to come.
+struct Chunker {
+    chunk: Vec<u8>,
+    page: std::vec::IntoIter<Arc<Value>>,
+    pages: futures::stream::BoxStream<'static, std::io::Result<Vec<Arc<Value>>>>,
+    first: bool,
 }
 
 struct Items<'a>(&'a [Arc<Value>]);
@@ -310,6 +422,47 @@ impl serde::Serialize for WithoutTypeMeta<'_> {
                     .filter(|(k, _)| k.as_str() != "kind" && k.as_str() != "apiVersion"),
             ),
             other => other.serialize(s),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_list_streamed_in_chunks_is_the_list_serialized_whole() {
+        let def = crate::resources::find("", "v1", "configmaps").unwrap();
+        let items: Vec<Arc<Value>> = (0..500)
+            .map(|i| {
+                Arc::new(json!({"kind": "ConfigMap", "apiVersion": "v1",
+                    "metadata": {"name": format!("cm-{i}"), "namespace": "default"},
+                    "data": {"k": "v".repeat(300)}}))
+            })
+            .collect();
+        for items in [items.clone(), Vec::new()] {
+            let listed = || Listed {
+                items: items.clone(),
+                resource_version: 42,
+                continue_token: Some("next".into()),
+                remaining: Some(7),
+            };
+            let whole = serde_json::to_vec(&ListBody {
+                def,
+                listed: &listed(),
+            })
+            .unwrap();
+            let pages =
+                futures::stream::iter(items.chunks(70).map(|p| Ok(p.to_vec())).collect::<Vec<_>>());
+            let chunks: Vec<Bytes> = json_chunks(def, list_metadata(&listed()), pages.boxed())
+                .map(Result::unwrap)
+                .collect()
+                .await;
+            assert!(chunks.iter().all(|c| c.len() < LIST_CHUNK + 1024));
+            assert_eq!(chunks.len(), whole.len() / LIST_CHUNK + 1);
+            assert_eq!(chunks.concat(), whole);
         }
     }
 }

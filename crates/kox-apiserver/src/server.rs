@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
-use http_body_util::{BodyExt, Limited};
+use bytes::Bytes;
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -31,6 +32,9 @@ use crate::handlers::{self, MAX_BODY_BYTES, Query};
 use crate::metrics::Metrics;
 use crate::pki::ClusterPki;
 use crate::registry::Registry;
+
+/// How long a list waits for one of its user's slots before it is answered 429.
+const LIST_SLOT_WAIT: Duration = Duration::from_secs(10);
 
 /// Bytes an HTTP/2 stream may queue ahead of the socket (see `serve`).
 const WATCH_SEND_BUFFER: usize = 64 * 1024;
@@ -53,6 +57,9 @@ pub struct ServerConfig {
     /// Most connections one client address may hold open; more are closed at once (default
     /// 1000).
     pub max_connections_per_client: usize,
+    /// Most lists one user may have in flight; more wait up to 10 s for a slot, then get a
+    /// 429 (default 16).
+    pub max_lists_per_user: usize,
     /// Deadline of a non-watch request (default 60 s).
     pub request_timeout: Duration,
     /// The address other cluster members reach this server at, published as the `kubernetes`
@@ -89,6 +96,7 @@ impl Default for ServerConfig {
             service_cidr: "10.43.0.0/16".into(),
             max_in_flight: 400,
             max_connections_per_client: 1000,
+            max_lists_per_user: 16,
             request_timeout: Duration::from_secs(60),
             advertise_address: None,
             token_auth_file: None,
@@ -117,6 +125,8 @@ pub struct App {
     pub audit: Option<crate::audit::AuditLog>,
     bootstrapped: AtomicBool,
     in_flight: Semaphore,
+    /// Lists in flight per user.
+    lists_per_user: crate::fairness::PerUserLimit,
     request_timeout: Duration,
 }
 
@@ -301,6 +311,7 @@ impl Server {
                 .transpose()?,
             bootstrapped: AtomicBool::new(false),
             in_flight: Semaphore::new(config.max_in_flight),
+            lists_per_user: crate::fairness::PerUserLimit::new(config.max_lists_per_user),
             request_timeout: config.request_timeout,
         });
         let service_ip = app.registry.allocators.first_ip().to_string();
@@ -574,12 +585,24 @@ async fn handle(
         }
         return refused(body, e).await;
     }
-    let audit_user = app.audit.as_ref().map(|_| user.clone());
-    let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
-            return ApiError::too_large(format!("limit is {MAX_BODY_BYTES}")).into_response();
+    // A list holds one of its user's list slots until its body is sent.
+    let list_slot = if info.verb == "list" {
+        match app.lists_per_user.acquire(&user.name, LIST_SLOT_WAIT).await {
+            Some(slot) => Some(slot),
+            None => {
+                drop(permit);
+                app.metrics
+                    .observe(&verb, &resource, 429, started.elapsed());
+                return refused(body, ApiError::too_many_requests(1)).await;
+            }
         }
+    } else {
+        None
+    };
+    let audit_user = app.audit.as_ref().map(|_| user.clone());
+    let body = match read_body(body).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
     };
     let request = handlers::Request {
         method: parts.method,
@@ -639,7 +662,33 @@ async fn handle(
             annotations,
         );
     }
-    resp.map(Body::new)
+    resp.map(|body| match list_slot {
+        Some(slot) => Body::new(body.map_frame(move |frame| {
+            let _ = &slot;
+            frame
+        })),
+        None => Body::new(body),
+    })
+}
+
+/// A request's body, at most [`MAX_BODY_BYTES`]; a larger one is answered 413 once the client
+/// has sent it (read and dropped, bounded: see [`refused`]).
+async fn read_body(mut body: Incoming) -> Result<Bytes, Response> {
+    let mut read = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err(ApiError::bad_request("the request body could not be read").into_response());
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if read.len() + data.len() > MAX_BODY_BYTES {
+            let too_large = ApiError::too_large(format!("limit is {MAX_BODY_BYTES}"));
+            return Err(refused(body, too_large).await);
+        }
+        read.extend_from_slice(&data);
+    }
+    Ok(read.freeze())
 }
 
 /// Answers a request refused before its body was read (401, 403, 429), having read and

@@ -80,15 +80,17 @@ impl Registry {
             .map(Duration::from_secs)
             .unwrap_or(DEFAULT_WATCH_TIMEOUT);
         let bookmarks = q.allow_watch_bookmarks;
-        let mut head: Vec<Bytes> = initial
-            .into_iter()
-            .map(|o| event_line("ADDED", render.event_object(def, o)))
-            .collect();
+        // Encoded as the client reads, as above.
+        let mut head = futures::stream::iter(initial)
+            .map(move |o| event_line("ADDED", render.event_object(def, o)))
+            .boxed();
         if send_initial && bookmarks && q.send_initial_events == Some(true) {
             // The end of the initial events, as upstream marks it for streaming lists.
             let mut bm = bookmark(def, start - 1);
             bm["metadata"]["annotations"] = json!({ "k8s.io/initial-events-end": "true" });
-            head.push(event_line("BOOKMARK", bm));
+            head = head
+                .chain(futures::stream::iter([event_line("BOOKMARK", bm)]))
+                .boxed();
         }
         let body = match self.store.watch(range, start).await {
             Ok(store_watch) => {
@@ -126,10 +128,7 @@ impl Registry {
             Err(e) => return Err(e.into()),
         };
         let deadline = tokio::time::sleep(timeout);
-        Ok(futures::stream::iter(head)
-            .chain(body)
-            .take_until(deadline)
-            .boxed())
+        Ok(head.chain(body).take_until(deadline).boxed())
     }
 }
 
@@ -225,24 +224,21 @@ fn cached_stream(
 ) -> impl futures::Stream<Item = Bytes> + Send + 'static {
     let bookmarks = q.allow_watch_bookmarks;
     let initial_end = q.send_initial_events == Some(true) && bookmarks;
-    let mut head: Vec<Bytes> = sub
-        .initial
-        .iter()
-        .filter(|o| filter.matches(o))
-        .map(|o| render_line(def, render, "ADDED", o))
-        .collect();
-    if initial_end {
+    let filter = std::sync::Arc::new(filter);
+    // The initial state is encoded one event at a time as the client reads: a watcher that
+    // does not read holds the shared objects, not a copy of the collection's encoding.
+    let f = filter.clone();
+    let initial = futures::stream::iter(sub.initial)
+        .filter(move |o| futures::future::ready(f.matches(o)))
+        .map(move |o| render_line(def, render, "ADDED", &o));
+    let initial_end = initial_end.then(|| {
         let mut bm = bookmark(def, sub.revision);
         bm["metadata"]["annotations"] = json!({ "k8s.io/initial-events-end": "true" });
-        head.push(event_line("BOOKMARK", bm));
-    }
-    let filter = std::sync::Arc::new(filter);
+        event_line("BOOKMARK", bm)
+    });
     let f = filter.clone();
-    head.extend(
-        sub.replay
-            .iter()
-            .filter_map(|e| translate_cached(def, &f, e, render)),
-    );
+    let replay = futures::stream::iter(sub.replay)
+        .filter_map(move |e| futures::future::ready(translate_cached(def, &f, &e, render)));
     let live = tokio_stream::wrappers::ReceiverStream::new(sub.rx).filter_map(move |d| {
         let out = match d {
             Delivery::Event(e) => translate_cached(def, &filter, &e, render),
@@ -251,7 +247,10 @@ fn cached_stream(
         };
         futures::future::ready(out)
     });
-    futures::stream::iter(head).chain(live)
+    initial
+        .chain(futures::stream::iter(initial_end))
+        .chain(replay)
+        .chain(live)
 }
 
 fn render_line(def: &ResourceDef, render: Render, kind: &str, obj: &Value) -> Bytes {

@@ -772,3 +772,116 @@ fn component_metrics_are_authorized_and_bound_where_told() {
     let (code, _) = get("127.0.0.2", "/healthz", None);
     assert_eq!(code, "000", "reachable beyond its bind address");
 }
+
+/// An HTTP/2 connection to the server as the admin (its client certificate).
+async fn h2_admin(
+    c: &Cluster,
+) -> hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>> {
+    let tls = c.data_dir().join("tls");
+    let pem = |f: &str| std::fs::read(tls.join(f)).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut pem("ca.crt").as_slice()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let certs: Vec<_> = rustls_pemfile::certs(&mut pem("admin.crt").as_slice())
+        .map(Result::unwrap)
+        .collect();
+    let key = rustls_pemfile::private_key(&mut pem("admin.key").as_slice())
+        .unwrap()
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, key)
+        .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = connect_from("127.0.0.4", c.port).await;
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let stream = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let (send, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    send
+}
+
+/// Issue item 4: watches and lists that a client never reads, over one HTTP/2 connection,
+/// hold a bounded amount of the server's memory (a list is made as it is read, a watch's
+/// initial events likewise; one user's lists in flight are limited), and everyone else is
+/// answered meanwhile.
+#[test]
+fn unread_watches_and_lists_hold_bounded_memory() {
+    let c = Cluster::start_with(&["--disable-controller-manager", "--disable-scheduler"]);
+    // A 15 MB collection: 150 config maps of 100 KB.
+    let items: Vec<Value> = (0..150)
+        .map(|i| {
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": format!("big-{i}"), "namespace": "default"},
+                   "data": {"blob": "x".repeat(100_000)}})
+        })
+        .collect();
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string();
+    c.ok_stdin(&["create", "-f", "-"], &list);
+    c.ok(&["get", "configmaps", "-o", "name"]);
+    let bystander = As {
+        c: &c,
+        kubeconfig: kox_kubeconfig(
+            &c,
+            "bystander",
+            &["--user", "bystander", "--group", "system:masters"],
+        ),
+    };
+    let before = c.rss_mib();
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let held = rt.block_on(async {
+        let mut send = h2_admin(&c).await;
+        let mut held = Vec::new();
+        for path in ["/api/v1/configmaps?watch=1", "/api/v1/configmaps"] {
+            for _ in 0..50 {
+                send.ready().await.unwrap();
+                let req = http::Request::get(path)
+                    .body(http_body_util::Empty::new())
+                    .unwrap();
+                held.push(send.send_request(req));
+            }
+        }
+        // The answers' heads arrive; their bodies are never read.
+        let mut responses = Vec::new();
+        for r in held {
+            if let Ok(Ok(resp)) = tokio::time::timeout(Duration::from_secs(15), r).await {
+                responses.push(resp);
+            }
+        }
+        (send, responses)
+    });
+    let started = Instant::now();
+    bystander.ok(&["get", "namespaces"], "");
+    let answered_in = started.elapsed();
+    let during = c.rss_mib();
+    let statuses: Vec<u16> = held.1.iter().map(|r| r.status().as_u16()).collect();
+    drop(held);
+    assert!(
+        answered_in < Duration::from_secs(3),
+        "GET took {answered_in:?}"
+    );
+    // (Before lists and watches were made as they are read, this grew by gigabytes.)
+    assert!(
+        during < before + 500,
+        "the server grew from {before} MiB to {during} MiB"
+    );
+    // One user's lists beyond its 16 slots were told to come back later.
+    assert!(
+        statuses.iter().filter(|s| **s == 200).count() >= 66,
+        "{statuses:?}"
+    );
+    assert!(statuses.contains(&429), "{statuses:?}");
+    eprintln!("unread watches and lists: {before} MiB before, {during} MiB during");
+}
