@@ -451,7 +451,7 @@ async fn serve_connection(c: Connection, tcp: tokio::net::TcpStream, peer: Socke
             let in_flight = activity.begin();
             let head = req.method() == http::Method::HEAD;
             async move {
-                let resp = handle(app, &client_cert, Some(peer.ip()), req).await;
+                let resp = recover(handle(app, &client_cert, Some(peer.ip()), req)).await;
                 Ok::<_, std::convert::Infallible>(resp.map(|body| {
                     // A HEAD answer has the GET answer's head and no body (HTTP/2 resets a
                     // stream that sends one).
@@ -669,6 +669,25 @@ async fn handle(
         })),
         None => Body::new(body),
     })
+}
+
+/// The answer of `handling`, or a 500 if it panicked (upstream's panic recovery): a bug in one
+/// request's handling must not reset the client's stream without a word, nor go unlogged.
+async fn recover(handling: impl std::future::Future<Output = Response>) -> Response {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(handling).catch_unwind().await {
+        Ok(resp) => resp,
+        Err(_) => {
+            tracing::error!("a request's handling panicked; answered 500");
+            ApiError::new(
+                500,
+                "InternalError",
+                "an error on the server has prevented the request from succeeding",
+            )
+            .into_response()
+            .map(Body::new)
+        }
+    }
 }
 
 /// A request's body, at most [`MAX_BODY_BYTES`]; a larger one is answered 413 once the client

@@ -11,7 +11,7 @@ use std::process::Output;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Cluster, curl, kox_kubeconfig, status, wait_for};
+use common::{Cluster, connect_from, curl, h2_admin, kox_kubeconfig, status, wait_for};
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -349,16 +349,6 @@ where
         _ = stall => unreachable!(),
         _ = tokio::time::sleep(limit) => None,
     }
-}
-
-/// A TCP connection to the server from `source` (another loopback address than kubectl's).
-async fn connect_from(source: &str, port: u16) -> tokio::net::TcpStream {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
-    socket
-        .connect(format!("127.0.0.1:{port}").parse().unwrap())
-        .await
-        .unwrap()
 }
 
 /// A TLS connection (no client certificate: anonymous) to the server from `source`.
@@ -771,45 +761,6 @@ fn component_metrics_are_authorized_and_bound_where_told() {
     // Bound to 127.0.0.1, it is not reachable at another local address.
     let (code, _) = get("127.0.0.2", "/healthz", None);
     assert_eq!(code, "000", "reachable beyond its bind address");
-}
-
-/// An HTTP/2 connection to the server as the admin (its client certificate).
-async fn h2_admin(
-    c: &Cluster,
-) -> hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>> {
-    let tls = c.data_dir().join("tls");
-    let pem = |f: &str| std::fs::read(tls.join(f)).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut pem("ca.crt").as_slice()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let certs: Vec<_> = rustls_pemfile::certs(&mut pem("admin.crt").as_slice())
-        .map(Result::unwrap)
-        .collect();
-    let key = rustls_pemfile::private_key(&mut pem("admin.key").as_slice())
-        .unwrap()
-        .unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_client_auth_cert(certs, key)
-        .unwrap();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let tcp = connect_from("127.0.0.4", c.port).await;
-    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
-    let stream = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await
-        .unwrap();
-    let (send, conn) =
-        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
-            .handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
-    send
 }
 
 /// Issue item 4: watches and lists that a client never reads, over one HTTP/2 connection,
