@@ -203,10 +203,10 @@ fn body(rng: &mut Rng) -> Vec<u8> {
 fn path(rng: &mut Rng) -> String {
     let (prefix, resource) = *rng.pick(RESOURCES);
     let mut path = prefix.to_string();
-    if resource != "namespaces" && resource != "nodes" && !resource.starts_with("cluster") {
-        if rng.chance(70) {
-            path += &format!("/namespaces/{}", rng.pick(&["default", "fuzz", "%ff"]));
-        }
+    let namespaced =
+        resource != "namespaces" && resource != "nodes" && !resource.starts_with("cluster");
+    if namespaced && rng.chance(70) {
+        path += &format!("/namespaces/{}", rng.pick(&["default", "fuzz", "%ff"]));
     }
     path += &format!("/{resource}");
     for _ in 0..rng.below(3) {
@@ -228,7 +228,7 @@ fn generated_requests_never_get_a_server_error() {
     let seed: u64 = std::env::var("KOX_FUZZ_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0x6b6f_78);
+        .unwrap_or(0x006b_6f78);
     let c = Cluster::start_with(&["--disable-scheduler", "--disable-controller-manager"]);
     c.ok(&["create", "namespace", "fuzz"]);
     let rt = tokio::runtime::Runtime::new().unwrap();
