@@ -793,7 +793,7 @@ fn unread_watches_and_lists_hold_bounded_memory() {
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let held = rt.block_on(async {
-        let mut send = h2_admin(&c).await;
+        let mut send = h2_admin::<http_body_util::Empty<bytes::Bytes>>(&c).await;
         let mut held = Vec::new();
         for path in ["/api/v1/configmaps?watch=1", "/api/v1/configmaps"] {
             for _ in 0..50 {
