@@ -7,6 +7,7 @@ need_pkgs=()
 command -v cc >/dev/null || need_pkgs+=(build-essential)
 command -v protoc >/dev/null || need_pkgs+=(protobuf-compiler) # etcd-client's build
 [ -x /usr/bin/etcd ] || need_pkgs+=(etcd-server)               # the etcd engine's tests
+command -v curl >/dev/null || need_pkgs+=(curl)                # raw HTTP in the end-to-end tests
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq
