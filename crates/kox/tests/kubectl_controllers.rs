@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use common::{Cluster, free_port, wait_for};
+use common::{Cluster, free_port, monitoring_token, wait_for};
 
 /// `kubectl get … -o jsonpath=…` output, or the error text.
 fn jsonpath(c: &Cluster, args: &[&str], path: &str) -> Result<String, String> {
@@ -557,6 +557,8 @@ fn an_owner_in_another_namespace_does_not_own_and_is_reported() {
 struct ControllerManager {
     child: Child,
     port: u16,
+    /// A token that may read its `/metrics`.
+    token: String,
 }
 
 impl ControllerManager {
@@ -577,13 +579,18 @@ impl ControllerManager {
             .stderr(log)
             .spawn()
             .expect("start kox controller-manager");
-        ControllerManager { child, port }
+        ControllerManager {
+            child,
+            port,
+            token: monitoring_token(c),
+        }
     }
 
     /// Whether it leads, from its `/metrics` (`None` if it does not answer).
     fn leading(&self) -> Option<bool> {
         let out = Command::new("curl")
-            .args(["-sk", "--max-time", "5"])
+            .args(["-sk", "--max-time", "5", "-H"])
+            .arg(format!("Authorization: Bearer {}", self.token))
             .arg(format!("https://127.0.0.1:{}/metrics", self.port))
             .output()
             .ok()?;

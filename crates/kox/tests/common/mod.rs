@@ -196,6 +196,20 @@ impl Cluster {
     }
 }
 
+/// A bearer token that may read components' `/metrics` (a `default/scraper` ServiceAccount in
+/// upstream's `system:monitoring` role, created on first use).
+pub fn monitoring_token(c: &Cluster) -> String {
+    let _ = c.kubectl(&["create", "serviceaccount", "scraper"]);
+    let _ = c.kubectl(&[
+        "create",
+        "clusterrolebinding",
+        "scraper-monitoring",
+        "--clusterrole=system:monitoring",
+        "--serviceaccount=default:scraper",
+    ]);
+    c.ok(&["create", "token", "scraper"]).trim().to_string()
+}
+
 /// `kox kubeconfig --data-dir <cluster> <args>` written to `name`.kubeconfig.
 pub fn kox_kubeconfig(c: &Cluster, name: &str, args: &[&str]) -> PathBuf {
     let path = c.data_dir().join(format!("{name}.kubeconfig"));
