@@ -39,6 +39,7 @@ pub mod namespace;
 pub mod node_lifecycle;
 pub mod podgc;
 pub mod queue;
+pub mod rate;
 pub mod resourcequota;
 pub mod root_ca_publisher;
 pub mod serviceaccount;
