@@ -15,7 +15,7 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource};
 use tokio::sync::mpsc;
 
-pub use correlator::{COMBINED_PREFIX, Correlator, Occurrence, Verdict};
+use correlator::{Correlator, Occurrence, Verdict};
 
 /// `Normal` events: expected things happened.
 pub const NORMAL: &str = "Normal";
