@@ -229,7 +229,7 @@ impl Controller for DisruptionController {
         };
         let queue = ctx.queue("disruption");
         let q = queue.clone();
-        pdbs.add_handler(move |change| q.add(key_of(change.object().as_ref())));
+        pdbs.add_handler(move |change| q.add_change(change));
         let q = queue.clone();
         let budgets = pdbs.clone();
         caches.pods.add_handler(move |change| {

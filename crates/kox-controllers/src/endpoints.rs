@@ -121,7 +121,7 @@ pub(crate) fn watch_services_and_pods(
     queue: &WorkQueue,
 ) {
     let q = queue.clone();
-    services.add_handler(move |change| q.add(key_of(change.object().as_ref())));
+    services.add_handler(move |change| q.add_change(change));
     let q = queue.clone();
     let svcs = services.clone();
     pods.add_handler(move |change| {

@@ -1,41 +1,41 @@
 //! Events as upstream's recorder writes them: core/v1 Events about an object with a reason, a
-//! message and the controller as `source.component` (`replicaset-controller`, …). A repeat of
-//! the same event bumps the existing Event's `count` and `lastTimestamp` instead of creating
-//! another, as upstream's correlator does. Recording never blocks the caller.
+//! message and the controller as `source.component` (`replicaset-controller`, …). Every event
+//! passes upstream's correlator first (`correlator.rs`): repeats bump an existing Event's
+//! `count`, many similar messages are combined into one Event, and a component writes about
+//! one object at most 25 times, then once every 5 minutes. Recording never blocks the caller.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+mod correlator;
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource};
+use tokio::sync::mpsc;
+
+use correlator::{Correlator, Occurrence, Verdict};
 
 /// `Normal` events: expected things happened.
 pub const NORMAL: &str = "Normal";
 /// `Warning` events: something went wrong.
 pub const WARNING: &str = "Warning";
 
-/// Past this many distinct events, the repeat cache starts over.
-const CACHE_LIMIT: usize = 4096;
+/// Events correlated but not yet written, past which new ones are dropped (upstream's
+/// `maxQueuedEvents`).
+const MAX_QUEUED: usize = 1000;
 
-#[derive(Clone, Hash, PartialEq, Eq)]
-struct EventKey {
-    namespace: String,
-    uid: String,
-    kind: String,
-    name: String,
-    type_: String,
-    reason: String,
-    message: String,
-}
-
-/// Writes Events as one component. Cloning is cheap.
+/// Writes Events as one component. Cloning is cheap; clones share the correlator and the
+/// writer.
 #[derive(Clone)]
 pub struct Recorder {
     client: Client,
     component: String,
-    seen: Arc<Mutex<HashMap<EventKey, (String, i32)>>>,
+    correlator: Arc<Mutex<Correlator>>,
+    /// The queue of the task writing this recorder's Events one at a time, in order (so a
+    /// bump never overtakes the create it bumps); started by the first event.
+    writer: Arc<OnceLock<mpsc::Sender<Write>>>,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -46,13 +46,23 @@ impl std::fmt::Debug for Recorder {
     }
 }
 
+/// One Event to write, as the correlator decided.
+struct Write {
+    involved: ObjectReference,
+    namespace: String,
+    type_: String,
+    reason: String,
+    verdict: Verdict,
+}
+
 impl Recorder {
     /// A recorder whose events come from `component` (e.g. `namespace-controller`).
     pub fn new(client: Client, component: &str) -> Self {
         Recorder {
             client,
             component: component.to_string(),
-            seen: Arc::default(),
+            correlator: Arc::default(),
+            writer: Arc::default(),
         }
     }
 
@@ -66,91 +76,117 @@ impl Recorder {
         self.record(obj.object_ref(&()), WARNING, reason, message);
     }
 
-    /// Records an event about the object `involved` refers to, in the background.
+    /// Records an event about the object `involved` refers to: correlated at once and
+    /// written in the background.
     pub fn record(&self, involved: ObjectReference, type_: &str, reason: &str, message: &str) {
-        let this = self.clone();
-        let (type_, reason, message) = (type_.to_string(), reason.to_string(), message.to_string());
-        tokio::spawn(async move {
-            if let Err(e) = this.write(involved, &type_, &reason, &message).await {
-                tracing::debug!(component = %this.component, %reason, "recording an event: {e}");
-            }
-        });
-    }
-
-    async fn write(
-        &self,
-        involved: ObjectReference,
-        type_: &str,
-        reason: &str,
-        message: &str,
-    ) -> Result<(), kube::Error> {
+        let occurrence = Occurrence {
+            component: self.component.clone(),
+            object: [
+                involved.kind.clone().unwrap_or_default(),
+                involved.namespace.clone().unwrap_or_default(),
+                involved.name.clone().unwrap_or_default(),
+                involved.uid.clone().unwrap_or_default(),
+                involved.api_version.clone().unwrap_or_default(),
+            ],
+            field_path: involved.field_path.clone().unwrap_or_default(),
+            type_: type_.to_string(),
+            reason: reason.to_string(),
+            message: message.to_string(),
+        };
+        let new_name = format!(
+            "{}.{:x}",
+            occurrence.object[2],
+            k8s_openapi::jiff::Timestamp::now().as_nanosecond()
+        );
+        let verdict = self
+            .correlator
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .correlate(&occurrence, new_name, Instant::now());
+        if verdict == Verdict::Skip {
+            tracing::debug!(component = %self.component, %reason, "event dropped: too many about {:?}", involved.name);
+            return;
+        }
         // Events about cluster-scoped objects live in `default`, as upstream's.
         let namespace = involved
             .namespace
             .clone()
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| "default".into());
-        let key = EventKey {
-            namespace: namespace.clone(),
-            uid: involved.uid.clone().unwrap_or_default(),
-            kind: involved.kind.clone().unwrap_or_default(),
-            name: involved.name.clone().unwrap_or_default(),
-            type_: type_.into(),
-            reason: reason.into(),
-            message: message.into(),
+        let write = Write {
+            involved,
+            namespace,
+            type_: type_.to_string(),
+            reason: reason.to_string(),
+            verdict,
         };
-        let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
-        let now = k8s_openapi::jiff::Timestamp::now();
-        let previous = self.lock().get(&key).cloned();
-        if let Some((name, count)) = previous {
+        let writer = self.writer.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(MAX_QUEUED);
+            tokio::spawn(write_all(self.client.clone(), self.component.clone(), rx));
+            tx
+        });
+        if writer.try_send(write).is_err() {
+            tracing::debug!(component = %self.component, %reason, "event dropped: too many waiting");
+        }
+    }
+}
+
+/// Writes what `rx` brings until every recorder sharing it is gone.
+async fn write_all(client: Client, component: String, mut rx: mpsc::Receiver<Write>) {
+    while let Some(w) = rx.recv().await {
+        if let Err(e) = write(&client, &component, &w).await {
+            tracing::debug!(%component, reason = %w.reason, "recording an event: {e}");
+        }
+    }
+}
+
+/// Creates or bumps the Event; a bumped Event that is gone is created again with its count,
+/// as upstream's recorder does.
+async fn write(client: &Client, component: &str, w: &Write) -> Result<(), kube::Error> {
+    let api: Api<Event> = Api::namespaced(client.clone(), &w.namespace);
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let (name, count, message) = match &w.verdict {
+        Verdict::Skip => return Ok(()),
+        Verdict::Create { name, message } => (name, 1, message),
+        Verdict::Bump {
+            name,
+            count,
+            message,
+        } => {
             let patch = serde_json::json!({
-                "count": count + 1,
-                "lastTimestamp": Time(now),
+                "count": count,
+                "lastTimestamp": now,
+                "message": message,
             });
             match api
-                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await
             {
-                Ok(_) => {
-                    self.lock().insert(key, (name, count + 1));
-                    return Ok(());
-                }
-                Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(e) => return Err(e),
+                Err(kube::Error::Api(s)) if s.code == 404 => (name, *count, message),
+                other => return other.map(|_| ()),
             }
         }
-        let object_name = involved.name.clone().unwrap_or_default();
-        let event = Event {
-            metadata: ObjectMeta {
-                name: Some(format!("{object_name}.{:x}", now.as_nanosecond())),
-                namespace: Some(namespace),
-                ..ObjectMeta::default()
-            },
-            involved_object: involved,
-            reason: Some(reason.into()),
-            message: Some(message.into()),
-            type_: Some(type_.into()),
-            source: Some(EventSource {
-                component: Some(self.component.clone()),
-                host: None,
-            }),
-            reporting_component: Some(self.component.clone()),
-            reporting_instance: Some(self.component.clone()),
-            first_timestamp: Some(Time(now)),
-            last_timestamp: Some(Time(now)),
-            count: Some(1),
-            ..Event::default()
-        };
-        let created = api.create(&PostParams::default(), &event).await?;
-        let mut seen = self.lock();
-        if seen.len() >= CACHE_LIMIT {
-            seen.clear();
-        }
-        seen.insert(key, (created.metadata.name.unwrap_or_default(), 1));
-        Ok(())
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<EventKey, (String, i32)>> {
-        self.seen.lock().unwrap_or_else(|e| e.into_inner())
-    }
+    };
+    let event = Event {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(w.namespace.clone()),
+            ..ObjectMeta::default()
+        },
+        involved_object: w.involved.clone(),
+        reason: Some(w.reason.clone()),
+        message: Some(message.clone()),
+        type_: Some(w.type_.clone()),
+        source: Some(EventSource {
+            component: Some(component.to_string()),
+            host: None,
+        }),
+        reporting_component: Some(component.to_string()),
+        reporting_instance: Some(component.to_string()),
+        first_timestamp: Some(now.clone()),
+        last_timestamp: Some(now),
+        count: Some(count),
+        ..Event::default()
+    };
+    api.create(&PostParams::default(), &event).await.map(|_| ())
 }

@@ -6,10 +6,13 @@
 //!   the process, a cache of what it saw, and handlers called on each change. Handlers only
 //!   enqueue keys.
 //! - `queue.rs` — a rate-limited work queue of keys per controller: deduplicated, never handed
-//!   to two workers at once, failures backed off per key. Workers start after the caches the
-//!   controller reads have synced, and reconcile from the cache (level-triggered), never from
-//!   an event's delta alone.
-//! - `events.rs` — core/v1 Events with upstream's reasons, messages and source components.
+//!   to two workers at once, failures backed off per key (a failing key's own status writes
+//!   do not cut the backoff short). Workers start after the caches the controller reads have
+//!   synced, and reconcile from the cache (level-triggered), never from an event's delta alone.
+//! - `events.rs` — core/v1 Events with upstream's reasons, messages and source components,
+//!   correlated as upstream's recorder does (counted, combined, rate-limited per object).
+//! - `rate.rs` — the token bucket behind the queue's retries, the event spam filter and node
+//!   eviction.
 //! - `context.rs` — what each controller is given ([`Context`]) and the manager's
 //!   configuration; `client_builder.rs` — the client each controller acts with: the
 //!   manager's, or its own ServiceAccount's token (`--use-service-account-credentials`);
@@ -39,6 +42,7 @@ pub mod namespace;
 pub mod node_lifecycle;
 pub mod podgc;
 pub mod queue;
+pub mod rate;
 pub mod resourcequota;
 pub mod root_ca_publisher;
 pub mod serviceaccount;

@@ -45,7 +45,7 @@ impl Controller for NamespaceController {
             if let Change::Added(ns) | Change::Updated { new: ns, .. } = change
                 && ns.metadata.deletion_timestamp.is_some()
             {
-                q.add(ns.metadata.name.clone().unwrap_or_default());
+                q.add_change(change);
             }
         });
         namespaces.synced().await;

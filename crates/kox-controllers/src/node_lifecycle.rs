@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::events::Recorder;
 use crate::informer::Informer;
+use crate::rate::TokenBucket;
 use crate::{Context, Controller};
 
 /// The taint of a node whose kubelet reports `Ready=False`.
@@ -64,43 +65,29 @@ fn zone_state(ready: usize, not_ready: usize) -> ZoneState {
     }
 }
 
-/// A token bucket of one: at most `rate` grants per second.
+/// A token bucket of one: at most `rate` grants per second; a zero rate grants nothing, as
+/// upstream swaps in a never-limiter then.
 #[derive(Debug)]
 struct Limiter {
     rate: f64,
-    tokens: f64,
-    at: Instant,
+    bucket: TokenBucket,
 }
 
 impl Limiter {
     fn new(rate: f64) -> Self {
         Limiter {
             rate,
-            tokens: 1.0,
-            at: Instant::now(),
+            bucket: TokenBucket::new(rate, 1, Instant::now()),
         }
     }
 
     fn set_rate(&mut self, rate: f64) {
-        self.refill();
         self.rate = rate;
-    }
-
-    fn refill(&mut self) {
-        let now = Instant::now();
-        self.tokens =
-            (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(1.0);
-        self.at = now;
+        self.bucket.set_qps(rate, Instant::now());
     }
 
     fn try_take(&mut self) -> bool {
-        self.refill();
-        if self.rate > 0.0 && self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.rate > 0.0 && self.bucket.try_take(Instant::now())
     }
 }
 

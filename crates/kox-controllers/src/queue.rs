@@ -1,16 +1,22 @@
 //! A rate-limited work queue of keys (upstream's `workqueue.RateLimitingInterface`): a key
 //! is queued at most once however often it is added, is never handed to two workers at once
-//! (added while processing, it is queued again when done), and failures back off
-//! exponentially per key.
+//! (added while processing, it is queued again when done), and failures are retried after
+//! upstream's `DefaultControllerRateLimiter` delay: the longer of the key's exponential
+//! backoff and the queue's overall retry bucket.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use kube::Resource;
+use serde::Serialize;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+
+use crate::informer::{Change, key_of};
+use crate::rate::TokenBucket;
 
 /// What a reconcile asks for next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,12 +39,13 @@ impl Action {
     }
 }
 
-/// The per-key exponential backoff of failed keys.
+/// The per-key exponential backoff of failed keys (upstream's
+/// `ItemExponentialFailureRateLimiter`).
 #[derive(Clone, Copy, Debug)]
 pub struct Backoff {
     /// The first retry's delay (default 5 ms, as upstream).
     pub base: Duration,
-    /// The longest delay (default 300 s; upstream's is 1000 s).
+    /// The longest delay (default 1000 s, as upstream).
     pub max: Duration,
 }
 
@@ -46,7 +53,7 @@ impl Default for Backoff {
     fn default() -> Self {
         Backoff {
             base: Duration::from_millis(5),
-            max: Duration::from_secs(300),
+            max: Duration::from_secs(1000),
         }
     }
 }
@@ -59,12 +66,35 @@ impl Backoff {
     }
 }
 
-#[derive(Default)]
+/// How a queue spaces retries (upstream's `DefaultControllerRateLimiter`): each waits the
+/// longer of its key's [`Backoff`] and the next token of a bucket shared by all keys, so many
+/// failing keys cannot retry faster than `qps` together.
+#[derive(Clone, Copy, Debug)]
+pub struct RateLimits {
+    /// The per-key backoff.
+    pub backoff: Backoff,
+    /// Retries a second over all keys once the burst is spent (default 10).
+    pub qps: f64,
+    /// Retries at once before `qps` applies (default 100).
+    pub burst: u32,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            backoff: Backoff::default(),
+            qps: 10.0,
+            burst: 100,
+        }
+    }
+}
+
 struct State {
     queue: VecDeque<String>,
     dirty: HashSet<String>,
     processing: HashSet<String>,
     failures: HashMap<String, u32>,
+    retry_bucket: TokenBucket,
     shut_down: bool,
 }
 
@@ -81,7 +111,7 @@ struct Inner {
     name: String,
     state: Mutex<State>,
     ready: Notify,
-    backoff: Backoff,
+    limits: RateLimits,
     metrics: Arc<QueueMetrics>,
 }
 
@@ -101,19 +131,27 @@ impl std::fmt::Debug for WorkQueue {
 }
 
 impl WorkQueue {
-    /// An empty queue with the default backoff.
+    /// An empty queue with upstream's default rate limits.
     pub fn new(name: &str) -> Self {
-        Self::with_backoff(name, Backoff::default())
+        Self::with_limits(name, RateLimits::default())
     }
 
-    /// An empty queue with its own backoff.
-    pub fn with_backoff(name: &str, backoff: Backoff) -> Self {
+    /// An empty queue with its own rate limits.
+    pub fn with_limits(name: &str, limits: RateLimits) -> Self {
+        let state = State {
+            queue: VecDeque::new(),
+            dirty: HashSet::new(),
+            processing: HashSet::new(),
+            failures: HashMap::new(),
+            retry_bucket: TokenBucket::new(limits.qps, limits.burst, Instant::now()),
+            shut_down: false,
+        };
         WorkQueue {
             inner: Arc::new(Inner {
                 name: name.to_string(),
-                state: Mutex::new(State::default()),
+                state: Mutex::new(state),
                 ready: Notify::new(),
-                backoff,
+                limits,
                 metrics: Arc::default(),
             }),
         }
@@ -162,18 +200,23 @@ impl WorkQueue {
         });
     }
 
-    /// Queues `key` after its backoff, which doubles with each call until [`WorkQueue::forget`].
+    /// Queues `key` after its next retry delay (see [`WorkQueue::next_retry_delay`]).
     pub fn add_rate_limited(&self, key: impl Into<String>) {
         let key = key.into();
-        let delay = {
-            let mut st = self.lock();
-            let n = st.failures.entry(key.clone()).or_insert(0);
-            let d = self.inner.backoff.delay(*n);
-            *n += 1;
-            d
-        };
+        let delay = self.next_retry_delay(&key);
         self.inner.metrics.retries.fetch_add(1, Ordering::Relaxed);
         self.add_after(key, delay);
+    }
+
+    /// Counts a failure of `key` and says how long its retry waits (upstream's `When`): its
+    /// backoff, which doubles with each failure until [`WorkQueue::forget`], or longer while
+    /// the queue's retry bucket is spent.
+    pub fn next_retry_delay(&self, key: &str) -> Duration {
+        let mut st = self.lock();
+        let n = st.failures.entry(key.to_string()).or_insert(0);
+        let backoff = self.inner.limits.backoff.delay(*n);
+        *n = n.saturating_add(1);
+        backoff.max(st.retry_bucket.reserve(Instant::now()))
     }
 
     /// Resets `key`'s backoff.
@@ -184,6 +227,22 @@ impl WorkQueue {
     /// How often `key` has been re-added with backoff since it was last forgotten.
     pub fn num_requeues(&self, key: &str) -> u32 {
         self.lock().failures.get(key).copied().unwrap_or(0)
+    }
+
+    /// Queues the object of an informer change by its key: the handler for the kind a
+    /// controller reconciles. A key backing off after a failed sync is not queued early by an
+    /// update that changed nothing but the status: that is, as a rule, the failing sync's own
+    /// status write coming back, and queuing it would cut every backoff short (a stuck
+    /// controller would retry as fast as it can write). Any other change is queued at once.
+    pub fn add_change<K: Resource + Serialize>(&self, change: &Change<'_, K>) {
+        let key = key_of(change.object().as_ref());
+        if let Change::Updated { old, new } = change
+            && self.num_requeues(&key) > 0
+            && only_status_changed(old.as_ref(), new.as_ref())
+        {
+            return;
+        }
+        self.add(key);
     }
 
     /// Keys waiting.
@@ -280,9 +339,27 @@ impl WorkQueue {
     }
 }
 
+/// Whether two states of an object differ only in `status` (and the resourceVersion and
+/// managed fields every write changes).
+fn only_status_changed<K: Serialize>(old: &K, new: &K) -> bool {
+    let rest = |o: &K| {
+        let mut v = serde_json::to_value(o).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("status");
+        }
+        if let Some(m) = v.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+            m.remove("resourceVersion");
+            m.remove("managedFields");
+        }
+        v
+    };
+    rest(old) == rest(new)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::apps::v1::ReplicaSet;
 
     #[tokio::test]
     async fn duplicate_adds_are_queued_once() {
@@ -336,6 +413,112 @@ mod tests {
         );
         q.forget("a");
         assert_eq!(q.num_requeues("a"), 0);
+    }
+
+    #[test]
+    fn retry_delays_double_per_key_up_to_upstreams_cap() {
+        let q = WorkQueue::new("t");
+        let ms = Duration::from_millis;
+        let a: Vec<Duration> = (0..4).map(|_| q.next_retry_delay("a")).collect();
+        assert_eq!(a, [ms(5), ms(10), ms(20), ms(40)]);
+        assert_eq!(q.next_retry_delay("b"), ms(5), "each key backs off alone");
+        q.forget("a");
+        assert_eq!(q.next_retry_delay("a"), ms(5), "success starts over");
+        assert_eq!(Backoff::default().delay(40), Duration::from_secs(1000));
+    }
+
+    #[test]
+    fn the_retry_bucket_spaces_the_retries_of_many_keys() {
+        let q = WorkQueue::with_limits(
+            "t",
+            RateLimits {
+                backoff: Backoff {
+                    base: Duration::from_millis(1),
+                    max: Duration::from_secs(1),
+                },
+                qps: 10.0,
+                burst: 2,
+            },
+        );
+        let d: Vec<Duration> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|k| q.next_retry_delay(k))
+            .collect();
+        assert_eq!(d[..2], [Duration::from_millis(1); 2]);
+        // Past the burst each retry waits for its token, 100 ms apart (less the time the
+        // test took between calls).
+        assert!(d[2] > Duration::from_millis(90) && d[2] <= Duration::from_millis(100));
+        assert!(d[3] > Duration::from_millis(190) && d[3] <= Duration::from_millis(200));
+    }
+
+    fn rs(replicas: i32, failure: &str) -> Arc<ReplicaSet> {
+        Arc::new(
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "web", "namespace": "ns", "resourceVersion": failure},
+                "spec": {"replicas": replicas, "selector": {}},
+                "status": {"replicas": 1, "conditions": [{"type": "ReplicaFailure",
+                    "status": "True", "reason": "FailedCreate", "message": failure}]},
+            }))
+            .expect("replicaset"),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_failing_keys_status_echo_waits_for_its_retry_but_other_changes_do_not() {
+        let q = WorkQueue::new("t");
+        let (old, echo, scaled) = (rs(3, "1"), rs(3, "2"), rs(1, "2"));
+        let status_write = Change::Updated {
+            old: &old,
+            new: &echo,
+        };
+        q.add_change(&status_write);
+        assert_eq!(
+            q.len(),
+            1,
+            "a key that is not failing is queued on any change"
+        );
+        let k = q.get().await.expect("key");
+        q.done(&k);
+        q.next_retry_delay(&k);
+        q.add_change(&status_write);
+        assert!(
+            q.is_empty(),
+            "the failing key's status echo waits for its retry"
+        );
+        q.add_change(&Change::Updated {
+            old: &old,
+            new: &scaled,
+        });
+        assert_eq!(q.len(), 1, "a spec change is queued at once");
+    }
+
+    #[tokio::test]
+    async fn a_sync_failing_after_a_status_write_still_backs_off() {
+        // Each failing sync writes a new status, whose echo the informer hands back: the
+        // retries must still come at 5, 10, 20, … ms rather than as fast as the writes.
+        let q = WorkQueue::new("t");
+        let calls = Arc::new(AtomicU64::new(0));
+        let stop = CancellationToken::new();
+        q.add("ns/web");
+        let (c, echo_to) = (calls.clone(), q.clone());
+        let run = q.run_workers(2, stop.clone(), move |_key| {
+            let (c, q) = (c.clone(), echo_to.clone());
+            async move {
+                tokio::task::yield_now().await;
+                let n = c.fetch_add(1, Ordering::SeqCst);
+                let (old, new) = (rs(3, &n.to_string()), rs(3, &(n + 1).to_string()));
+                q.add_change(&Change::Updated {
+                    old: &old,
+                    new: &new,
+                });
+                anyhow::bail!("exceeded quota")
+            }
+        });
+        let _ = tokio::time::timeout(Duration::from_secs(1), run).await;
+        stop.cancel();
+        // Retries at 0, 5, 15, 35, 75, 155, 315, 635 ms: 8 in the first second.
+        let n = calls.load(Ordering::SeqCst);
+        assert!((5..=10).contains(&n), "{n} syncs in a second");
     }
 
     #[tokio::test]

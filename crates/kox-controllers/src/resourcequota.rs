@@ -145,7 +145,7 @@ impl Controller for ResourceQuotaController {
         let pods = ctx.informers.get::<Pod>();
         let queue = ctx.queue("resourcequota_primary");
         let q = queue.clone();
-        quotas.add_handler(move |change| q.add(key_of(change.object().as_ref())));
+        quotas.add_handler(move |change| q.add_change(change));
         let q = queue.clone();
         let qs = quotas.clone();
         pods.add_handler(move |change| {

@@ -1158,3 +1158,109 @@ fn daemonsets_follow_selectors_and_taints() {
     );
     assert!(events >= 6, "too few pod updates seen: {events}");
 }
+
+/// The Warning `FailedCreate` Events in `ns`: how many Event objects, the sum of their
+/// counts, and whether one combines similar events.
+fn failed_creates(c: &Cluster, ns: &str) -> (usize, i64, bool) {
+    let evs = items(&json(
+        c,
+        &[
+            "-n",
+            ns,
+            "get",
+            "events",
+            "--field-selector",
+            "reason=FailedCreate",
+        ],
+    ));
+    let count: i64 = evs.iter().map(|e| e["count"].as_i64().unwrap_or(1)).sum();
+    let combined = evs.iter().any(|e| {
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("(combined from similar events): "))
+    });
+    (evs.len(), count, combined)
+}
+
+/// The `ReplicaFailure` condition of a Deployment or ReplicaSet, if it has one.
+fn replica_failure(c: &Cluster, ns: &str, what: &str) -> Option<Value> {
+    let v = json(c, &["-n", ns, "get", what]);
+    let conds = v["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    conds.into_iter().find(|c| c["type"] == "ReplicaFailure")
+}
+
+#[test]
+fn deployment_blocked_by_a_quota_backs_off_and_explains_the_stall() {
+    let c = Cluster::start();
+    c.ok(&["create", "namespace", "tight"]);
+    c.ok(&["-n", "tight", "create", "quota", "one-pod", "--hard=pods=1"]);
+    c.ok(&[
+        "-n",
+        "tight",
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx",
+        "--replicas=3",
+    ]);
+    let t0 = std::time::Instant::now();
+
+    // `kubectl describe` says why the Deployment is short of pods; the condition carries the
+    // quota's refusal, as on the ReplicaSet it is copied from.
+    wait_for(30, "ReplicaFailure on the Deployment", || {
+        let d = c.ok(&["-n", "tight", "describe", "deployment", "web"]);
+        let row = d.lines().any(|l| {
+            l.split_whitespace().collect::<Vec<_>>() == ["ReplicaFailure", "True", "FailedCreate"]
+        });
+        if row { Ok(()) } else { Err(d) }
+    });
+    let cond = replica_failure(&c, "tight", "deployment/web").expect("condition");
+    let msg = cond["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("is forbidden: exceeded quota: one-pod, requested: pods=1, used: pods=1, limited: pods=1"),
+        "{cond}"
+    );
+    let rs = c.ok(&["-n", "tight", "get", "rs", "-l", "app=web", "-o", "name"]);
+    let rs_cond = replica_failure(&c, "tight", rs.trim()).expect("the ReplicaSet's condition");
+    assert_eq!(rs_cond["reason"], "FailedCreate");
+
+    // Retries back off (5 ms doubling: about a dozen in the first 15 s, one or two in the
+    // next 30 s) and their Events are combined: a stuck controller no longer writes
+    // thousands of Events a minute.
+    std::thread::sleep(Duration::from_secs(15).saturating_sub(t0.elapsed()));
+    let (objects1, count1, _) = failed_creates(&c, "tight");
+    std::thread::sleep(Duration::from_secs(45).saturating_sub(t0.elapsed()));
+    let (objects2, count2, combined) = failed_creates(&c, "tight");
+    eprintln!(
+        "FailedCreate after 15 s: {objects1} Events, count {count1}; after 45 s: {objects2} Events, count {count2}"
+    );
+    assert!(count1 >= 5, "creates are retried at first: {count1}");
+    assert!(
+        count2 - count1 <= 3,
+        "retries slow down: {count1} in the first 15 s, {} in the next 30 s",
+        count2 - count1
+    );
+    assert!(
+        objects2 <= 11 && combined,
+        "similar Events are combined: {objects2} Events"
+    );
+
+    // Once the Deployment fits the quota, the failure is gone from both.
+    c.ok(&["-n", "tight", "scale", "deployment", "web", "--replicas=1"]);
+    wait_for(30, "ReplicaFailure removed", || {
+        let d = replica_failure(&c, "tight", "deployment/web");
+        let r = replica_failure(&c, "tight", rs.trim());
+        if d.is_none() && r.is_none() {
+            Ok(())
+        } else {
+            Err(format!("{d:?} {r:?}"))
+        }
+    });
+    assert!(
+        !c.ok(&["-n", "tight", "describe", "deployment", "web"])
+            .contains("ReplicaFailure")
+    );
+}

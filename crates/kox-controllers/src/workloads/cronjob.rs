@@ -20,7 +20,7 @@ use super::job::is_finished;
 use super::util::{self, controller_ref, is_controlled_by};
 use crate::context::Context;
 use crate::events::Recorder;
-use crate::informer::{Change, Informer, key_of, split_key};
+use crate::informer::{Change, Informer, split_key};
 use crate::queue::{Action, WorkQueue};
 
 /// The annotation on a Job carrying the time it was scheduled for.
@@ -91,7 +91,7 @@ impl CronJobController {
         };
         let q = this.queue.clone();
         this.cronjobs
-            .add_handler(move |c: &Change<'_, CronJob>| q.add(key_of(c.object().as_ref())));
+            .add_handler(move |c: &Change<'_, CronJob>| q.add_change(c));
         this.jobs
             .add_handler(util::enqueue_controller(this.queue.clone(), "CronJob"));
         this.cronjobs.synced().await;

@@ -241,7 +241,7 @@ impl DaemonSetController {
         };
         let q = this.queue.clone();
         this.sets
-            .add_handler(move |c: &Change<'_, DaemonSet>| q.add(key_of(c.object().as_ref())));
+            .add_handler(move |c: &Change<'_, DaemonSet>| q.add_change(c));
         this.pods
             .add_handler(this.expectations.observer::<Pod>("DaemonSet"));
         this.pods

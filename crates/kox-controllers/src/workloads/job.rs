@@ -22,7 +22,7 @@ use super::claim::{self, Claim};
 use super::util::{self, controller_ref, is_pod_ready};
 use crate::context::Context;
 use crate::events::Recorder;
-use crate::informer::{Change, Informer, key_of, split_key};
+use crate::informer::{Change, Informer, split_key};
 use crate::queue::{Action, WorkQueue};
 
 /// The annotation and label carrying an Indexed Job pod's index.
@@ -234,7 +234,7 @@ impl JobController {
         };
         let q = this.queue.clone();
         this.jobs
-            .add_handler(move |c: &Change<'_, Job>| q.add(key_of(c.object().as_ref())));
+            .add_handler(move |c: &Change<'_, Job>| q.add_change(c));
         this.pods
             .add_handler(this.expectations.observer::<Pod>("Job"));
         this.pods

@@ -13,7 +13,9 @@
 //!
 //! Inside `run`: take shared informers from `ctx.informers.get::<K>()` (one watch per resource
 //! for the whole process), register handlers that only enqueue keys into a queue from
-//! `ctx.queue("replicaset")`, wait for `informer.synced()`, then
+//! `ctx.queue("replicaset")` (for the kind the controller reconciles, `queue.add_change`, so
+//! a failing sync's status write does not cut its backoff short), wait for
+//! `informer.synced()`, then
 //! `queue.run_workers(n, stop, reconcile)`; a reconcile returns `Ok(Action::await_change())`,
 //! `Ok(Action::requeue(d))`, or an error (retried with per-key backoff). Events go through
 //! `ctx.recorder("replicaset-controller")`. See `crate::namespace` for a complete example.

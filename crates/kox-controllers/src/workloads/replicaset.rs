@@ -169,7 +169,9 @@ pub fn count(view: &View, pods: &[Pod], now: Timestamp) -> Counts {
 }
 
 /// The status object for `counts`, keeping conditions other than `ReplicaFailure` and setting
-/// that one from `failure` (reason, message) as upstream does.
+/// that one from `failure` (reason, message) as upstream's `calculateStatus` does: added by the
+/// first failure, kept as it is while failures go on (each message names another generated
+/// pod, and rewriting it would write the status on every retry), removed by a success.
 pub fn status_value(
     old: &Value,
     counts: Counts,
@@ -180,12 +182,7 @@ pub fn status_value(
     let mut conds: Vec<Value> = old["conditions"].as_array().cloned().unwrap_or_default();
     let existing = conds.iter().position(|c| c["type"] == "ReplicaFailure");
     match (failure, existing) {
-        (Some((reason, msg)), Some(i)) => {
-            if conds[i]["reason"] != reason || conds[i]["message"] != msg {
-                conds[i]["reason"] = json!(reason);
-                conds[i]["message"] = json!(msg);
-            }
-        }
+        (Some(_), Some(_)) | (None, None) => {}
         (Some((reason, msg)), None) => conds.push(json!({
             "type": "ReplicaFailure", "status": "True", "reason": reason, "message": msg,
             "lastTransitionTime": k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now),
@@ -193,7 +190,6 @@ pub fn status_value(
         (None, Some(i)) => {
             conds.remove(i);
         }
-        (None, None) => {}
     }
     let mut s = json!({
         "replicas": counts.replicas,
@@ -289,7 +285,7 @@ impl<K: Replicated> ReplicaController<K> {
         };
         let q = this.queue.clone();
         this.owners
-            .add_handler(move |c: &Change<'_, K>| q.add(key_of(c.object().as_ref())));
+            .add_handler(move |c: &Change<'_, K>| q.add_change(c));
         this.pods
             .add_handler(this.expectations.observer::<Pod>(K::KIND));
         let me = this.clone();
@@ -604,6 +600,12 @@ mod tests {
         );
         assert_eq!(s["conditions"][0]["reason"], "FailedCreate");
         assert_eq!(s["observedGeneration"], 2);
+        let later: Timestamp = "2026-01-01T00:01:00Z".parse().expect("later");
+        let again = status_value(&s, c, Some(2), Some(("FailedCreate", "quota 2")), later);
+        assert!(
+            !status_differs(&s, &again),
+            "a failure that goes on leaves the condition as it is: {again}"
+        );
         let s2 = status_value(&s, c, Some(2), None, now);
         assert!(s2["conditions"].is_null());
         assert!(status_differs(&s, &s2));

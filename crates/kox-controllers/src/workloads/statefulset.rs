@@ -25,7 +25,7 @@ use super::history;
 use super::util::{self, controller_ref, is_pod_available, is_pod_ready, seconds_until_available};
 use crate::context::Context;
 use crate::events::Recorder;
-use crate::informer::{Change, Informer, key_of, split_key};
+use crate::informer::{Change, Informer, split_key};
 use crate::queue::{Action, WorkQueue};
 
 /// The label naming the revision a pod was made from.
@@ -136,7 +136,7 @@ impl StatefulSetController {
         };
         let q = this.queue.clone();
         this.sets
-            .add_handler(move |c: &Change<'_, StatefulSet>| q.add(key_of(c.object().as_ref())));
+            .add_handler(move |c: &Change<'_, StatefulSet>| q.add_change(c));
         this.pods
             .add_handler(util::enqueue_controller(this.queue.clone(), "StatefulSet"));
         this.sets.synced().await;

@@ -98,7 +98,7 @@ impl DeploymentController {
         };
         let q = this.queue.clone();
         this.deployments
-            .add_handler(move |c: &Change<'_, Deployment>| q.add(key_of(c.object().as_ref())));
+            .add_handler(move |c: &Change<'_, Deployment>| q.add_change(c));
         let me = this.clone();
         this.replicasets
             .add_handler(move |c: &Change<'_, ReplicaSet>| me.rs_changed(c));
@@ -885,6 +885,10 @@ impl DeploymentController {
                     condition("Progressing", "False", TIMED_OUT, &msg, now),
                 );
             }
+        }
+        match replica_failure(&sets.refs(), new_rs) {
+            Some(c) => set_condition(&mut s, c),
+            None => remove_condition(&mut s, REPLICA_FAILURE),
         }
         if same_status(d.status.as_ref(), &s) {
             return Ok(requeue_stuck(d, &s, now));

@@ -41,6 +41,9 @@ pub const RESUMED: &str = "DeploymentResumed";
 pub const MIN_AVAILABLE: &str = "MinimumReplicasAvailable";
 /// Available: not enough pods are available.
 pub const MIN_UNAVAILABLE: &str = "MinimumReplicasUnavailable";
+/// The condition a ReplicaSet whose creates or deletes fail carries, copied onto its
+/// Deployment.
+pub const REPLICA_FAILURE: &str = "ReplicaFailure";
 
 fn skip_copy(k: &str) -> bool {
     matches!(
@@ -322,6 +325,28 @@ pub fn set_condition(s: &mut DeploymentStatus, mut c: DeploymentCondition) {
     conds.push(c);
 }
 
+/// Upstream's `getReplicaFailures`: the `ReplicaFailure` condition of the new ReplicaSet, else
+/// of any other, as a Deployment condition (its update time the transition's), so the
+/// Deployment explains why its pods are missing.
+pub fn replica_failure(
+    all: &[&ReplicaSet],
+    new_rs: Option<&ReplicaSet>,
+) -> Option<DeploymentCondition> {
+    new_rs
+        .into_iter()
+        .chain(all.iter().copied())
+        .flat_map(|rs| rs.status.iter().flat_map(|s| s.conditions.iter().flatten()))
+        .find(|c| c.type_ == REPLICA_FAILURE)
+        .map(|c| DeploymentCondition {
+            type_: c.type_.clone(),
+            status: c.status.clone(),
+            reason: c.reason.clone(),
+            message: c.message.clone(),
+            last_update_time: c.last_transition_time.clone(),
+            last_transition_time: c.last_transition_time.clone(),
+        })
+}
+
 /// Removes the condition of `type_`.
 pub fn remove_condition(s: &mut DeploymentStatus, type_: &str) {
     if let Some(c) = s.conditions.as_mut() {
@@ -566,6 +591,30 @@ mod tests {
             ("True", Some(MIN_AVAILABLE))
         );
         assert!(!is_complete(&d, &s));
+    }
+
+    #[test]
+    fn the_new_replica_sets_failure_is_copied_first() {
+        let failing = |name: &str, msg: &str| {
+            let mut r = rs(name, 3, 0, "1");
+            r.status.get_or_insert_with(Default::default).conditions = Some(vec![
+                serde_json::from_value(json!({
+                    "type": REPLICA_FAILURE, "status": "True", "reason": "FailedCreate",
+                    "message": msg, "lastTransitionTime": "2026-01-01T00:00:00Z",
+                }))
+                .expect("condition"),
+            ]);
+            r
+        };
+        let (old, new) = (failing("old", "old quota"), failing("new", "new quota"));
+        let c = replica_failure(&[&old, &new], Some(&new)).expect("a failure");
+        assert_eq!(c.message.as_deref(), Some("new quota"));
+        assert_eq!(c.reason.as_deref(), Some("FailedCreate"));
+        assert_eq!(c.last_update_time, c.last_transition_time);
+        let healthy = rs("new", 3, 3, "2");
+        let c = replica_failure(&[&old, &healthy], Some(&healthy)).expect("the old one's");
+        assert_eq!(c.message.as_deref(), Some("old quota"));
+        assert!(replica_failure(&[&healthy], Some(&healthy)).is_none());
     }
 
     #[test]
