@@ -39,9 +39,11 @@ pub struct Strategy {
     pub returns_deleted_object: bool,
 }
 
-/// Decodes into `T` and encodes back: drops nothing `T` knows, drops what it does not.
+/// Decodes into `T` and encodes back: drops nothing `T` knows, drops what it does not. A value
+/// of the wrong type is reported in upstream's words, naming its field.
 pub fn roundtrip<T: Serialize + DeserializeOwned>(v: &Value) -> Result<Value, String> {
-    let typed: T = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
+    let typed: T =
+        serde_path_to_error::deserialize(v).map_err(|e| crate::decode_error::words(v, &e))?;
     serde_json::to_value(typed).map_err(|e| e.to_string())
 }
 

@@ -15,7 +15,7 @@ use crate::resources;
 use crate::server::App;
 
 fn json_response(code: StatusCode, v: &Value) -> Response {
-    let mut r = (code, serde_json::to_vec(v).unwrap_or_default()).into_response();
+    let mut r = (code, crate::handlers::json_body(v)).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),
