@@ -279,6 +279,7 @@ impl Registry {
         attrs.object = Some(obj);
         self.admission.validate(self, &mut attrs).await?;
         let mut obj = attrs.object.take().unwrap_or_default();
+        kox_proto::go_json::shape(&def.api_version(), def.kind, &mut obj);
         let mut warnings = warnings;
         warnings.append(&mut attrs.warnings);
         let audit_annotations = std::mem::take(&mut attrs.audit_annotations);
@@ -412,6 +413,7 @@ impl Registry {
             attrs.object = Some(new_admitted);
             self.admission.validate(self, &mut attrs).await?;
             let mut new = attrs.object.take().unwrap_or_default();
+            kox_proto::go_json::shape(&def.api_version(), def.kind, &mut new);
             let mut warnings = warnings;
             warnings.append(&mut attrs.warnings);
             let audit_annotations = std::mem::take(&mut attrs.audit_annotations);

@@ -88,6 +88,74 @@ pub fn type_error(
     })
 }
 
+/// Gives an object of `api_version`/`kind` the shape upstream's Go encoder writes: a struct
+/// field that is not a pointer is always written (`status: {}`, `loadBalancer: {}`,
+/// `resources: {}`), since `omitempty` never leaves out a struct; a number, boolean or string
+/// with `omitempty` is left out at its zero value (`unavailableReplicas: 0`). Kinds the tables
+/// do not hold are left as they are.
+pub fn shape(api_version: &str, kind: &str, obj: &mut Value) {
+    if let (Some(root), Value::Object(map)) = (crate::find_kind(api_version, kind), obj) {
+        shape_message(root, map, 0);
+    }
+}
+
+fn shape_message(m: u16, obj: &mut serde_json::Map<String, Value>, depth: usize) {
+    if depth > crate::MAX_DEPTH {
+        return;
+    }
+    for field in MESSAGES[usize::from(m)].fields {
+        let sub = match field.ty {
+            Ty::Message(sub) if MESSAGES[usize::from(sub)].special == Special::None => Some(sub),
+            _ => None,
+        };
+        match (field.go, field.card, sub) {
+            (Go::Inline, _, Some(sub)) => shape_message(sub, obj, depth + 1),
+            (Go::Skip, ..) | (Go::Inline, _, None) => {}
+            (go, Card::Single, Some(sub)) => {
+                if matches!(go, Go::Value { .. }) && !obj.contains_key(field.json) {
+                    obj.insert(field.json.into(), Value::Object(Default::default()));
+                }
+                if let Some(Value::Object(inner)) = obj.get_mut(field.json) {
+                    shape_message(sub, inner, depth + 1);
+                }
+            }
+            (_, Card::Repeated, Some(sub)) => {
+                if let Some(Value::Array(items)) = obj.get_mut(field.json) {
+                    for item in items {
+                        if let Value::Object(inner) = item {
+                            shape_message(sub, inner, depth + 1);
+                        }
+                    }
+                }
+            }
+            (_, Card::Map(_), Some(sub)) => {
+                if let Some(Value::Object(values)) = obj.get_mut(field.json) {
+                    for value in values.values_mut() {
+                        if let Value::Object(inner) = value {
+                            shape_message(sub, inner, depth + 1);
+                        }
+                    }
+                }
+            }
+            (Go::Value { omitempty: true }, Card::Single, None)
+                if obj.get(field.json).is_some_and(is_zero_scalar) =>
+            {
+                obj.remove(field.json);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn is_zero_scalar(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        _ => false,
+    }
+}
+
 /// A field by its JSON name, looking into inline (embedded) structs as Go does.
 fn find_field(fields: &'static [Field], key: &str) -> Option<&'static Field> {
     fields.iter().find_map(|f| match (f.go, f.ty) {
@@ -371,6 +439,34 @@ mod tests {
         );
         check(("v1", "Secret"), "data.key", json!("aGk="), None);
         check(("v1", "Widget"), "spec", json!(1), None);
+    }
+
+    #[test]
+    fn shape_writes_struct_fields_and_omits_zero_scalars_as_go_does() {
+        let mut svc =
+            json!({"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80, "nodePort": 0}]}});
+        shape("v1", "Service", &mut svc);
+        assert_eq!(
+            svc,
+            json!({"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}, "status": {"loadBalancer": {}}})
+        );
+        let mut d = json!({
+            "metadata": {"name": "d", "generation": 0},
+            "spec": {"replicas": 0, "paused": false, "template": {"spec": {"containers": [{"name": "a"}]}}},
+            "status": {"replicas": 0, "unavailableReplicas": 0, "observedGeneration": 2},
+        });
+        shape("apps/v1", "Deployment", &mut d);
+        assert_eq!(
+            d,
+            json!({
+                "metadata": {"name": "d"},
+                "spec": {"replicas": 0, "template": {"metadata": {}, "spec": {"containers": [{"name": "a", "resources": {}}]}}, "strategy": {}},
+                "status": {"observedGeneration": 2},
+            })
+        );
+        let mut other = json!({"spec": {"x": 0}});
+        shape("example.com/v1", "Widget", &mut other);
+        assert_eq!(other, json!({"spec": {"x": 0}}));
     }
 
     #[test]
