@@ -92,6 +92,17 @@ mod tests {
     }
 
     #[test]
+    fn an_absent_selector_stays_absent_through_the_typed_form() {
+        let body = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+            "spec": {"template": {"spec": {"containers": [{"name": "a", "image": "x"}]}}},
+        });
+        let out = roundtrip::<Deployment>(&body).unwrap();
+        assert!(out["spec"].get("selector").is_none(), "{out}");
+        assert!(out.get("metadata").is_some(), "{out}");
+    }
+
+    #[test]
     fn kinds_without_field_tables_still_name_the_field_in_go_words() {
         let body = json!({
             "apiVersion": "admissionregistration.k8s.io/v1",

@@ -643,7 +643,10 @@ async fn resource(
             .await?;
             warnings.extend(duplicates);
             let mut w = reg
-                .update_with(r, sub, opts, |_current| Ok((body.clone(), Vec::new())))
+                .update_with(r, sub, opts, |current| {
+                    crate::registry::uid_precondition(r, current, &body)?;
+                    Ok((body.clone(), Vec::new()))
+                })
                 .await?;
             w.warnings.extend(warnings);
             Ok(written(req, w, render, def))

@@ -356,5 +356,11 @@ pub async fn component_statuses(
         }
         (None, r) => r.list(def, items.into_iter().map(Arc::new).collect(), json!({})),
     };
-    Ok(json_response(StatusCode::OK, &body))
+    let mut resp = json_response(StatusCode::OK, &body);
+    // Upstream warns on every request to a deprecated API; kubectl prints it as a `Warning:`.
+    resp.headers_mut().append(
+        "Warning",
+        http::HeaderValue::from_static("299 - \"v1 ComponentStatus is deprecated in v1.19+\""),
+    );
+    Ok(resp)
 }

@@ -41,11 +41,17 @@ fn json(s: &str) -> Value {
 
 #[test]
 fn wire_matches_upstream() {
-    let c = Cluster::start();
+    let c = Cluster::start_with(&["--advertise-address", ADVERTISED]);
     type_errors_name_the_field(&c);
     bodies_end_with_a_newline(&c);
     objects_carry_status_and_omit_zeros(&c);
+    smaller_deviations(&c);
+    // Last: it deletes everything in `default`.
+    the_kubernetes_service_comes_back(&c);
 }
+
+/// The address the test server advertises (never dialled: kubectl uses the bind address).
+const ADVERTISED: &str = "10.11.12.13";
 
 /// Issue 20 item 2: a value of the wrong type is named by its field path and Go type.
 fn type_errors_name_the_field(c: &Cluster) {
@@ -172,4 +178,145 @@ fn objects_carry_status_and_omit_zeros(c: &Cluster) {
     ] {
         assert!(status.get(zero).is_none(), "{zero} in {status}");
     }
+}
+
+/// Issue 20 item 4: the `kubernetes` Service, Endpoints and EndpointSlice are upstream's and
+/// come back within seconds of being deleted.
+fn the_kubernetes_service_comes_back(c: &Cluster) {
+    let slice = wait_for(15, "the kubernetes EndpointSlice", || {
+        let out = c.kubectl(&["get", "endpointslice", "kubernetes", "-o", "json"]);
+        if out.status.success() {
+            Ok(json(&String::from_utf8_lossy(&out.stdout)))
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    });
+    assert_eq!(
+        slice["metadata"]["labels"],
+        serde_json::json!({"kubernetes.io/service-name": "kubernetes"}),
+        "{slice}"
+    );
+    assert_eq!(slice["addressType"], "IPv4", "{slice}");
+    assert_eq!(
+        slice["endpoints"],
+        serde_json::json!([{"addresses": [ADVERTISED], "conditions": {"ready": true}}]),
+        "{slice}"
+    );
+    assert_eq!(slice["ports"][0]["name"], "https", "{slice}");
+    let port = slice["ports"][0]["port"].as_i64().expect("a port");
+    let described = c.ok(&["describe", "service", "kubernetes"]);
+    let endpoints = described
+        .lines()
+        .find(|l| l.starts_with("Endpoints:"))
+        .unwrap_or_default();
+    assert!(
+        endpoints.ends_with(&format!("{ADVERTISED}:{port}")),
+        "{described}"
+    );
+
+    c.ok(&["delete", "all", "--all", "-n", "default"]);
+    // The endpoints controller may have taken the Endpoints with the Service already.
+    c.ok(&[
+        "delete",
+        "endpointslice",
+        "kubernetes",
+        "--ignore-not-found",
+    ]);
+    c.ok(&["delete", "endpoints", "kubernetes", "--ignore-not-found"]);
+    wait_for(
+        25,
+        "the kubernetes service, endpoints and slice to come back",
+        || {
+            for what in ["service", "endpoints", "endpointslice"] {
+                let out = c.kubectl(&["get", what, "kubernetes", "-o", "name"]);
+                if !out.status.success() {
+                    return Err(format!("{what}: {}", String::from_utf8_lossy(&out.stderr)));
+                }
+            }
+            Ok(())
+        },
+    );
+    let svc = json(&c.ok(&["get", "service", "kubernetes", "-o", "json"]));
+    assert_eq!(svc["spec"]["ports"][0]["port"], 443, "{svc}");
+}
+
+/// Issue 20's smaller deviations, each as upstream has it.
+fn smaller_deviations(c: &Cluster) {
+    // A new Deployment stays at generation 1: the controller's revision annotation goes
+    // through the status subresource.
+    c.ok_stdin(&["create", "-f", "-"], &deployment("gen", "0", ""));
+    let d = wait_for(30, "the revision annotation", || {
+        let d = json(&c.ok(&["get", "deployment", "gen", "-o", "json"]));
+        match d["metadata"]["annotations"]["deployment.kubernetes.io/revision"].as_str() {
+            Some("1") => Ok(d),
+            _ => Err(d.to_string()),
+        }
+    });
+    assert_eq!(d["metadata"]["generation"], 1, "{d}");
+
+    // Pods: no generation, the serviceAccount alias, the default preemption policy.
+    c.ok(&["run", "p", "--image=nginx"]);
+    let pod = json(&c.ok(&["get", "pod", "p", "-o", "json"]));
+    assert!(pod["metadata"].get("generation").is_none(), "{pod}");
+    assert_eq!(pod["spec"]["serviceAccount"], "default", "{pod}");
+    assert_eq!(pod["spec"]["serviceAccountName"], "default", "{pod}");
+    assert_eq!(
+        pod["spec"]["preemptionPolicy"], "PreemptLowerPriority",
+        "{pod}"
+    );
+
+    // A deprecated API warns.
+    let out = c.kubectl(&["get", "cs"]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Warning: v1 ComponentStatus is deprecated in v1.19+"),
+        "{stderr}"
+    );
+
+    // A workload without a selector is Invalid (422), not a bad request.
+    let err = create_fails(
+        c,
+        &deployment("nosel", "1", "").replace("  selector:\n    matchLabels: {app: nosel}\n", ""),
+    );
+    assert!(
+        err.contains("The Deployment \"nosel\" is invalid")
+            && err.contains("spec.selector: Required value"),
+        "{err}"
+    );
+
+    // A PATCH may not change the uid: 422, where a PUT's uid is a precondition (409).
+    let uid = "00000000-0000-0000-0000-000000000001";
+    let err = c.fails(&[
+        "patch",
+        "deployment",
+        "gen",
+        "--type=merge",
+        "-p",
+        &format!("{{\"metadata\":{{\"uid\":\"{uid}\"}}}}"),
+    ]);
+    assert!(
+        err.contains(&format!(
+            "The Deployment \"gen\" is invalid: metadata.uid: Invalid value: \"{uid}\": field is immutable"
+        )),
+        "{err}"
+    );
+
+    // Changing a port's number keeps its NodePort.
+    c.ok(&["create", "service", "nodeport", "np", "--tcp=80:8080"]);
+    let node_port = |c: &Cluster| {
+        json(&c.ok(&["get", "service", "np", "-o", "json"]))["spec"]["ports"][0]["nodePort"]
+            .as_i64()
+            .expect("a node port")
+    };
+    let before = node_port(c);
+    c.ok(&[
+        "patch",
+        "service",
+        "np",
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/spec/ports/0/port","value":81}]"#,
+    ]);
+    assert_eq!(node_port(c), before);
 }

@@ -450,8 +450,9 @@ impl DeploymentController {
             return Ok(());
         }
         let ns = d.metadata.namespace.clone().unwrap_or_default();
-        // An update pinned to the Deployment as this sync saw it, as upstream writes it (its
-        // role grants `update`, not `patch`): a conflict retries the sync.
+        // A status update pinned to the Deployment as this sync saw it, as upstream writes it:
+        // annotations pass through the status strategy without bumping `generation` (a new
+        // Deployment stays at 1), and a conflict retries the sync.
         let mut body = d.clone();
         body.metadata
             .annotations
@@ -460,7 +461,7 @@ impl DeploymentController {
         body.metadata.managed_fields = None;
         let updated = self
             .d_api(&ns)
-            .replace(
+            .replace_status(
                 d.metadata.name.as_deref().unwrap_or(""),
                 &PostParams::default(),
                 &body,
