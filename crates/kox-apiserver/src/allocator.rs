@@ -245,34 +245,43 @@ impl Allocators {
         }
         // NodePorts.
         if ty == "NodePort" || ty == "LoadBalancer" {
-            let old_ports: Vec<(i64, i64)> = old
+            // Upstream's patchAllocatedValues: a port that names no nodePort keeps the one its
+            // name had, unless another port asks for that one now; the port number may change.
+            let old_ports: Vec<(String, i64)> = old
                 .and_then(|o| o.pointer("/spec/ports"))
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
-                .filter_map(|p| Some((p.get("port")?.as_i64()?, p.get("nodePort")?.as_i64()?)))
+                .filter_map(|p| {
+                    let name = p.get("name").and_then(Value::as_str).unwrap_or_default();
+                    Some((name.to_string(), p.get("nodePort")?.as_i64()?))
+                })
                 .collect();
+            let asked_all = node_ports(obj);
             let count = obj
                 .pointer("/spec/ports")
                 .and_then(Value::as_array)
                 .map(Vec::len)
                 .unwrap_or(0);
             for i in 0..count {
-                let port = obj["spec"]["ports"][i]
-                    .get("port")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(0);
+                let name = obj["spec"]["ports"][i]
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
                 let asked = obj["spec"]["ports"][i]
                     .get("nodePort")
                     .and_then(Value::as_i64)
                     .filter(|n| *n != 0);
                 let kept = old_ports
                     .iter()
-                    .find(|(p, _)| *p == port)
-                    .map(|(_, np)| *np);
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, np)| *np)
+                    .filter(|np| !asked_all.contains(np));
                 let np = match (asked, kept) {
                     (None, Some(k)) => k,
-                    (Some(a), Some(k)) if a == k => k,
+                    // Already this service's.
+                    (Some(a), _) if old_ports.iter().any(|(_, np)| *np == a) => a,
                     (Some(a), _) => {
                         if !self.node_ports.contains(&(a as u16)) || a > 65535 {
                             return Err(invalid(

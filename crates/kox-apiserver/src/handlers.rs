@@ -201,10 +201,7 @@ fn respond<T: serde::Serialize>(
             "application/yaml",
         )
     } else {
-        (
-            serde_json::to_vec(value).unwrap_or_default(),
-            "application/json",
-        )
+        (json_body(value), "application/json")
     };
     let mut resp = (code, body).into_response();
     resp.headers_mut()
@@ -215,6 +212,26 @@ fn respond<T: serde::Serialize>(
             resp.headers_mut().append("Warning", v);
         }
     }
+    resp
+}
+
+/// An API object's JSON body as upstream's serializer writes it (`json.Encoder.Encode`): the
+/// value and a newline, which clients comparing bytes expect.
+pub(crate) fn json_body<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    let mut body = serde_json::to_vec(value).unwrap_or_default();
+    body.push(b'\n');
+    body
+}
+
+/// A non-API document (`/version`) as upstream's `WriteRawJSON` writes it: indented, with no
+/// trailing newline.
+fn respond_raw_json(code: StatusCode, value: &Value) -> Response {
+    let body = serde_json::to_vec_pretty(value).unwrap_or_default();
+    let mut resp = (code, body).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     resp
 }
 
@@ -290,7 +307,7 @@ async fn route(app: &Arc<App>, req: &Request) -> ApiResult<Response> {
     match segs.as_slice() {
         ["version"] => {
             get_only()?;
-            Ok(respond(req, StatusCode::OK, &app.version_info(), &[]))
+            Ok(respond_raw_json(StatusCode::OK, &app.version_info()))
         }
         ["healthz" | "livez" | "readyz", rest @ ..] => {
             get_only()?;
@@ -644,7 +661,10 @@ async fn resource(
             .await?;
             warnings.extend(duplicates);
             let mut w = reg
-                .update_with(r, sub, opts, |_current| Ok((body.clone(), Vec::new())))
+                .update_with(r, sub, opts, |current| {
+                    crate::registry::uid_precondition(r, current, &body)?;
+                    Ok((body.clone(), Vec::new()))
+                })
                 .await?;
             w.warnings.extend(warnings);
             Ok(written(req, w, render, def))

@@ -15,6 +15,7 @@ pub mod authz;
 pub mod bootstrap;
 pub mod cluster_secrets;
 pub mod connections;
+pub mod decode_error;
 pub mod discovery;
 pub mod duplicate_fields;
 pub mod error;

@@ -107,6 +107,18 @@ pub fn validate_common(obj: &Value, namespaced: bool) -> FieldErrors {
 /// being deleted.
 pub fn validate_common_update(new: &Value, old: &Value, namespaced: bool) -> FieldErrors {
     let mut errs = validate_common(new, namespaced);
+    let uid = |v: &Value| {
+        v.pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    if let Some(new_uid) = uid(new).filter(|u| Some(u) != uid(old).as_ref()) {
+        errs.push(FieldError::invalid(
+            &Path::new("metadata.uid"),
+            new_uid,
+            "field is immutable",
+        ));
+    }
     if old.pointer("/metadata/deletionTimestamp").is_some() {
         let finalizers = |v: &Value| -> BTreeSet<String> {
             v.pointer("/metadata/finalizers")
@@ -170,6 +182,18 @@ fn walk(input: &Value, normalized: &Value, path: String, out: &mut Vec<String>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_changed_uid_is_immutable_and_a_missing_one_is_not_checked() {
+        let old = json!({"metadata": {"name": "a", "uid": "u1"}});
+        let changed = json!({"metadata": {"name": "a", "uid": "u2"}});
+        let errs = validate_common_update(&changed, &old, false);
+        assert_eq!(
+            errs.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            vec!["metadata.uid: Invalid value: \"u2\": field is immutable".to_string()]
+        );
+        assert!(validate_common_update(&old, &old, false).is_empty());
+    }
 
     #[test]
     fn unknown_fields_are_named_with_their_path() {

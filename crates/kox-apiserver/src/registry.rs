@@ -82,6 +82,27 @@ impl<'a> ObjectRef<'a> {
     }
 }
 
+/// A PUT's uid is a precondition (upstream's `DefaultUpdatedObjectInfo.Preconditions`),
+/// checked against the stored object before anything else: another uid is a 409. A PATCH has
+/// none; a uid it changes is refused by validation (422).
+pub fn uid_precondition(r: ObjectRef<'_>, current: &Value, new: &Value) -> ApiResult<()> {
+    let current_uid = str_at(current, "/metadata/uid");
+    match str_at(new, "/metadata/uid") {
+        uid if uid.is_empty() || uid == current_uid => Ok(()),
+        uid => {
+            let key = r.key();
+            Err(r.with_target(|t| {
+                ApiError::conflict(
+                    t,
+                    &format!(
+                        "StorageError: invalid object, Code: 4, Key: {key}, ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: UID in precondition: {uid}, UID in object meta: {current_uid}"
+                    ),
+                )
+            }))
+        }
+    }
+}
+
 /// Decodes a stored value and stamps its resource version.
 pub fn decode(kv: &KeyValue) -> ApiResult<Value> {
     let mut v: Value = serde_json::from_slice(&kv.value).map_err(|e| {
@@ -279,6 +300,7 @@ impl Registry {
         attrs.object = Some(obj);
         self.admission.validate(self, &mut attrs).await?;
         let mut obj = attrs.object.take().unwrap_or_default();
+        kox_proto::go_json::shape(&def.api_version(), def.kind, &mut obj);
         let mut warnings = warnings;
         warnings.append(&mut attrs.warnings);
         let audit_annotations = std::mem::take(&mut attrs.audit_annotations);
@@ -363,27 +385,6 @@ impl Registry {
             };
             let current = decode(&kv)?;
             let (mut new, warnings) = mutate(&current)?;
-            // A uid in the body is a precondition (upstream's DefaultUpdatedObjectInfo), checked
-            // by the storage layer before anything else.
-            let current_uid = current
-                .pointer("/metadata/uid")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            if let Some(uid) = new
-                .pointer("/metadata/uid")
-                .and_then(Value::as_str)
-                .filter(|u| !u.is_empty() && *u != current_uid)
-            {
-                let key = r.key();
-                return Err(r.with_target(|t| {
-                    ApiError::conflict(
-                        t,
-                        &format!(
-                            "StorageError: invalid object, Code: 4, Key: {key}, ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: UID in precondition: {uid}, UID in object meta: {current_uid}"
-                        ),
-                    )
-                }));
-            }
             let pinned = new
                 .pointer("/metadata/resourceVersion")
                 .and_then(Value::as_str)
@@ -412,6 +413,7 @@ impl Registry {
             attrs.object = Some(new_admitted);
             self.admission.validate(self, &mut attrs).await?;
             let mut new = attrs.object.take().unwrap_or_default();
+            kox_proto::go_json::shape(&def.api_version(), def.kind, &mut new);
             let mut warnings = warnings;
             warnings.append(&mut attrs.warnings);
             let audit_annotations = std::mem::take(&mut attrs.audit_annotations);
@@ -523,10 +525,19 @@ impl Registry {
             )));
         }
         let meta = meta::metadata_mut(new);
+        // A uid the request leaves out is the stored one; another is refused by validation
+        // (a PUT's was a precondition already, `uid_precondition`).
+        if meta
+            .get("uid")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+            && let Some(uid) = old_meta.get("uid")
+        {
+            meta.insert("uid".into(), uid.clone());
+        }
         for k in [
             "name",
             "namespace",
-            "uid",
             "creationTimestamp",
             "deletionTimestamp",
             "deletionGracePeriodSeconds",
@@ -584,7 +595,14 @@ impl Registry {
         let annotations_tracked =
             subresource.is_none() && def.group == "apps" && def.kind == "Deployment";
         let annotations_changed = annotations_tracked && annotations(new) != annotations(old);
-        if def.strategy.tracks_generation && (spec_of(new) != spec_of(old) || annotations_changed) {
+        // Compared in the shape they are written in, so a client leaving out an empty struct
+        // (`resources: {}`) changes nothing.
+        let shaped = |v: &Value| {
+            let mut v = v.clone();
+            kox_proto::go_json::shape(&def.api_version(), def.kind, &mut v);
+            spec_of(&v)
+        };
+        if def.strategy.tracks_generation && (shaped(new) != shaped(old) || annotations_changed) {
             let g = old
                 .pointer("/metadata/generation")
                 .and_then(Value::as_i64)

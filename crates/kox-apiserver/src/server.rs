@@ -314,15 +314,15 @@ impl Server {
             lists_per_user: crate::fairness::PerUserLimit::new(config.max_lists_per_user),
             request_timeout: config.request_timeout,
         });
-        let service_ip = app.registry.allocators.first_ip().to_string();
-        crate::bootstrap::ensure(
-            &app.registry,
-            &service_ip,
-            local_addr.port(),
-            config.advertise_address,
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("creating the bootstrap objects: {}", e.message()))?;
+        let kubernetes = crate::bootstrap::KubernetesService {
+            service_ip: app.registry.allocators.first_ip().to_string(),
+            secure_port: local_addr.port(),
+            advertise_ip: config.advertise_address,
+        };
+        crate::bootstrap::ensure(&app.registry, &kubernetes)
+            .await
+            .map_err(|e| anyhow::anyhow!("creating the bootstrap objects: {}", e.message()))?;
+        tokio::spawn(kubernetes.run(app.clone()));
         crate::authz::policy::ensure(&app.registry)
             .await
             .map_err(|e| anyhow::anyhow!("reconciling the default RBAC policy: {}", e.message()))?;

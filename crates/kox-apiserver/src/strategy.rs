@@ -39,10 +39,43 @@ pub struct Strategy {
     pub returns_deleted_object: bool,
 }
 
-/// Decodes into `T` and encodes back: drops nothing `T` knows, drops what it does not.
+/// Decodes into `T` and encodes back: drops nothing `T` knows, drops what it does not. A value
+/// of the wrong type is reported in upstream's words, naming its field.
 pub fn roundtrip<T: Serialize + DeserializeOwned>(v: &Value) -> Result<Value, String> {
-    let typed: T = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
-    serde_json::to_value(typed).map_err(|e| e.to_string())
+    let typed: T =
+        serde_path_to_error::deserialize(v).map_err(|e| crate::decode_error::words(v, &e))?;
+    let mut out = serde_json::to_value(typed).map_err(|e| e.to_string())?;
+    let metadata = out.get("metadata").cloned();
+    drop_added_empty_structs(v, &mut out);
+    if let (Some(m), Some(o)) = (metadata, out.as_object_mut()) {
+        o.entry("metadata").or_insert(m);
+    }
+    Ok(out)
+}
+
+/// Takes out the empty objects the typed form added where the input had nothing: k8s-openapi
+/// holds some of Go's optional pointers (`spec.selector`) as required structs, and an absent
+/// selector must stay absent for validation (`spec.selector: Required value`). The structs Go
+/// always writes come back when the object is written (`go_json::shape`).
+fn drop_added_empty_structs(input: &Value, out: &mut Value) {
+    match (input, out) {
+        (Value::Object(i), Value::Object(o)) => {
+            o.retain(|k, value| {
+                i.contains_key(k) || !value.as_object().is_some_and(|m| m.is_empty())
+            });
+            for (k, value) in o.iter_mut() {
+                if let Some(iv) = i.get(k) {
+                    drop_added_empty_structs(iv, value);
+                }
+            }
+        }
+        (Value::Array(i), Value::Array(o)) => {
+            for (iv, ov) in i.iter().zip(o.iter_mut()) {
+                drop_added_empty_structs(iv, ov);
+            }
+        }
+        _ => {}
+    }
 }
 
 fn no_defaults(_: &mut Value) {}
@@ -324,7 +357,8 @@ pub static NODE: Strategy = Strategy {
 pub static POD: Strategy = Strategy {
     returns_deleted_object: true,
     has_status: true,
-    tracks_generation: true,
+    // 1.32 pods have no `metadata.generation` (PodObservedGenerationTracking came in 1.33).
+    tracks_generation: false,
     defaults: validation::pod_defaults,
     validate: validation::pod,
     validate_update: validation::pod_update,

@@ -15,7 +15,7 @@ use crate::resources;
 use crate::server::App;
 
 fn json_response(code: StatusCode, v: &Value) -> Response {
-    let mut r = (code, serde_json::to_vec(v).unwrap_or_default()).into_response();
+    let mut r = (code, crate::handlers::json_body(v)).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),
@@ -356,5 +356,11 @@ pub async fn component_statuses(
         }
         (None, r) => r.list(def, items.into_iter().map(Arc::new).collect(), json!({})),
     };
-    Ok(json_response(StatusCode::OK, &body))
+    let mut resp = json_response(StatusCode::OK, &body);
+    // Upstream warns on every request to a deprecated API; kubectl prints it as a `Warning:`.
+    resp.headers_mut().append(
+        "Warning",
+        http::HeaderValue::from_static("299 - \"v1 ComponentStatus is deprecated in v1.19+\""),
+    );
+    Ok(resp)
 }

@@ -21,10 +21,13 @@
 //!   `RawExtension`/`FieldsV1` the embedded JSON (or a nested protobuf object);
 //! - empty lists and maps are left out; unknown fields are skipped, as upstream does.
 //!
+//! The same tables word JSON decoding errors as upstream's Go decoder does (`go_json`).
+//!
 //! The crate is pure: no IO, no async.
 
 mod decode;
 mod generated;
+pub mod go_json;
 mod schema;
 mod time;
 mod wire;

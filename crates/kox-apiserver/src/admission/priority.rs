@@ -79,7 +79,7 @@ impl Plugin for Priority {
         if let Some(given) = pod
             .pointer("/spec/preemptionPolicy")
             .and_then(Value::as_str)
-            .filter(|g| *g != policy && class.is_some())
+            .filter(|g| *g != policy)
         {
             return Err(forbidden(
                 a,
@@ -92,9 +92,8 @@ impl Plugin for Priority {
             return Ok(());
         };
         pod["spec"]["priority"] = json!(value);
-        if class.is_some() {
-            pod["spec"]["preemptionPolicy"] = json!(policy);
-        }
+        // Without a class, upstream's default policy: every pod carries one.
+        pod["spec"]["preemptionPolicy"] = json!(policy);
         if let Some(name) = name {
             pod["spec"]["priorityClassName"] = json!(name);
         }
@@ -196,6 +195,7 @@ mod tests {
         let (reg, _dir) = testing::registry().await;
         let spec = admit(&reg, json!({})).await.unwrap();
         assert_eq!(spec["priority"], 0);
+        assert_eq!(spec["preemptionPolicy"], "PreemptLowerPriority");
         assert!(spec.get("priorityClassName").is_none());
         class(&reg, "everyone", 50, true, "PreemptLowerPriority").await;
         let spec = admit(&reg, json!({})).await.unwrap();

@@ -80,6 +80,7 @@ impl Plugin for ServiceAccount {
             return Ok(());
         };
         pod["spec"]["serviceAccountName"] = json!(sa_name);
+        crate::validation::pods::service_account_alias(&mut pod["spec"]);
         if should_automount(&sa, pod) {
             mount_token(pod);
         }
@@ -302,6 +303,7 @@ mod tests {
         ensure_default(&reg, "ns").await;
         let p = admit(&reg, pod()).await.unwrap();
         assert_eq!(p["spec"]["serviceAccountName"], "default");
+        assert_eq!(p["spec"]["serviceAccount"], "default");
         let vol = &p["spec"]["volumes"][0];
         let name = vol["name"].as_str().unwrap();
         assert!(

@@ -14,6 +14,7 @@ use kox_api::field::BadValue;
 
 /// Upstream's pod spec defaults (`SetDefaults_PodSpec`, `_Container`, `_Probe`, `_Volume`).
 pub fn pod_spec_defaults(spec: &mut Value) {
+    service_account_alias(spec);
     let Some(m) = spec.as_object_mut() else {
         return;
     };
@@ -98,6 +99,29 @@ pub fn pod_defaults(v: &mut Value) {
         if let Some(s) = status.as_object_mut() {
             set_default(s, "phase", json!("Pending"));
             set_default(s, "qosClass", json!("BestEffort"));
+        }
+    }
+}
+
+/// v1's `serviceAccount` is the deprecated alias of `serviceAccountName` (upstream's PodSpec
+/// conversion): read when the name is empty, and always written as the name.
+pub fn service_account_alias(spec: &mut Value) {
+    let Some(m) = spec.as_object_mut() else {
+        return;
+    };
+    let named = |v: Option<&Value>| {
+        v.and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let name = named(m.get("serviceAccountName")).or_else(|| named(m.get("serviceAccount")));
+    match name {
+        Some(name) => {
+            m.insert("serviceAccountName".into(), json!(name));
+            m.insert("serviceAccount".into(), json!(name));
+        }
+        None => {
+            m.remove("serviceAccount");
         }
     }
 }
@@ -771,6 +795,29 @@ mod tests {
 #[cfg(test)]
 mod qos_tests {
     use super::*;
+
+    #[test]
+    fn service_account_is_the_alias_of_service_account_name() {
+        for (given, want) in [
+            (
+                json!({"serviceAccountName": "a"}),
+                json!({"serviceAccountName": "a", "serviceAccount": "a"}),
+            ),
+            (
+                json!({"serviceAccount": "b"}),
+                json!({"serviceAccountName": "b", "serviceAccount": "b"}),
+            ),
+            (
+                json!({"serviceAccountName": "a", "serviceAccount": "b"}),
+                json!({"serviceAccountName": "a", "serviceAccount": "a"}),
+            ),
+            (json!({"serviceAccount": ""}), json!({})),
+        ] {
+            let mut spec = given.clone();
+            service_account_alias(&mut spec);
+            assert_eq!(spec, want, "{given}");
+        }
+    }
 
     fn pod(resources: &[Value]) -> Value {
         let containers: Vec<Value> = resources

@@ -186,7 +186,7 @@ impl CronJobController {
             self.cleanup(&cj, &jobs_api, &mine).await?;
         }
 
-        if serde_json::to_value(&old_status).ok() != serde_json::to_value(&status).ok() {
+        if !util::same_status(Some(&old_status), &status) {
             let api: Api<CronJob> = Api::namespaced(self.ctx.client.clone(), &ns);
             util::update_status(&api, &cj, serde_json::to_value(&status)?).await?;
         }

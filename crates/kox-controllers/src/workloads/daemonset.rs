@@ -526,7 +526,7 @@ impl DaemonSetController {
         st.number_available = Some(available);
         st.number_unavailable = Some((st.desired_number_scheduled - available).max(0));
         st.updated_number_scheduled = Some(updated);
-        if serde_json::to_value(&ds.status).ok() != serde_json::to_value(Some(&st)).ok() {
+        if !util::same_status(ds.status.as_ref(), &st) {
             let api: Api<DaemonSet> = Api::namespaced(self.ctx.client.clone(), &ns);
             util::update_status(&api, &ds, serde_json::to_value(&st)?).await?;
         }

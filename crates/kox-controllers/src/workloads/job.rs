@@ -499,7 +499,7 @@ impl JobController {
             }
         }
 
-        if serde_json::to_value(&job.status).ok() != serde_json::to_value(Some(&status)).ok() {
+        if !util::same_status(job.status.as_ref(), &status) {
             let api: Api<Job> = Api::namespaced(self.ctx.client.clone(), &ns);
             util::update_status(&api, &job, serde_json::to_value(&status)?).await?;
         }

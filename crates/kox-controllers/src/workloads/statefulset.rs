@@ -249,7 +249,7 @@ impl StatefulSetController {
             st.current_replicas = st.updated_replicas;
             st.current_revision = st.update_revision.clone();
         }
-        if serde_json::to_value(&set.status).ok() != serde_json::to_value(Some(&st)).ok() {
+        if !util::same_status(set.status.as_ref(), &st) {
             let api: Api<StatefulSet> = Api::namespaced(self.ctx.client.clone(), &ns);
             util::update_status(&api, &set, serde_json::to_value(&st)?).await?;
         }

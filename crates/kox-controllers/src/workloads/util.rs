@@ -50,6 +50,33 @@ where
         .await?)
 }
 
+/// Whether a computed status equals the stored one as the API server writes it: zero numbers,
+/// `false` and `""` are left out there (upstream's `omitempty`), so `Some(0)` equals `None`
+/// and a controller does not rewrite an unchanged status.
+pub fn same_status<T: serde::Serialize>(stored: Option<&T>, computed: &T) -> bool {
+    fn without_zeros(v: serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match v {
+            Value::Object(m) => Value::Object(
+                m.into_iter()
+                    .filter(|(_, v)| {
+                        !matches!(v, Value::Bool(false) | Value::Null)
+                            && v.as_f64() != Some(0.0)
+                            && v.as_str() != Some("")
+                    })
+                    .map(|(k, v)| (k, without_zeros(v)))
+                    .collect(),
+            ),
+            Value::Array(a) => Value::Array(a.into_iter().map(without_zeros).collect()),
+            v => v,
+        }
+    }
+    let norm = |v: Option<serde_json::Value>| v.map(without_zeros);
+    stored.is_some_and(|s| {
+        norm(serde_json::to_value(s).ok()) == norm(serde_json::to_value(computed).ok())
+    })
+}
+
 /// The owner reference a controller puts on what it creates.
 pub fn controller_ref(owner: &ObjectMeta, api_version: &str, kind: &str) -> OwnerReference {
     OwnerReference {
@@ -403,6 +430,26 @@ pub fn set_condition<C: Clone>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_status_differing_only_in_omitted_zeros_is_the_same() {
+        use k8s_openapi::api::apps::v1::DaemonSetStatus;
+        let stored = DaemonSetStatus {
+            desired_number_scheduled: 2,
+            ..Default::default()
+        };
+        let computed = DaemonSetStatus {
+            number_unavailable: Some(0),
+            ..stored.clone()
+        };
+        assert!(same_status(Some(&stored), &computed));
+        let changed = DaemonSetStatus {
+            number_unavailable: Some(1),
+            ..stored.clone()
+        };
+        assert!(!same_status(Some(&stored), &changed));
+        assert!(!same_status(None, &computed));
+    }
 
     #[test]
     fn percentages_round_as_upstream() {

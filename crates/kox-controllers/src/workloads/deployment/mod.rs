@@ -450,8 +450,9 @@ impl DeploymentController {
             return Ok(());
         }
         let ns = d.metadata.namespace.clone().unwrap_or_default();
-        // An update pinned to the Deployment as this sync saw it, as upstream writes it (its
-        // role grants `update`, not `patch`): a conflict retries the sync.
+        // A status update pinned to the Deployment as this sync saw it, as upstream writes it:
+        // annotations pass through the status strategy without bumping `generation` (a new
+        // Deployment stays at 1), and a conflict retries the sync.
         let mut body = d.clone();
         body.metadata
             .annotations
@@ -460,7 +461,7 @@ impl DeploymentController {
         body.metadata.managed_fields = None;
         let updated = self
             .d_api(&ns)
-            .replace(
+            .replace_status(
                 d.metadata.name.as_deref().unwrap_or(""),
                 &PostParams::default(),
                 &body,
@@ -832,7 +833,7 @@ impl DeploymentController {
 
     async fn sync_status_only(&self, d: &mut Deployment, sets: &Sets) -> anyhow::Result<Action> {
         let s = calculate_status(d, &sets.refs(), sets.new_rs(), wu::now());
-        if !same_status(d.status.as_ref(), &s) {
+        if !wu::same_status(d.status.as_ref(), &s) {
             self.update_status(d, s).await?;
         }
         Ok(Action::await_change())
@@ -890,7 +891,7 @@ impl DeploymentController {
             Some(c) => set_condition(&mut s, c),
             None => remove_condition(&mut s, REPLICA_FAILURE),
         }
-        if same_status(d.status.as_ref(), &s) {
+        if wu::same_status(d.status.as_ref(), &s) {
             return Ok(requeue_stuck(d, &s, now));
         }
         self.update_status(d, s.clone()).await?;
@@ -920,24 +921,4 @@ fn requeue_stuck(
         .unwrap_or(now.as_second());
     let after = from + i64::from(deadline) - now.as_second();
     Action::requeue(Duration::from_secs(after.clamp(1, 3600) as u64 + 1))
-}
-
-/// Whether two statuses are equal for writing purposes (condition times included).
-fn same_status(old: Option<&DeploymentStatus>, new: &DeploymentStatus) -> bool {
-    let norm = |s: &DeploymentStatus| {
-        let mut v = serde_json::to_value(s).unwrap_or_default();
-        for k in [
-            "replicas",
-            "updatedReplicas",
-            "readyReplicas",
-            "availableReplicas",
-            "unavailableReplicas",
-        ] {
-            if v[k] == json!(0) {
-                v.as_object_mut().map(|o| o.remove(k));
-            }
-        }
-        v
-    };
-    old.is_some_and(|o| norm(o) == norm(new))
 }
