@@ -346,8 +346,8 @@ impl Registry {
     }
 }
 
-/// A list's JSON (the bytes [`ListBody`] serializes to) from its `metadata` and its items'
-/// `pages`, made a chunk at a time as the client reads. A page that cannot be read ends the
+/// A list's JSON (the bytes [`ListBody`] serializes to, and a newline) from its `metadata` and
+/// its items' `pages`, made a chunk at a time as the client reads. A page that cannot be read ends the
 /// body with an error, so the client sees a failed response rather than a short list.
 fn json_chunks(
     def: &'static ResourceDef,
@@ -387,7 +387,8 @@ fn json_chunks(
                 Some(Ok(page)) => st.page = page.into_iter(),
                 Some(Err(e)) => return Some((Err(e), None)),
                 None => {
-                    st.chunk.extend_from_slice(b"]}");
+                    // Upstream's encoder ends every body with a newline.
+                    st.chunk.extend_from_slice(b"]}\n");
                     return Some((Ok(Bytes::from(st.chunk)), None));
                 }
             }
@@ -462,7 +463,7 @@ mod tests {
                 .await;
             assert!(chunks.iter().all(|c| c.len() < LIST_CHUNK + 1024));
             assert_eq!(chunks.len(), whole.len() / LIST_CHUNK + 1);
-            assert_eq!(chunks.concat(), whole);
+            assert_eq!(chunks.concat(), [whole, b"\n".to_vec()].concat());
         }
     }
 }
