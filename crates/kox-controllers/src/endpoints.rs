@@ -41,6 +41,24 @@ pub(crate) fn selects(svc: &Service, pod: &Pod) -> bool {
 }
 
 /// Whether the service is one whose endpoints a controller computes.
+/// Whether this controller (and the EndpointSlice controller) gives the service endpoints:
+/// upstream's `syncService` skips ExternalName services (kubernetes#105986) and services
+/// without a selector, whose endpoints are written out-of-band.
+pub(crate) fn gets_endpoints(svc: &Service) -> bool {
+    let external_name = svc
+        .spec
+        .as_ref()
+        .and_then(|s| s.type_.as_deref())
+        .is_some_and(|t| t == "ExternalName");
+    !external_name && has_selector(svc) && svc.metadata.deletion_timestamp.is_none()
+}
+
+/// A 409 on a write: the informer's copy was out of date. Upstream's stale-cache case —
+/// requeued, with no Warning event.
+pub(crate) fn is_conflict(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 409)
+}
+
 pub(crate) fn has_selector(svc: &Service) -> bool {
     svc.spec
         .as_ref()
@@ -264,7 +282,7 @@ impl Controller for EndpointsController {
                         }
                         return Ok(Action::await_change());
                     };
-                    if !has_selector(&svc) || svc.metadata.deletion_timestamp.is_some() {
+                    if !gets_endpoints(&svc) {
                         return Ok(Action::await_change());
                     }
                     let subsets = subsets(&svc, &pods.list_namespace(ns));
@@ -283,6 +301,9 @@ impl Controller for EndpointsController {
                             new.subsets = subsets;
                             new.metadata.labels = Some(labels);
                             if let Err(e) = api.replace(name, &PostParams::default(), &new).await {
+                                if is_conflict(&e) {
+                                    return Err(e.into());
+                                }
                                 recorder.warning(
                                     &new,
                                     "FailedToUpdateEndpoint",
@@ -359,6 +380,25 @@ pub(crate) mod tests {
             }),
             ..Service::default()
         }
+    }
+
+    #[test]
+    fn external_name_and_selectorless_services_get_no_endpoints() {
+        let svc = service(false);
+        assert!(gets_endpoints(&svc));
+        let mut ext = svc.clone();
+        ext.spec.as_mut().unwrap().type_ = Some("ExternalName".into());
+        ext.spec.as_mut().unwrap().external_name = Some("example.com".into());
+        assert!(!gets_endpoints(&ext));
+        let mut bare = svc.clone();
+        bare.spec.as_mut().unwrap().selector = None;
+        assert!(!gets_endpoints(&bare));
+        let conflict = kube::Error::Api(
+            kube::core::Status::failure("the object has been modified", "Conflict")
+                .with_code(409)
+                .boxed(),
+        );
+        assert!(is_conflict(&conflict));
     }
 
     pub(crate) fn pod(name: &str, ip: &str, port: i32, ready: bool) -> Arc<Pod> {

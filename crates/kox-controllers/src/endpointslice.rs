@@ -16,8 +16,8 @@ use kube::api::{DeleteParams, PostParams};
 use tokio_util::sync::CancellationToken;
 
 use crate::endpoints::{
-    error_message, has_selector, pod_hostname, pod_in_endpoints, pod_ready, pod_ref, selects,
-    target_port, watch_services_and_pods,
+    error_message, gets_endpoints, is_conflict, pod_hostname, pod_in_endpoints, pod_ready, pod_ref,
+    selects, target_port, watch_services_and_pods,
 };
 use crate::informer::split_key;
 use crate::{Action, Context, Controller};
@@ -299,7 +299,7 @@ impl Controller for EndpointSliceController {
                         // The garbage collector deletes the slices the service owned.
                         return Ok(Action::await_change());
                     };
-                    if !has_selector(&svc) || svc.metadata.deletion_timestamp.is_some() {
+                    if !gets_endpoints(&svc) {
                         return Ok(Action::await_change());
                     }
                     let existing: Vec<Arc<EndpointSlice>> = slices
@@ -362,6 +362,10 @@ impl Controller for EndpointSliceController {
                         Ok(())
                     };
                     if let Err((msg, e)) = written.await {
+                        if is_conflict(&e) {
+                            // A stale informer cache: retried, as upstream, without a Warning.
+                            return Err(e.into());
+                        }
                         recorder.warning(
                             svc.as_ref(),
                             "FailedToUpdateEndpointSlices",
