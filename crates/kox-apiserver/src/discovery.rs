@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::resources::{self, RESOURCES, ResourceDef};
+use crate::resources::{self, ResourceDef};
 
 /// `/api`.
 pub fn api_versions(server_address: &str) -> Value {
@@ -13,16 +13,19 @@ pub fn api_versions(server_address: &str) -> Value {
     })
 }
 
-fn group_entry(group: &str, version: &str) -> Value {
-    let gv = json!({ "groupVersion": format!("{group}/{version}"), "version": version });
-    json!({ "name": group, "versions": [gv.clone()], "preferredVersion": gv })
+fn group_entry(group: &str, versions: &[&str]) -> Value {
+    let gvs: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({ "groupVersion": format!("{group}/{v}"), "version": v }))
+        .collect();
+    json!({ "name": group, "versions": gvs, "preferredVersion": gvs[0] })
 }
 
 /// `/apis`.
 pub fn api_group_list() -> Value {
     let groups: Vec<Value> = resources::groups()
         .into_iter()
-        .map(|(g, v)| group_entry(g, v))
+        .map(|(g, v)| group_entry(g, &v))
         .collect();
     json!({ "kind": "APIGroupList", "apiVersion": "v1", "groups": groups })
 }
@@ -30,7 +33,7 @@ pub fn api_group_list() -> Value {
 /// `/apis/<group>`, if served.
 pub fn api_group(group: &str) -> Option<Value> {
     let (g, v) = resources::groups().into_iter().find(|(g, _)| *g == group)?;
-    let mut doc = group_entry(g, v);
+    let mut doc = group_entry(g, &v);
     doc["kind"] = json!("APIGroup");
     doc["apiVersion"] = json!("v1");
     Some(doc)
@@ -97,9 +100,7 @@ pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
     if !resources::serves(group, version) {
         return None;
     }
-    let resources: Vec<Value> = RESOURCES
-        .iter()
-        .filter(|r| r.group == group && r.version == version)
+    let resources: Vec<Value> = resources::served_at(group, version)
         .flat_map(resource_entries)
         .collect();
     let gv = if group.is_empty() {
@@ -168,26 +169,27 @@ fn aggregated_resource(r: &ResourceDef) -> Value {
     e
 }
 
-fn aggregated_group(group: &str, version: &str) -> Value {
-    let resources: Vec<Value> = RESOURCES
+fn aggregated_group(group: &str, versions: &[&str]) -> Value {
+    let versions: Vec<Value> = versions
         .iter()
-        .filter(|r| r.group == group && r.version == version)
-        .map(aggregated_resource)
+        .map(|version| {
+            let resources: Vec<Value> = resources::served_at(group, version)
+                .map(aggregated_resource)
+                .collect();
+            json!({ "version": version, "resources": resources, "freshness": "Current" })
+        })
         .collect();
-    json!({
-        "metadata": { "name": group },
-        "versions": [{ "version": version, "resources": resources, "freshness": "Current" }],
-    })
+    json!({ "metadata": { "name": group }, "versions": versions })
 }
 
 /// Aggregated discovery for `/api` (`legacy`) or `/apis`.
 pub fn aggregated(legacy: bool) -> Value {
     let items: Vec<Value> = if legacy {
-        vec![aggregated_group("", "v1")]
+        vec![aggregated_group("", &["v1"])]
     } else {
         resources::groups()
             .into_iter()
-            .map(|(g, v)| aggregated_group(g, v))
+            .map(|(g, v)| aggregated_group(g, &v))
             .collect()
     };
     json!({ "kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items })

@@ -23,6 +23,7 @@ use crate::{discovery, health, openapi, subresources};
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 
 /// The parsed query string.
+#[derive(Clone)]
 pub struct Query(Vec<(String, String)>);
 
 impl Query {
@@ -435,6 +436,38 @@ fn not_found_path(_req: &Request) -> ApiError {
 }
 
 async fn resource(
+    app: &Arc<App>,
+    req: &Request,
+    group: &str,
+    version: &str,
+    rest: &[&str],
+) -> ApiResult<Response> {
+    if !crate::hpa_v1::applies(group, version, rest) {
+        return served_resource(app, req, group, version, rest).await;
+    }
+    // autoscaling/v1 HorizontalPodAutoscalers: served from v2, converted both ways.
+    let current = match (&req.method, rest) {
+        (&Method::PATCH, ["namespaces", ns, plural, name, ..]) => {
+            let def =
+                resources::find("autoscaling", "v2", plural).ok_or_else(|| not_found_path(req))?;
+            Some(
+                app.registry
+                    .get(ObjectRef {
+                        def,
+                        namespace: Some(ns),
+                        name,
+                    })
+                    .await?,
+            )
+        }
+        _ => None,
+    };
+    let v2_req = crate::hpa_v1::request(req, current)?;
+    let resp = served_resource(app, &v2_req, "autoscaling", "v2", rest).await?;
+    crate::hpa_v1::response(req, resp, req.query.flag("watch")).await
+}
+
+async fn served_resource(
     app: &Arc<App>,
     req: &Request,
     group: &str,

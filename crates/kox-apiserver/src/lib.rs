@@ -22,6 +22,7 @@ pub mod error;
 pub mod fairness;
 pub mod handlers;
 pub mod health;
+pub mod hpa_v1;
 pub mod list;
 pub mod lister;
 pub mod meta;

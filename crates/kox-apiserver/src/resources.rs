@@ -694,15 +694,48 @@ pub static RESOURCES: &[ResourceDef] = &[
     ),
 ];
 
-/// The API groups in discovery order, each with its one served version.
-pub fn groups() -> Vec<(&'static str, &'static str)> {
-    let mut out: Vec<(&str, &str)> = Vec::new();
-    for r in RESOURCES.iter().filter(|r| !r.group.is_empty()) {
-        if !out.iter().any(|(g, _)| *g == r.group) {
-            out.push((r.group, r.version));
+/// Older versions of resources in [`RESOURCES`], served by converting to and from the
+/// stored (preferred) version: `autoscaling/v1` HorizontalPodAutoscalers (`hpa_v1.rs`).
+pub static CONVERTED: &[ResourceDef] = &[res!(
+    "autoscaling",
+    "v1",
+    "HorizontalPodAutoscaler",
+    "horizontalpodautoscalers",
+    "horizontalpodautoscaler",
+    true,
+    &["hpa"],
+    ALL,
+    &["status"],
+    &strategy::HPA
+)];
+
+/// The API groups in discovery order, each with its served versions, the preferred (stored)
+/// one first.
+pub fn groups() -> Vec<(&'static str, Vec<&'static str>)> {
+    let mut out: Vec<(&str, Vec<&str>)> = Vec::new();
+    for r in RESOURCES
+        .iter()
+        .chain(CONVERTED)
+        .filter(|r| !r.group.is_empty())
+    {
+        match out.iter_mut().find(|(g, _)| *g == r.group) {
+            Some((_, versions)) => {
+                if !versions.contains(&r.version) {
+                    versions.push(r.version);
+                }
+            }
+            None => out.push((r.group, vec![r.version])),
         }
     }
     out
+}
+
+/// The resources served at one group-version, converted ones included.
+pub fn served_at(group: &str, version: &str) -> impl Iterator<Item = &'static ResourceDef> {
+    RESOURCES
+        .iter()
+        .chain(CONVERTED)
+        .filter(move |r| r.group == group && r.version == version)
 }
 
 /// Looks up a resource by group, version and plural name.
@@ -714,7 +747,5 @@ pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static Resourc
 
 /// Whether a group-version is served.
 pub fn serves(group: &str, version: &str) -> bool {
-    RESOURCES
-        .iter()
-        .any(|r| r.group == group && r.version == version)
+    served_at(group, version).next().is_some()
 }

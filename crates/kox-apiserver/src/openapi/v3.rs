@@ -18,7 +18,8 @@ pub(super) fn documents() -> &'static BTreeMap<String, (Value, String)> {
     static DOCS: OnceLock<BTreeMap<String, (Value, String)>> = OnceLock::new();
     DOCS.get_or_init(|| {
         let mut gvs: Vec<(&str, &str)> = vec![("", "v1")];
-        gvs.extend(resources::groups());
+        // Preferred versions: converted older ones have no schemas of their own here.
+        gvs.extend(resources::groups().into_iter().map(|(g, v)| (g, v[0])));
         gvs.into_iter()
             .map(|(g, v)| {
                 let path = if g.is_empty() {
