@@ -166,4 +166,26 @@ spec:
         60
     );
     c.ok(&["delete", "horizontalpodautoscalers.v1.autoscaling", "other"]);
+
+    // 3. Enum types list their values, as `kubectl explain` prints them.
+    let explain = c.ok(&["explain", "svc.spec.type"]);
+    assert!(explain.contains("ENUM:"), "{explain}");
+    for v in ["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"] {
+        assert!(explain.contains(v), "{v} in {explain}");
+    }
+    let explain = c.ok(&["explain", "pod.spec.restartPolicy"]);
+    assert!(
+        explain.contains("ENUM:") && explain.contains("OnFailure"),
+        "{explain}"
+    );
+    let explain = c.ok(&["explain", "deploy.spec.strategy.type"]);
+    assert!(
+        explain.contains("ENUM:") && explain.contains("Recreate"),
+        "{explain}"
+    );
+    let explain = c.ok(&["explain", "svc.spec.sessionAffinity"]);
+    assert!(
+        explain.contains("ENUM:") && explain.contains("ClientIP"),
+        "{explain}"
+    );
 }

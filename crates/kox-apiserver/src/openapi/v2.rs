@@ -298,6 +298,42 @@ mod tests {
         serde_json::from_slice(&spec().json).expect("the document is JSON")
     }
 
+    #[test]
+    fn enum_types_list_their_values_in_both_versions() {
+        let v3 = v3::document("api/v1").expect("core v1");
+        let spec = &v3["components"]["schemas"]["io.k8s.api.core.v1.ServiceSpec"];
+        assert_eq!(
+            spec["properties"]["type"]["enum"],
+            json!(["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"])
+        );
+        let d = doc();
+        let defs = &d["definitions"];
+        assert_eq!(
+            defs["io.k8s.api.core.v1.PodSpec"]["properties"]["restartPolicy"]["enum"],
+            json!(["Always", "Never", "OnFailure"])
+        );
+        assert_eq!(
+            defs["io.k8s.api.core.v1.PersistentVolumeClaimSpec"]["properties"]["accessModes"]["items"]
+                ["enum"][2],
+            "ReadWriteOnce"
+        );
+        assert_eq!(
+            defs["io.k8s.api.apps.v1.DeploymentStrategy"]["properties"]["type"]["enum"],
+            json!(["Recreate", "RollingUpdate"])
+        );
+        assert_eq!(
+            defs["io.k8s.api.core.v1.Container"]["properties"]["imagePullPolicy"]["enum"],
+            json!(["Always", "IfNotPresent", "Never"])
+        );
+        for (schema, property, items, values) in v3::ENUMS {
+            let mut p = &defs[*schema]["properties"][*property];
+            if *items {
+                p = &p["items"];
+            }
+            assert_eq!(p["enum"], json!(values), "{schema}.{property}");
+        }
+    }
+
     /// Calls `f` on every schema of the document: definitions, their properties, items,
     /// additional properties and `allOf`s, and the operations' body and response schemas.
     fn each_schema(doc: &Value, f: &mut impl FnMut(&str, &Value)) {

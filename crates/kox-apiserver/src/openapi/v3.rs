@@ -90,7 +90,254 @@ pub(super) fn schemas(defs: &[&ResourceDef]) -> (serde_json::Map<String, Value>,
             annotate_patch_meta(&mut schemas, name, patch_schema, 0);
         }
     }
+    add_enums(&mut schemas);
     (schemas, refs)
+}
+
+const PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
+const ACCESS_MODES: &[&str] = &[
+    "ReadOnlyMany",
+    "ReadWriteMany",
+    "ReadWriteOnce",
+    "ReadWriteOncePod",
+];
+const VOLUME_MODES: &[&str] = &["Block", "Filesystem"];
+const PULL_POLICIES: &[&str] = &["Always", "IfNotPresent", "Never"];
+const MESSAGE_POLICIES: &[&str] = &["FallbackToLogsOnError", "File"];
+const TAINT_EFFECTS: &[&str] = &["NoExecute", "NoSchedule", "PreferNoSchedule"];
+const UPDATE_STRATEGIES: &[&str] = &["OnDelete", "RollingUpdate"];
+const TRAFFIC_POLICIES: &[&str] = &["Cluster", "Local"];
+
+/// Upstream's `+enum` string types as its OpenAPI lists them (values sorted), by schema,
+/// property and whether the values are the property's array items: what `kubectl explain`
+/// prints as `ENUM:`.
+pub(super) const ENUMS: &[(&str, &str, bool, &[&str])] = &[
+    (
+        "io.k8s.api.core.v1.ServiceSpec",
+        "type",
+        false,
+        &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"],
+    ),
+    (
+        "io.k8s.api.core.v1.ServiceSpec",
+        "externalTrafficPolicy",
+        false,
+        TRAFFIC_POLICIES,
+    ),
+    (
+        "io.k8s.api.core.v1.ServiceSpec",
+        "internalTrafficPolicy",
+        false,
+        TRAFFIC_POLICIES,
+    ),
+    (
+        "io.k8s.api.core.v1.ServiceSpec",
+        "sessionAffinity",
+        false,
+        &["ClientIP", "None"],
+    ),
+    (
+        "io.k8s.api.core.v1.ServiceSpec",
+        "ipFamilyPolicy",
+        false,
+        &["PreferDualStack", "RequireDualStack", "SingleStack"],
+    ),
+    (
+        "io.k8s.api.core.v1.ServicePort",
+        "protocol",
+        false,
+        PROTOCOLS,
+    ),
+    (
+        "io.k8s.api.core.v1.ContainerPort",
+        "protocol",
+        false,
+        PROTOCOLS,
+    ),
+    (
+        "io.k8s.api.core.v1.EndpointPort",
+        "protocol",
+        false,
+        PROTOCOLS,
+    ),
+    (
+        "io.k8s.api.discovery.v1.EndpointPort",
+        "protocol",
+        false,
+        PROTOCOLS,
+    ),
+    (
+        "io.k8s.api.networking.v1.NetworkPolicyPort",
+        "protocol",
+        false,
+        PROTOCOLS,
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "restartPolicy",
+        false,
+        &["Always", "Never", "OnFailure"],
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "dnsPolicy",
+        false,
+        &["ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"],
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "preemptionPolicy",
+        false,
+        &["Never", "PreemptLowerPriority"],
+    ),
+    (
+        "io.k8s.api.core.v1.PodStatus",
+        "phase",
+        false,
+        &["Failed", "Pending", "Running", "Succeeded", "Unknown"],
+    ),
+    (
+        "io.k8s.api.core.v1.PodStatus",
+        "qosClass",
+        false,
+        &["BestEffort", "Burstable", "Guaranteed"],
+    ),
+    (
+        "io.k8s.api.core.v1.Container",
+        "imagePullPolicy",
+        false,
+        PULL_POLICIES,
+    ),
+    (
+        "io.k8s.api.core.v1.Container",
+        "terminationMessagePolicy",
+        false,
+        MESSAGE_POLICIES,
+    ),
+    (
+        "io.k8s.api.core.v1.EphemeralContainer",
+        "imagePullPolicy",
+        false,
+        PULL_POLICIES,
+    ),
+    (
+        "io.k8s.api.core.v1.EphemeralContainer",
+        "terminationMessagePolicy",
+        false,
+        MESSAGE_POLICIES,
+    ),
+    (
+        "io.k8s.api.core.v1.PersistentVolumeClaimSpec",
+        "accessModes",
+        true,
+        ACCESS_MODES,
+    ),
+    (
+        "io.k8s.api.core.v1.PersistentVolumeClaimSpec",
+        "volumeMode",
+        false,
+        VOLUME_MODES,
+    ),
+    (
+        "io.k8s.api.core.v1.PersistentVolumeSpec",
+        "accessModes",
+        true,
+        ACCESS_MODES,
+    ),
+    (
+        "io.k8s.api.core.v1.PersistentVolumeSpec",
+        "volumeMode",
+        false,
+        VOLUME_MODES,
+    ),
+    (
+        "io.k8s.api.core.v1.PersistentVolumeSpec",
+        "persistentVolumeReclaimPolicy",
+        false,
+        &["Delete", "Recycle", "Retain"],
+    ),
+    (
+        "io.k8s.api.core.v1.Toleration",
+        "operator",
+        false,
+        &["Equal", "Exists"],
+    ),
+    (
+        "io.k8s.api.core.v1.Toleration",
+        "effect",
+        false,
+        TAINT_EFFECTS,
+    ),
+    ("io.k8s.api.core.v1.Taint", "effect", false, TAINT_EFFECTS),
+    (
+        "io.k8s.api.core.v1.NodeSelectorRequirement",
+        "operator",
+        false,
+        &["DoesNotExist", "Exists", "Gt", "In", "Lt", "NotIn"],
+    ),
+    (
+        "io.k8s.api.core.v1.NamespaceStatus",
+        "phase",
+        false,
+        &["Active", "Terminating"],
+    ),
+    (
+        "io.k8s.api.apps.v1.DeploymentStrategy",
+        "type",
+        false,
+        &["Recreate", "RollingUpdate"],
+    ),
+    (
+        "io.k8s.api.apps.v1.DaemonSetUpdateStrategy",
+        "type",
+        false,
+        UPDATE_STRATEGIES,
+    ),
+    (
+        "io.k8s.api.apps.v1.StatefulSetUpdateStrategy",
+        "type",
+        false,
+        UPDATE_STRATEGIES,
+    ),
+    (
+        "io.k8s.api.apps.v1.StatefulSetSpec",
+        "podManagementPolicy",
+        false,
+        &["OrderedReady", "Parallel"],
+    ),
+    (
+        "io.k8s.api.batch.v1.JobSpec",
+        "completionMode",
+        false,
+        &["Indexed", "NonIndexed"],
+    ),
+    (
+        "io.k8s.api.batch.v1.CronJobSpec",
+        "concurrencyPolicy",
+        false,
+        &["Allow", "Forbid", "Replace"],
+    ),
+];
+
+/// Adds [`ENUMS`] to the schemas present.
+fn add_enums(schemas: &mut serde_json::Map<String, Value>) {
+    for (schema, property, items, values) in ENUMS {
+        let Some(prop) = schemas
+            .get_mut(*schema)
+            .and_then(|s| s.get_mut("properties"))
+            .and_then(|p| p.get_mut(*property))
+        else {
+            continue;
+        };
+        let target = if *items {
+            prop.get_mut("items")
+        } else {
+            Some(prop)
+        };
+        if let Some(t) = target.and_then(Value::as_object_mut) {
+            t.insert("enum".into(), json!(values));
+        }
+    }
 }
 
 fn build(group: &str, version: &str) -> Value {
