@@ -706,7 +706,7 @@ pub static CONVERTED: &[ResourceDef] = &[res!(
     &["hpa"],
     ALL,
     &["status"],
-    &strategy::HPA
+    &strategy::HPA_V1
 )];
 
 /// The API groups in discovery order, each with its served versions, the preferred (stored)

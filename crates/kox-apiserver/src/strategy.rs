@@ -293,6 +293,12 @@ pub static HPA: Strategy = Strategy {
     validate_update: validation::hpa_update,
     ..strategy_of::<autoscaling::HorizontalPodAutoscaler>(&table::HPA)
 };
+/// `autoscaling/v1` HorizontalPodAutoscalers: v2's behaviour (requests are converted and
+/// served at v2), with v1's schema for discovery's documents.
+pub static HPA_V1: Strategy = Strategy {
+    schema: schema_of::<k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler>,
+    ..HPA
+};
 pub static CRON_JOB: Strategy = Strategy {
     has_status: true,
     tracks_generation: true,

@@ -166,6 +166,34 @@ spec:
         60
     );
     c.ok(&["delete", "horizontalpodautoscalers.v1.autoscaling", "other"]);
+    let explain = c.ok(&["explain", "hpa.spec", "--api-version=autoscaling/v1"]);
+    assert!(
+        explain.contains("targetCPUUtilizationPercentage"),
+        "{explain}"
+    );
+    let explain = c.ok(&["explain", "hpa.spec"]);
+    assert!(
+        explain.contains("metrics") && explain.contains("VERSION:    v2"),
+        "{explain}"
+    );
+    // kubectl 1.27's autoscale (autoscaling/v1 too).
+    let old = std::path::Path::new("/usr/lib/google-cloud-sdk/bin/kubectl.1.27");
+    if old.exists() {
+        let out = c
+            .kubectl_program_cmd(
+                old,
+                &["autoscale", "deployment", "web", "--name=old", "--max=2"],
+            )
+            .output()
+            .expect("kubectl 1.27 runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let old_hpa = json(&c.ok(&["get", "hpa", "old", "-o", "json"]));
+        assert_eq!(old_hpa["spec"]["maxReplicas"], 2);
+    }
 
     // 3. Enum types list their values, as `kubectl explain` prints them.
     let explain = c.ok(&["explain", "svc.spec.type"]);

@@ -10,7 +10,7 @@ use ring::digest::{SHA512, digest};
 use serde_json::{Map, Value, json};
 
 use super::{gnostic, v3};
-use crate::resources::{RESOURCES, ResourceDef};
+use crate::resources::{CONVERTED, RESOURCES, ResourceDef};
 
 /// What upstream answers a protobuf request with (also for the older `@v1.0` spelling).
 pub const PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
@@ -114,7 +114,7 @@ pub fn matches(if_none_match: &str, etag: &str) -> bool {
 }
 
 fn build() -> Value {
-    let defs: Vec<&ResourceDef> = RESOURCES.iter().collect();
+    let defs: Vec<&ResourceDef> = RESOURCES.iter().chain(CONVERTED).collect();
     let definitions: BTreeMap<String, Value> = v3::schemas(&defs)
         .0
         .into_iter()

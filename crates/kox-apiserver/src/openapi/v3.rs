@@ -11,15 +11,16 @@ use serde_json::{Value, json};
 
 use kox_api::strategic_merge::schema::{Strategy, TypeSchema, schema_for_kind};
 
-use crate::resources::{self, RESOURCES, ResourceDef};
+use crate::resources::{self, ResourceDef};
 
 /// Documents (with their hashes) by path (`api/v1`, `apis/apps/v1`), built once.
 pub(super) fn documents() -> &'static BTreeMap<String, (Value, String)> {
     static DOCS: OnceLock<BTreeMap<String, (Value, String)>> = OnceLock::new();
     DOCS.get_or_init(|| {
         let mut gvs: Vec<(&str, &str)> = vec![("", "v1")];
-        // Preferred versions: converted older ones have no schemas of their own here.
-        gvs.extend(resources::groups().into_iter().map(|(g, v)| (g, v[0])));
+        for (g, versions) in resources::groups() {
+            gvs.extend(versions.into_iter().map(|v| (g, v)));
+        }
         gvs.into_iter()
             .map(|(g, v)| {
                 let path = if g.is_empty() {
@@ -341,10 +342,7 @@ fn add_enums(schemas: &mut serde_json::Map<String, Value>) {
 }
 
 fn build(group: &str, version: &str) -> Value {
-    let defs: Vec<&ResourceDef> = RESOURCES
-        .iter()
-        .filter(|r| r.group == group && r.version == version)
-        .collect();
+    let defs: Vec<&ResourceDef> = resources::served_at(group, version).collect();
     let (schemas, refs) = schemas(&defs);
     let mut paths = serde_json::Map::new();
     for (def, reference) in defs.iter().zip(refs) {
