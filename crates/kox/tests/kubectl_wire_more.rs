@@ -134,6 +134,30 @@ fn kubectl_sees_upstreams_smaller_details() {
         raw["items"][0]["spec"]["targetCPUUtilizationPercentage"],
         80
     );
+    let yaml = c.ok(&[
+        "get",
+        "horizontalpodautoscalers.v1.autoscaling",
+        "web",
+        "-o",
+        "yaml",
+    ]);
+    assert!(
+        yaml.contains("apiVersion: autoscaling/v1")
+            && yaml.contains("targetCPUUtilizationPercentage: 80"),
+        "{yaml}"
+    );
+    let watched = c.ok(&[
+        "get",
+        "--raw",
+        "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers?watch=true&timeoutSeconds=1",
+    ]);
+    let first = json(watched.lines().next().expect("an event"));
+    assert_eq!(first["type"], "ADDED");
+    assert_eq!(first["object"]["apiVersion"], "autoscaling/v1");
+    assert_eq!(
+        first["object"]["spec"]["targetCPUUtilizationPercentage"],
+        80
+    );
     // A v1 patch and a v1 manifest.
     c.ok(&[
         "patch",
