@@ -108,21 +108,21 @@ pub struct Request {
 }
 
 impl Request {
-    fn accept(&self) -> &str {
+    pub(crate) fn accept(&self) -> &str {
         self.headers
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("application/json")
     }
 
-    fn content_type(&self) -> &str {
+    pub(crate) fn content_type(&self) -> &str {
         self.headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("application/json")
     }
 
-    fn wants_yaml(&self) -> bool {
+    pub(crate) fn wants_yaml(&self) -> bool {
         let accept = self.accept();
         accept.starts_with("application/yaml") && !accept.contains("as=Table")
     }

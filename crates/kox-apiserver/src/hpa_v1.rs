@@ -228,20 +228,10 @@ fn response_to_v1(mut v: Value) -> Value {
 pub fn request(req: &Request, current: Option<Value>) -> ApiResult<Request> {
     let mut headers = req.headers.clone();
     // Answers are converted as JSON (and re-encoded as YAML if that was asked for).
-    let accept = req
-        .headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json");
-    if accept.starts_with("application/yaml") && !accept.contains("as=Table") {
+    if req.wants_yaml() {
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
     }
-    let ct = req
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json")
-        .to_string();
+    let ct = req.content_type().to_string();
     let (method, body) = match req.method {
         Method::POST | Method::PUT if !req.body.is_empty() => {
             let v1 = decode_body(&ct, &req.body)?;
@@ -329,12 +319,7 @@ pub async fn response(req: &Request, resp: Response, watch: bool) -> ApiResult<R
         return Ok(Response::from_parts(parts, Body::from(bytes)));
     };
     let v = response_to_v1(v);
-    let accept = req
-        .headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let out = if accept.starts_with("application/yaml") && !accept.contains("as=Table") {
+    let out = if req.wants_yaml() {
         parts.headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/yaml"),

@@ -171,12 +171,7 @@ pub async fn scale(app: &Arc<App>, req: &Request, r: ObjectRef<'_>) -> ApiResult
         field_validation: crate::registry::FieldValidation::Ignore,
         user: req.user(),
     };
-    let ct = req
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json")
-        .to_string();
+    let ct = req.content_type().to_string();
     let body: Value = if req.method == Method::PUT {
         crate::handlers::decode_body(&ct, &req.body)?
     } else if req.method == Method::PATCH {
