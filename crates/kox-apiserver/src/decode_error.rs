@@ -35,11 +35,8 @@ pub fn words(body: &Value, e: &serde_path_to_error::Error<serde_json::Error>) ->
     }
     // A kind the tables do not hold: the same sentence, with the type the decoder expected.
     let what = match value {
-        Some(Value::Bool(_)) => "bool",
-        Some(Value::String(_)) => "string",
-        Some(Value::Array(_)) => "array",
-        Some(Value::Object(_)) => "object",
-        _ => "number",
+        None | Some(Value::Null) => "number",
+        Some(v) => go_json::json_type(v),
     };
     let inner = e.inner().to_string();
     let expected = inner.split(", expected ").nth(1).map(go_type_of);

@@ -867,18 +867,6 @@ fn duplicate_field_warnings(
 }
 
 /// DeleteOptions from the body (if any) and query parameters.
-/// A JSON value's type as Go's decoder names it in its errors.
-fn json_type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
-
 fn delete_options(req: &Request) -> ApiResult<Value> {
     let mut options = if req.body.is_empty() {
         json!({})
@@ -888,7 +876,7 @@ fn delete_options(req: &Request) -> ApiResult<Value> {
     if !options.is_object() {
         return Err(ApiError::bad_request(format!(
             "json: cannot unmarshal {} into Go value of type v1.DeleteOptions",
-            json_type_name(&options)
+            kox_proto::go_json::json_type(&options)
         )));
     }
     if let Some(g) = req.query.get("gracePeriodSeconds") {

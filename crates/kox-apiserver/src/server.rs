@@ -459,10 +459,7 @@ async fn serve_connection(c: Connection, tcp: tokio::net::TcpStream, peer: Socke
                         return Body::empty();
                     }
                     // The request counts as in flight until its body (a watch's, say) is done.
-                    Body::new(body.map_frame(move |frame| {
-                        let _ = &in_flight;
-                        frame
-                    }))
+                    holding(body, in_flight)
                 }))
             }
         })
@@ -663,12 +660,17 @@ async fn handle(
         );
     }
     resp.map(|body| match list_slot {
-        Some(slot) => Body::new(body.map_frame(move |frame| {
-            let _ = &slot;
-            frame
-        })),
+        Some(slot) => holding(Body::new(body), slot),
         None => Body::new(body),
     })
+}
+
+/// `body`, keeping `held` (a slot, a count) until the body is sent or dropped.
+fn holding<T: Send + Sync + 'static>(body: Body, held: T) -> Body {
+    Body::new(body.map_frame(move |frame| {
+        let _ = &held;
+        frame
+    }))
 }
 
 /// The answer of `handling`, or a 500 if it panicked (upstream's panic recovery): a bug in one

@@ -201,15 +201,24 @@ fn custom_unmarshaler(special: Special, value: &Value) -> Option<Option<String>>
 fn go_value(value: &Value, at: At) -> Option<String> {
     Some(match value {
         Value::Null => return None,
-        Value::Bool(_) => "bool".into(),
-        Value::String(_) => "string".into(),
-        Value::Array(_) => "array".into(),
-        Value::Object(_) => "object".into(),
         Value::Number(n) => match at {
             At::One(Ty::Scalar(s)) if is_integer(s) => format!("number {n}"),
             _ => "number".into(),
         },
+        other => json_type(other).into(),
     })
+}
+
+/// A JSON value's type as Go's decoder names it in its errors (`array`, `object`, …).
+pub fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
 }
 
 fn is_integer(s: Scalar) -> bool {
