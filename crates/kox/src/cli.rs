@@ -35,6 +35,12 @@ enum Command {
     ControllerManager(crate::controller_manager_cmd::ControllerManagerArgs),
     /// Print a kubeconfig for a user or a node, with a client certificate from the cluster CA.
     Kubeconfig(crate::kubeconfig_cmd::KubeconfigArgs),
+    /// Run the node agent alone: register a node and run its pods on containerd.
+    Agent(crate::agent_cmd::AgentCmdArgs),
+    /// Build OCI image archives without a registry (import them by dropping them into
+    /// DATA_DIR/agent/images/).
+    #[command(subcommand)]
+    Image(crate::image_cmd::ImageCommand),
     /// Simulate nodes: register them, keep them Ready, and run their pods without containers.
     FakeNodes(crate::fake_nodes_cmd::FakeNodesArgs),
     /// Run a benchmark and print its results.
@@ -79,6 +85,8 @@ pub fn run() -> ExitCode {
         Command::ControllerManager(args) => run_async(crate::controller_manager_cmd::run(args)),
         Command::Kubeconfig(args) => run_async(crate::kubeconfig_cmd::run(args)),
         Command::FakeNodes(args) => run_async(crate::fake_nodes_cmd::run(args)),
+        Command::Agent(args) => run_async(crate::agent_cmd::run(args)),
+        Command::Image(command) => run_async(crate::image_cmd::run(command)),
         Command::Datastore(command) => run_async(crate::datastore_cmd::run(command)),
         Command::Version => {
             println!("kox version {}", env!("CARGO_PKG_VERSION"));

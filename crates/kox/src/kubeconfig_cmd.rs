@@ -68,7 +68,7 @@ pub async fn run(args: KubeconfigArgs) -> Result<()> {
 }
 
 /// The server URL of a kubeconfig's first cluster.
-fn server_of(path: &std::path::Path) -> Result<String> {
+pub fn server_of(path: &std::path::Path) -> Result<String> {
     let kubeconfig = kube::config::Kubeconfig::read_from(path)
         .with_context(|| format!("reading {} (or give --server)", path.display()))?;
     kubeconfig
@@ -78,7 +78,7 @@ fn server_of(path: &std::path::Path) -> Result<String> {
         .with_context(|| format!("{} names no server", path.display()))
 }
 
-fn write_private(path: &std::path::Path, contents: &str) -> Result<()> {
+pub fn write_private(path: &std::path::Path, contents: &str) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()

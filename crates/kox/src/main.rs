@@ -4,12 +4,14 @@
 //! installs logging.
 #![forbid(unsafe_code)]
 
+mod agent_cmd;
 mod bench;
 mod bench_api;
 mod cli;
 mod controller_manager_cmd;
 mod datastore_cmd;
 mod fake_nodes_cmd;
+mod image_cmd;
 mod kubeconfig_client;
 mod kubeconfig_cmd;
 mod scheduler_cmd;

@@ -1,5 +1,5 @@
 //! `kox server`: the control plane in one process: the store, the API server, and (unless
-//! disabled) the scheduler and the controller manager.
+//! disabled) the scheduler, the controller manager and a node agent for the server's own node.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -65,6 +65,12 @@ pub struct ServerArgs {
     /// Do not run the controller manager in this process.
     #[arg(long)]
     pub disable_controller_manager: bool,
+    /// Do not run a node agent in this process (a control-plane-only server).
+    #[arg(long)]
+    pub disable_agent: bool,
+    /// The in-process node agent's flags.
+    #[command(flatten)]
+    pub agent: Box<crate::agent_cmd::AgentArgs>,
     /// The cluster token. With `--datastore-endpoint`, the cluster's CA and keys are kept in the
     /// datastore encrypted with it: servers started with the same datastore and token form one
     /// cluster. Default: the token in DATA_DIR/token, created on first start.
@@ -216,6 +222,16 @@ pub async fn run(args: ServerArgs) -> Result<()> {
             stop.clone(),
         )
     });
+    let agent = if args.disable_agent {
+        None
+    } else {
+        Some(crate::agent_cmd::spawn_in_process(
+            &data_dir,
+            &server.kubeconfig,
+            &args.agent,
+            stop.clone(),
+        )?)
+    };
     let signals = stop.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -225,6 +241,9 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     let served = server.serve(stop).await;
     if let Some(cm) = controller_manager {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), cm).await;
+    }
+    if let Some(agent) = agent {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(15), agent).await;
     }
     served
 }
@@ -248,20 +267,43 @@ fn pod_security_config(
 pub async fn run_apiserver(mut args: ServerArgs) -> Result<()> {
     args.disable_scheduler = true;
     args.disable_controller_manager = true;
+    args.disable_agent = true;
     run(args).await
 }
 
-/// The host's first non-loopback IPv4 address, from the kernel's local routing table.
-fn host_address() -> Option<IpAddr> {
-    let trie = std::fs::read_to_string("/proc/net/fib_trie").ok()?;
-    let lines: Vec<&str> = trie.lines().collect();
-    lines.windows(2).find_map(|w| {
-        let addr = w[0].trim().strip_prefix("|-- ")?;
-        if !w[1].contains("/32 host LOCAL") {
-            return None;
-        }
-        addr.parse::<IpAddr>().ok().filter(|ip| !ip.is_loopback())
-    })
+/// The host's address: the IPv4 address of the interface with the default route, else the
+/// first global one not on a pod bridge (a host with no default route still has one).
+pub fn host_address() -> Option<IpAddr> {
+    let out = std::process::Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "scope", "global"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let addresses: Vec<(&str, IpAddr)> = text
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let iface = words.nth(1)?;
+            let addr = words.nth(1)?.split('/').next()?.parse().ok()?;
+            Some((iface, addr))
+        })
+        .collect();
+    let default_iface = std::fs::read_to_string("/proc/net/route")
+        .ok()
+        .and_then(|r| {
+            r.lines()
+                .skip(1)
+                .find(|l| l.split_whitespace().nth(1) == Some("00000000"))
+                .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        });
+    let pod_bridge = |iface: &str| {
+        iface == kox_kubelet::cni::BRIDGE || iface.starts_with("cni") || iface.starts_with("veth")
+    };
+    addresses
+        .iter()
+        .find(|(iface, _)| Some(*iface) == default_iface.as_deref())
+        .or_else(|| addresses.iter().find(|(iface, _)| !pod_bridge(iface)))
+        .map(|(_, ip)| *ip)
 }
 
 async fn wait_for_signal() {

@@ -25,6 +25,7 @@ impl Server {
         let child = Command::new(env!("CARGO_BIN_EXE_kox"))
             .args([
                 "server",
+                "--disable-agent",
                 "--disable-scheduler",
                 "--bind-address",
                 "127.0.0.1",

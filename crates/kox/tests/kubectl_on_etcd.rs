@@ -40,6 +40,7 @@ impl EtcdCluster {
         let child = Command::new(env!("CARGO_BIN_EXE_kox"))
             .args([
                 "server",
+                "--disable-agent",
                 "--bind-address",
                 "127.0.0.1",
                 "--secure-port",

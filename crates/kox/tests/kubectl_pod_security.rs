@@ -188,7 +188,13 @@ fn a_bad_admission_configuration_stops_the_server() {
     .unwrap();
     let data = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_kox"))
-        .args(["server", "--bind-address", "127.0.0.1", "--secure-port"])
+        .args([
+            "server",
+            "--disable-agent",
+            "--bind-address",
+            "127.0.0.1",
+            "--secure-port",
+        ])
         .arg(common::free_port().to_string())
         .arg("--data-dir")
         .arg(data.path())

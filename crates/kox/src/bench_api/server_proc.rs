@@ -71,6 +71,7 @@ impl ServerProcess {
         let mut command = Command::new(exe);
         command
             .arg("server")
+            .arg("--disable-agent")
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--bind-address", "127.0.0.1", "--secure-port"])

@@ -15,6 +15,8 @@ pub struct Cluster {
     pub port: u16,
     cache: tempfile::TempDir,
     extra: Vec<String>,
+    /// Whether the server runs its node agent (containerd and real pods).
+    agent: bool,
 }
 
 pub fn free_port() -> u16 {
@@ -28,8 +30,19 @@ impl Cluster {
         Self::start_with(&[])
     }
 
-    /// Starts a server with extra `kox server` flags and waits until `/readyz` answers.
+    /// Starts a server with extra `kox server` flags and waits until `/readyz` answers. It runs
+    /// no node agent: pods stay unscheduled or go to simulated nodes.
     pub fn start_with(extra: &[&str]) -> Self {
+        Self::start_as(extra, false)
+    }
+
+    /// Starts a server with its node agent (containerd, real pods) and waits until `/readyz`
+    /// answers.
+    pub fn start_with_agent(extra: &[&str]) -> Self {
+        Self::start_as(extra, true)
+    }
+
+    fn start_as(extra: &[&str], agent: bool) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut c = Cluster {
             child: None,
@@ -37,6 +50,7 @@ impl Cluster {
             port: free_port(),
             cache: tempfile::tempdir().expect("temp dir"),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            agent,
         };
         c.spawn();
         c
@@ -54,6 +68,7 @@ impl Cluster {
                 "--data-dir",
             ])
             .arg(self.dir.path())
+            .args((!self.agent).then_some("--disable-agent"))
             .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(log)

@@ -1,0 +1,75 @@
+//! The CRI client: the runtime and image services of a container runtime, over its unix
+//! socket (CRI v1, which containerd 1.6 serves).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use hyper_util::rt::TokioIo;
+use k8s_cri::v1::image_service_client::ImageServiceClient;
+use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+pub use k8s_cri::v1 as api;
+
+/// A connection to the runtime; cheap to clone (one HTTP/2 connection underneath).
+#[derive(Clone, Debug)]
+pub struct Cri {
+    pub runtime: RuntimeServiceClient<Channel>,
+    pub images: ImageServiceClient<Channel>,
+}
+
+/// `unix:///run/x.sock` or `/run/x.sock` as a path.
+pub fn socket_path(endpoint: &str) -> PathBuf {
+    PathBuf::from(endpoint.strip_prefix("unix://").unwrap_or(endpoint))
+}
+
+impl Cri {
+    /// Connects lazily: the first call dials, and a dead runtime's socket is dialled again on
+    /// the next call, so a restarted containerd is picked up without reconnecting by hand.
+    pub fn connect(socket: &Path) -> Result<Cri> {
+        let socket = socket.to_path_buf();
+        let channel = Endpoint::try_from("http://[::1]:0")?
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(120))
+            .connect_with_connector_lazy(tower::service_fn(move |_: Uri| {
+                let socket = socket.clone();
+                async move {
+                    let stream = tokio::net::UnixStream::connect(&socket).await?;
+                    Ok::<_, std::io::Error>(TokioIo::new(stream))
+                }
+            }));
+        Ok(Cri {
+            runtime: RuntimeServiceClient::new(channel.clone()).max_decoding_message_size(64 << 20),
+            images: ImageServiceClient::new(channel).max_decoding_message_size(64 << 20),
+        })
+    }
+
+    /// The runtime's name and version (`containerd`, `1.6.20~ds1`), once it answers.
+    pub async fn version(&self) -> Result<(String, String)> {
+        let v = self
+            .runtime
+            .clone()
+            .version(api::VersionRequest {
+                version: "v1".into(),
+            })
+            .await
+            .context("asking the runtime its version over CRI")?
+            .into_inner();
+        Ok((v.runtime_name, v.runtime_version))
+    }
+
+    /// Waits until the runtime answers CRI calls, at most `limit`.
+    pub async fn wait_ready(&self, limit: Duration) -> Result<(String, String)> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            match self.version().await {
+                Ok(v) => return Ok(v),
+                Err(e) if tokio::time::Instant::now() >= deadline => {
+                    return Err(e.context(format!("the runtime did not answer within {limit:?}")));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+}

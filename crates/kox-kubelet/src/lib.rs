@@ -1,0 +1,131 @@
+//! The node agent (the kubelet's part of kox): it supervises containerd, registers its Node
+//! and keeps its Lease, and runs the pods bound to it through CRI, reporting their status.
+//!
+//! **Architecture invariant:** like every component, it is an ordinary API client (kube-rs)
+//! with the identity `system:node:<name>` — held to its own node by the Node authorizer and
+//! NodeRestriction — and never reads the store.
+
+pub mod cni;
+pub mod containerd;
+pub mod cri;
+mod events;
+mod eviction;
+pub mod images;
+mod node;
+pub mod oci;
+mod pods;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use k8s_openapi::api::core::v1::Taint;
+use kox_api::quantity::Quantity;
+use kube::Client;
+use tokio_util::sync::CancellationToken;
+
+/// How the agent runs.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    pub node_name: String,
+    pub node_ip: IpAddr,
+    /// `DATA_DIR`: the agent keeps everything under `DATA_DIR/agent`.
+    pub data_dir: PathBuf,
+    pub labels: BTreeMap<String, String>,
+    pub taints: Vec<Taint>,
+    pub kube_reserved: BTreeMap<String, Quantity>,
+    pub system_reserved: BTreeMap<String, Quantity>,
+    pub max_pods: u32,
+    /// A runtime to use instead of starting containerd (its CRI socket).
+    pub runtime_endpoint: Option<PathBuf>,
+    pub pause_image: String,
+    /// The node's pod range, used by the one-node pod network.
+    pub pod_cidr: String,
+    /// What the node reports as its kubelet version (`v1.32.0`).
+    pub kubelet_version: String,
+}
+
+impl AgentConfig {
+    pub fn agent_dir(&self) -> PathBuf {
+        self.data_dir.join("agent")
+    }
+    pub fn images_dir(&self) -> PathBuf {
+        self.agent_dir().join("images")
+    }
+    pub fn pods_dir(&self) -> PathBuf {
+        self.agent_dir().join("pods")
+    }
+}
+
+/// What every part of the agent shares.
+pub struct Agent {
+    pub config: AgentConfig,
+    pub client: Client,
+    pub cri: cri::Cri,
+    pub machine: node::Machine,
+    /// The runtime's name and version, as CRI reports them.
+    pub runtime_version: (String, String),
+}
+
+/// Runs the agent until `stop`.
+pub async fn run(client: Client, config: AgentConfig, stop: CancellationToken) -> Result<()> {
+    let agent_dir = config.agent_dir();
+    for dir in [agent_dir.clone(), config.images_dir(), config.pods_dir()] {
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let runtime_stop = CancellationToken::new();
+    let (socket, supervisor) = match &config.runtime_endpoint {
+        Some(endpoint) => (endpoint.clone(), None),
+        None => {
+            containerd::check_binaries()?;
+            let layout = containerd::Layout::new(&agent_dir, containerd::find_cni_bin_dir()?);
+            containerd::write_config(&layout, &config.pause_image)?;
+            cni::write(&layout.cni_conf_dir, &config.pod_cidr)?;
+            let task = containerd::spawn(layout.clone(), runtime_stop.clone())?;
+            (layout.socket(), Some(task))
+        }
+    };
+    // The runtime stops with the agent, however the agent ends.
+    let _runtime_guard = runtime_stop.clone().drop_guard();
+    let cri = cri::Cri::connect(&socket)?;
+    let runtime_version = cri.wait_ready(Duration::from_secs(30)).await?;
+    tracing::info!(runtime = %runtime_version.0, version = %runtime_version.1, socket = %socket.display(), "container runtime ready");
+    images::ensure_pause(&cri, &socket, &agent_dir, &config.pause_image).await?;
+    let agent = Arc::new(Agent {
+        machine: node::Machine::read(&config.data_dir),
+        config,
+        client,
+        cri,
+        runtime_version,
+    });
+    let node_uid = node::register(&agent).await?;
+    tracing::info!(node = %agent.config.node_name, "node registered");
+    let tasks = vec![
+        tokio::spawn(node::heartbeat(agent.clone(), node_uid, stop.clone())),
+        tokio::spawn(images::import_dir_loop(
+            socket.clone(),
+            agent.config.images_dir(),
+            stop.clone(),
+        )),
+        tokio::spawn(pods::run(agent.clone(), stop.clone())),
+    ];
+    for t in tasks {
+        let _ = t.await;
+    }
+    runtime_stop.cancel();
+    if let Some(task) = supervisor {
+        let _ = task.await;
+    }
+    Ok(())
+}
+
+/// Now, to the second, as API timestamps are written.
+pub(crate) fn now_rfc3339() -> String {
+    k8s_openapi::jiff::Timestamp::now()
+        .round(k8s_openapi::jiff::Unit::Second)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
