@@ -152,7 +152,7 @@ pub fn write_config(layout: &Layout, pause_image: &str) -> Result<()> {
 
 /// Stops a containerd an earlier agent left behind (killed with `-9`): the new one needs its
 /// root. Its pods keep running under their shims and are adopted.
-fn stop_leftover(layout: &Layout) {
+pub fn stop_leftover(layout: &Layout) {
     let Some(pid) = std::fs::read_to_string(layout.pid_file())
         .ok()
         .and_then(|s| s.trim().parse::<i32>().ok())

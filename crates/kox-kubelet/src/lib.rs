@@ -129,3 +129,37 @@ pub(crate) fn now_rfc3339() -> String {
         .map(|t| t.to_string())
         .unwrap_or_default()
 }
+
+/// Stops every pod this node's runtime runs and the runtime itself, and unmounts what the
+/// agent mounted under `DATA_DIR/agent` (as k3s's `k3s-killall.sh`): for uninstalling, or
+/// clearing a node the agent was killed on.
+pub async fn killall(data_dir: &std::path::Path) -> Result<()> {
+    let agent_dir = data_dir.join("agent");
+    let layout = containerd::Layout::new(&agent_dir, containerd::find_cni_bin_dir()?);
+    let stop = CancellationToken::new();
+    let cri = cri::Cri::connect(&layout.socket())?;
+    let supervisor = if cri.version().await.is_ok() {
+        None
+    } else {
+        containerd::check_binaries()?;
+        Some(containerd::spawn(layout.clone(), stop.clone())?)
+    };
+    cri.wait_ready(Duration::from_secs(30)).await?;
+    let removed = pods::remove_all(&cri).await?;
+    tracing::info!(removed, "pods stopped and removed");
+    stop.cancel();
+    match supervisor {
+        Some(task) => {
+            let _ = task.await;
+        }
+        None => containerd::stop_leftover(&layout),
+    }
+    for mount in pods::mounts_under(&agent_dir) {
+        let _ = tokio::process::Command::new("umount")
+            .arg("-l")
+            .arg(&mount)
+            .status()
+            .await;
+    }
+    Ok(())
+}

@@ -136,6 +136,23 @@ pub fn config(
     })
 }
 
+/// Flags of `kox killall`.
+#[derive(Args, Debug)]
+pub struct KillallArgs {
+    /// The data directory of the stopped server or agent
+    /// [default: /var/lib/kox as root, else ~/.local/share/kox].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Runs `kox killall`.
+pub async fn killall(args: KillallArgs) -> Result<()> {
+    let data_dir = args
+        .data_dir
+        .unwrap_or_else(crate::server::default_data_dir);
+    kox_kubelet::killall(&data_dir).await
+}
+
 /// Runs `kox agent` until SIGTERM or SIGINT.
 pub async fn run(args: AgentCmdArgs) -> Result<()> {
     let data_dir = args

@@ -37,6 +37,9 @@ enum Command {
     Kubeconfig(crate::kubeconfig_cmd::KubeconfigArgs),
     /// Run the node agent alone: register a node and run its pods on containerd.
     Agent(crate::agent_cmd::AgentCmdArgs),
+    /// Stop every pod of this node and its containerd, and unmount what the agent mounted
+    /// (run after stopping `kox server` / `kox agent` to clear the node).
+    Killall(crate::agent_cmd::KillallArgs),
     /// Build OCI image archives without a registry (import them by dropping them into
     /// DATA_DIR/agent/images/).
     #[command(subcommand)]
@@ -86,6 +89,7 @@ pub fn run() -> ExitCode {
         Command::Kubeconfig(args) => run_async(crate::kubeconfig_cmd::run(args)),
         Command::FakeNodes(args) => run_async(crate::fake_nodes_cmd::run(args)),
         Command::Agent(args) => run_async(crate::agent_cmd::run(args)),
+        Command::Killall(args) => run_async(crate::agent_cmd::killall(args)),
         Command::Image(command) => run_async(crate::image_cmd::run(command)),
         Command::Datastore(command) => run_async(crate::datastore_cmd::run(command)),
         Command::Version => {

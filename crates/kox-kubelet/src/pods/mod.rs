@@ -5,6 +5,7 @@
 mod backoff;
 mod env;
 mod hooks;
+mod probes;
 mod spec;
 mod status;
 mod volumes;
@@ -156,4 +157,40 @@ async fn changed_pods(agent: &Agent, states: &mut HashMap<String, (String, i32)>
     changed.dedup();
     *states = now;
     changed
+}
+
+/// Stops and removes every sandbox the runtime holds; returns how many.
+pub async fn remove_all(cri: &crate::cri::Cri) -> anyhow::Result<usize> {
+    let mut runtime = cri.runtime.clone();
+    let sandboxes = runtime
+        .list_pod_sandbox(api::ListPodSandboxRequest { filter: None })
+        .await?
+        .into_inner()
+        .items;
+    for s in &sandboxes {
+        let _ = runtime
+            .stop_pod_sandbox(api::StopPodSandboxRequest {
+                pod_sandbox_id: s.id.clone(),
+            })
+            .await;
+        let _ = runtime
+            .remove_pod_sandbox(api::RemovePodSandboxRequest {
+                pod_sandbox_id: s.id.clone(),
+            })
+            .await;
+    }
+    Ok(sandboxes.len())
+}
+
+/// Mount points under `dir`, deepest first.
+pub fn mounts_under(dir: &std::path::Path) -> Vec<String> {
+    let prefix = dir.to_string_lossy().into_owned();
+    let mut found: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+        .filter(|m| m.starts_with(&prefix))
+        .collect();
+    found.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    found
 }

@@ -64,7 +64,8 @@ pub struct ContainerView<'a> {
     pub waiting: Option<&'a Waiting>,
     pub runtime: &'a str,
     pub messages: &'a HashMap<String, String>,
-    pub ready: bool,
+    /// What the probes say of the running instance: (started, ready).
+    pub probed: (bool, bool),
 }
 
 pub fn container_status(v: &ContainerView<'_>) -> Value {
@@ -111,11 +112,11 @@ pub fn container_status(v: &ContainerView<'_>) -> Value {
         "name": v.spec.name,
         "state": state,
         "lastState": last.unwrap_or_else(|| json!({})),
-        "ready": is_running && v.ready,
+        "ready": is_running && v.probed.0 && v.probed.1,
         "restartCount": latest.map_or(0, |s| s.metadata.as_ref().map_or(0, |m| m.attempt)),
         "image": v.spec.image.clone().unwrap_or_default(),
         "imageID": latest.map(|s| s.image_ref.clone()).unwrap_or_default(),
-        "started": is_running,
+        "started": is_running && v.probed.0,
     });
     if let Some(s) = latest {
         status["containerID"] = json!(container_id(v.runtime, &s.id));

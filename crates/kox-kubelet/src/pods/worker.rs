@@ -16,6 +16,7 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::backoff::Backoff;
+use super::probes::Probers;
 use super::status::{self, ContainerView, Waiting};
 use super::volumes::{self, Prepared, Tokens};
 use super::{CONTAINER_NAME, Desired, POD_UID, env, spec};
@@ -43,6 +44,9 @@ struct PodWorker {
     finished: bool,
     /// The earliest moment something waits for (a back-off ending).
     wake_at: Option<Instant>,
+    probers: Probers,
+    /// Wakes the worker (the runtime relist, a probe's verdict).
+    wake: Arc<Notify>,
 }
 
 /// What the runtime holds for the pod.
@@ -97,9 +101,11 @@ pub async fn run(
         last_status: None,
         finished: false,
         wake_at: None,
+        probers: Probers::default(),
+        wake: wake.clone(),
     };
     let mut last_pod = first;
-    let mut last_sync = Instant::now() - RESYNC;
+    let mut volumes_refreshed = Instant::now();
     loop {
         let current = desired.borrow_and_update().clone();
         match current {
@@ -114,8 +120,10 @@ pub async fn run(
                 return;
             }
             Desired::Pod(pod) => {
-                let due_volumes = last_sync.elapsed() >= RESYNC;
-                last_sync = Instant::now();
+                let due_volumes = volumes_refreshed.elapsed() >= RESYNC;
+                if due_volumes {
+                    volumes_refreshed = Instant::now();
+                }
                 if let Err(e) = w.sync(&pod, due_volumes).await {
                     tracing::warn!(pod = %key(&pod), "syncing pod: {e:#}");
                 }
@@ -254,10 +262,84 @@ impl PodWorker {
                 self.volumes = Some(v);
             }
         }
+        if self.restart_unhealthy(pod, &obs).await {
+            obs = self.observe().await?;
+        }
         if obs.sandbox_ready().is_some() && self.run_containers(pod, &obs).await {
             obs = self.observe().await?;
         }
+        self.follow_probes(pod, &obs).await;
         self.report(pod, &obs).await
+    }
+
+    /// Starts probers for running containers, stops those of containers gone, and records
+    /// probe failures as `Unhealthy` events.
+    async fn follow_probes(&mut self, pod: &Pod, obs: &Observed) {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let pod_ip = obs.pod_ip();
+        let mut running = Vec::new();
+        let mut fields = HashMap::new();
+        let probed = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .filter(|c| is_sidecar(c))
+            .map(|c| (c, true))
+            .chain(spec.containers.iter().map(|c| (c, false)));
+        for (c, init) in probed {
+            if let Some(s) = obs.latest(&c.name).filter(|s| s.state == RUNNING) {
+                self.probers
+                    .ensure(&self.agent, c, &s.id, &pod_ip, &self.wake);
+                running.push(s.id.clone());
+                fields.insert(s.id.clone(), field_path(c, init));
+            }
+        }
+        self.probers
+            .retain(&running.iter().map(String::as_str).collect::<Vec<_>>());
+        for (id, message) in self.probers.drain_unhealthy() {
+            let field = fields.get(&id).cloned();
+            self.events
+                .record(field.as_deref(), "Warning", "Unhealthy", &message)
+                .await;
+        }
+    }
+
+    /// Stops containers whose liveness (or startup) probe failed; their restart policy and
+    /// back-off then decide whether they run again.
+    async fn restart_unhealthy(&mut self, pod: &Pod, obs: &Observed) -> bool {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let grace = spec.termination_grace_period_seconds.unwrap_or(30).max(0);
+        let mut stopped = false;
+        for c in spec
+            .containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten())
+        {
+            let Some(s) = obs.latest(&c.name).filter(|s| s.state == RUNNING) else {
+                continue;
+            };
+            let Some((kind, _)) = self.probers.peek(&s.id).and_then(|r| r.failed) else {
+                continue;
+            };
+            let message = format!(
+                "Container {} failed {} probe, will be restarted",
+                c.name,
+                kind.to_lowercase()
+            );
+            self.events
+                .record(Some(&field_path(c, false)), "Normal", "Killing", &message)
+                .await;
+            let deadline = Instant::now() + Duration::from_secs(grace as u64);
+            super::hooks::pre_stop(&self.agent, c, &s.id, deadline).await;
+            let left = seconds_left(deadline);
+            let request = api::StopContainerRequest {
+                container_id: s.id.clone(),
+                timeout: left,
+            };
+            let _ = self.agent.cri.runtime.clone().stop_container(request).await;
+            stopped = true;
+        }
+        stopped
     }
 
     /// `activeDeadlineSeconds` passed since the pod started.
@@ -666,7 +748,12 @@ impl PodWorker {
                 waiting,
                 runtime: &runtime,
                 messages: &self.messages,
-                ready: true,
+                probed: obs
+                    .latest(&c.name)
+                    .and_then(|s| self.probers.peek(&s.id))
+                    .map_or((true, c.readiness_probe.is_none()), |r| {
+                        (r.started, r.ready)
+                    }),
             })
         };
         let init_statuses: Vec<Value> = spec
@@ -926,7 +1013,7 @@ impl PodWorker {
                 .await;
             stops.push(tokio::spawn(async move {
                 super::hooks::pre_stop(&agent, &c, &id, deadline).await;
-                let left = deadline.saturating_duration_since(Instant::now()).as_secs() as i64;
+                let left = seconds_left(deadline);
                 let _ = agent
                     .cri
                     .runtime
@@ -974,6 +1061,14 @@ impl PodWorker {
             tracing::debug!(pod = %key(pod), "deleting the pod: {e}");
         }
     }
+}
+
+/// Whole seconds left until `deadline`, rounded up (the runtime's stop timeout).
+fn seconds_left(deadline: Instant) -> i64 {
+    deadline
+        .saturating_duration_since(Instant::now())
+        .as_millis()
+        .div_ceil(1000) as i64
 }
 
 fn field_path(c: &Container, init: bool) -> String {

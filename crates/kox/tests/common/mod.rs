@@ -117,6 +117,14 @@ impl Cluster {
         }
     }
 
+    /// Kills the server with SIGKILL (no chance to clean up), as a crash would.
+    pub fn kill_hard(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     /// Starts the server again on the same data directory and port.
     pub fn restart(&mut self) {
         if self.child.is_some() {
@@ -344,6 +352,16 @@ impl Drop for Cluster {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+        if self.agent {
+            // The node's pods and containerd outlive a killed server: clear them as a user would.
+            let _ = Command::new(env!("CARGO_BIN_EXE_kox"))
+                .arg("killall")
+                .arg("--data-dir")
+                .arg(self.dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
         }
     }
 }

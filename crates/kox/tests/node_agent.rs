@@ -1,0 +1,796 @@
+//! The node agent end to end: `kox server` with its in-process agent on the real containerd,
+//! runc and CNI plugins, driven by the real kubectl. One server serves every case (each in
+//! its own namespace, several at once); restarting the agent with `kill -9` comes last.
+//!
+//! Needs root and Debian's containerd, runc, containernetworking-plugins and busybox-static
+//! (the test script installs them).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Cluster;
+use serde_json::Value;
+
+/// The test image, built from the machine's static busybox by `kox image busybox`.
+const BUSYBOX: &str = "busybox:1.35";
+
+fn wait_for<T>(what: &str, limit: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn pod_json(c: &Cluster, ns: &str, name: &str) -> Value {
+    let out = c.kubectl(&["get", "pod", name, "-n", ns, "-o", "json"]);
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+/// Waits until the pod's JSON satisfies `done`, and returns it.
+fn wait_pod(c: &Cluster, ns: &str, name: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let limit = Duration::from_secs(90);
+    let mut last = Value::Null;
+    let deadline = Instant::now() + limit;
+    loop {
+        let pod = pod_json(c, ns, name);
+        if done(&pod) {
+            return pod;
+        }
+        if !pod.is_null() {
+            last = pod;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pod {ns}/{name}: timed out waiting for {what}; last status: {}",
+            serde_json::to_string_pretty(&last["status"]).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn phase_is(phase: &'static str) -> impl Fn(&Value) -> bool {
+    move |p| p["status"]["phase"] == phase
+}
+
+fn container<'a>(pod: &'a Value, name: &str) -> &'a Value {
+    pod["status"]["containerStatuses"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == name))
+        .unwrap_or(&Value::Null)
+}
+
+fn namespace(c: &Cluster, ns: &str) {
+    c.ok(&["create", "namespace", ns]);
+    // Pods need their namespace's default ServiceAccount, which the controller creates.
+    wait_for(
+        "the default service account",
+        Duration::from_secs(30),
+        || {
+            c.kubectl(&["get", "serviceaccount", "default", "-n", ns])
+                .status
+                .success()
+                .then_some(())
+        },
+    );
+}
+
+fn apply(c: &Cluster, ns: &str, yaml: &str) {
+    c.ok_stdin(&["apply", "-n", ns, "-f", "-"], yaml);
+}
+
+fn events(c: &Cluster, ns: &str, pod: &str) -> String {
+    c.ok(&[
+        "get",
+        "events",
+        "-n",
+        ns,
+        "--field-selector",
+        &format!("involvedObject.name={pod}"),
+        "-o",
+        "custom-columns=REASON:.reason,MESSAGE:.message",
+    ])
+}
+
+/// Starts a server with its agent, makes the busybox image available to it and waits for its
+/// node to be Ready.
+fn node_cluster() -> Cluster {
+    let c = Cluster::start_with_agent(&[]);
+    let images = c.dir.path().join("agent/images");
+    std::fs::create_dir_all(&images).expect("images folder");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kox"))
+        .args(["image", "busybox", BUSYBOX, "-o"])
+        .arg(images.join("busybox.tar"))
+        .output()
+        .expect("run kox image busybox");
+    assert!(
+        out.status.success(),
+        "kox image busybox: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for(
+        "the node to be Ready with the busybox image",
+        Duration::from_secs(60),
+        || {
+            let out = c.kubectl(&["get", "nodes", "-o", "json"]);
+            let nodes: Value = serde_json::from_slice(&out.stdout).ok()?;
+            let node = nodes["items"].as_array()?.first()?.clone();
+            let ready = node["status"]["conditions"]
+                .as_array()?
+                .iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            let has_image = node["status"]["images"].as_array()?.iter().any(|i| {
+                i["names"]
+                    .as_array()
+                    .is_some_and(|n| n.iter().any(|n| n == "docker.io/library/busybox:1.35"))
+            });
+            (ready && has_image).then_some(())
+        },
+    );
+    c
+}
+
+#[test]
+fn pods_run_on_the_servers_own_node() {
+    let c = node_cluster();
+    node_reports_the_machine(&c);
+    let cases: &[(&str, fn(&Cluster))] = &[
+        ("exit codes", exit_codes_and_termination_messages),
+        ("crash loop", crash_loop_back_off),
+        ("init and env", init_containers_env_and_volumes),
+        ("probes", probes_restart_and_gate_readiness),
+        ("termination", graceful_termination_and_pre_stop),
+        ("oom", oom_killed),
+        ("workloads", deployment_and_job),
+        ("bad input", bad_input_leaves_waiting_reasons),
+        ("config updates", config_map_volume_follows_changes),
+    ];
+    let failures: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = cases
+            .iter()
+            .map(|(name, case)| (name, s.spawn(|| case(&c))))
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|(name, h)| h.join().err().map(|_| name.to_string()))
+            .collect()
+    });
+    assert!(failures.is_empty(), "failed cases: {failures:?}");
+    agent_restart_keeps_containers(c);
+}
+
+fn node_reports_the_machine(c: &Cluster) {
+    let out = c.ok(&["get", "nodes", "-o", "wide"]);
+    assert!(out.contains("control-plane"), "{out}");
+    assert!(out.contains("containerd://"), "{out}");
+    let node: Value = serde_json::from_str(&c.ok(&["get", "nodes", "-o", "json"])).unwrap();
+    let node = &node["items"][0];
+    for r in ["cpu", "memory", "ephemeral-storage", "pods"] {
+        assert!(node["status"]["allocatable"][r].is_string(), "{r}: {node}");
+    }
+    assert_eq!(node["status"]["capacity"]["pods"], "110");
+    let lease = c.ok(&["get", "lease", "-n", "kube-node-lease", "-o", "name"]);
+    assert!(lease.contains("lease"), "{lease}");
+}
+
+fn exit_codes_and_termination_messages(c: &Cluster) {
+    let ns = "exits";
+    namespace(c, ns);
+    apply(
+        c,
+        ns,
+        &format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: fails}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: {BUSYBOX}
+    command: [sh, -c, "echo 'it went wrong' > /dev/termination-log; exit 3"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: succeeds}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: {BUSYBOX}
+    command: [sh, -c, "echo done"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: logs-fallback}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: {BUSYBOX}
+    terminationMessagePolicy: FallbackToLogsOnError
+    command: [sh, -c, "echo last words; exit 2"]
+"#
+        ),
+    );
+    let pod = wait_pod(c, ns, "fails", "Failed", phase_is("Failed"));
+    let term = &container(&pod, "c")["state"]["terminated"];
+    assert_eq!(term["exitCode"], 3, "{pod}");
+    assert_eq!(term["reason"], "Error");
+    assert_eq!(term["message"], "it went wrong\n");
+    assert!(
+        term["containerID"]
+            .as_str()
+            .unwrap()
+            .starts_with("containerd://")
+    );
+    let pod = wait_pod(c, ns, "succeeds", "Succeeded", phase_is("Succeeded"));
+    assert_eq!(
+        container(&pod, "c")["state"]["terminated"]["reason"],
+        "Completed"
+    );
+    let ready = pod["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .cloned()
+        .unwrap();
+    assert_eq!(ready["reason"], "PodCompleted", "{ready}");
+    let pod = wait_pod(c, ns, "logs-fallback", "Failed", phase_is("Failed"));
+    let message = container(&pod, "c")["state"]["terminated"]["message"].clone();
+    assert_eq!(message, "last words", "{pod}");
+    let listed = c.ok(&["get", "pods", "-n", ns]);
+    assert!(
+        listed.contains("Error") && listed.contains("Completed"),
+        "{listed}"
+    );
+}
+
+fn crash_loop_back_off(c: &Cluster) {
+    let ns = "crash";
+    namespace(c, ns);
+    apply(
+        c,
+        ns,
+        &format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: crash}}
+spec:
+  containers:
+  - name: c
+    image: {BUSYBOX}
+    command: [sh, -c, "exit 1"]
+"#
+        ),
+    );
+    let pod = wait_pod(c, ns, "crash", "a restart and back-off", |p| {
+        let s = container(p, "c");
+        s["restartCount"].as_i64().unwrap_or(0) >= 1
+            && s["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    });
+    let s = container(&pod, "c");
+    assert_eq!(s["lastState"]["terminated"]["exitCode"], 1, "{s}");
+    let message = s["state"]["waiting"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("back-off 10s restarting failed container=c pod=crash_crash("),
+        "{message}"
+    );
+    assert_eq!(pod["status"]["phase"], "Running");
+    let listed = c.ok(&["get", "pod", "crash", "-n", ns]);
+    assert!(listed.contains("CrashLoopBackOff"), "{listed}");
+    assert!(events(c, ns, "crash").contains("Back-off restarting failed container"));
+}
+
+fn init_containers_env_and_volumes(c: &Cluster) {
+    let ns = "init";
+    namespace(c, ns);
+    c.ok(&[
+        "create",
+        "configmap",
+        "cfg",
+        "-n",
+        ns,
+        "--from-literal=key=from-configmap",
+    ]);
+    c.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "sec",
+        "-n",
+        ns,
+        "--from-literal=password=s3cret",
+    ]);
+    let host_dir = c.dir.path().join("host-volume");
+    std::fs::create_dir_all(&host_dir).unwrap();
+    std::fs::write(host_dir.join("hello"), "from the host").unwrap();
+    apply(
+        c,
+        ns,
+        &format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: p, labels: {{app: demo}}}}
+spec:
+  restartPolicy: Never
+  initContainers:
+  - {{name: first, image: "{BUSYBOX}", command: [sh, -c, "echo one >> /work/order"], volumeMounts: [{{name: work, mountPath: /work}}]}}
+  - {{name: second, image: "{BUSYBOX}", command: [sh, -c, "echo two >> /work/order"], volumeMounts: [{{name: work, mountPath: /work}}]}}
+  containers:
+  - name: main
+    image: {BUSYBOX}
+    resources: {{limits: {{memory: 64Mi}}}}
+    env:
+    - {{name: GREETING, value: hello}}
+    - {{name: PHRASE, value: "$(GREETING) world"}}
+    - {{name: POD_IP, valueFrom: {{fieldRef: {{fieldPath: status.podIP}}}}}}
+    - {{name: NODE, valueFrom: {{fieldRef: {{fieldPath: spec.nodeName}}}}}}
+    - {{name: FROM_CM, valueFrom: {{configMapKeyRef: {{name: cfg, key: key}}}}}}
+    - {{name: FROM_SECRET, valueFrom: {{secretKeyRef: {{name: sec, key: password}}}}}}
+    - {{name: MISSING, valueFrom: {{configMapKeyRef: {{name: nope, key: k, optional: true}}}}}}
+    - {{name: MEMORY_MI, valueFrom: {{resourceFieldRef: {{resource: limits.memory, divisor: 1Mi}}}}}}
+    envFrom:
+    - {{prefix: CM_, configMapRef: {{name: cfg}}}}
+    command:
+    - sh
+    - -c
+    - |
+      {{
+        cat /work/order
+        echo "env=$PHRASE|$POD_IP|$NODE|$FROM_CM|$FROM_SECRET|${{MISSING:-unset}}|$MEMORY_MI|$CM_key"
+        echo "cm=$(cat /cfg/key) secret=$(cat /sec/password) host=$(cat /host/hello)"
+        echo "labels=$(cat /info/labels)"
+        echo "token=$(test -s /var/run/secrets/kubernetes.io/serviceaccount/token && echo yes) ns=$(cat /var/run/secrets/kubernetes.io/serviceaccount/namespace)"
+        echo "mem=$(grep ' /scratch ' /proc/mounts | cut -d' ' -f3)"
+        echo "k8s=$KUBERNETES_SERVICE_HOST"
+      }} > /dev/termination-log
+    volumeMounts:
+    - {{name: work, mountPath: /work}}
+    - {{name: cfg, mountPath: /cfg}}
+    - {{name: sec, mountPath: /sec}}
+    - {{name: info, mountPath: /info}}
+    - {{name: scratch, mountPath: /scratch}}
+    - {{name: host, mountPath: /host, readOnly: true}}
+  volumes:
+  - {{name: work, emptyDir: {{}}}}
+  - {{name: scratch, emptyDir: {{medium: Memory, sizeLimit: 8Mi}}}}
+  - {{name: cfg, configMap: {{name: cfg}}}}
+  - {{name: sec, secret: {{secretName: sec}}}}
+  - {{name: info, downwardAPI: {{items: [{{path: labels, fieldRef: {{fieldPath: metadata.labels}}}}]}}}}
+  - {{name: host, hostPath: {{path: "{host}", type: Directory}}}}
+"#,
+            host = host_dir.display()
+        ),
+    );
+    let pod = wait_pod(c, ns, "p", "Succeeded", phase_is("Succeeded"));
+    let inits = pod["status"]["initContainerStatuses"].as_array().unwrap();
+    assert_eq!(inits.len(), 2);
+    assert!(
+        inits
+            .iter()
+            .all(|i| i["state"]["terminated"]["exitCode"] == 0),
+        "{pod}"
+    );
+    let ip = pod["status"]["podIP"].as_str().unwrap();
+    let node = pod["spec"]["nodeName"].as_str().unwrap();
+    let message = container(&pod, "main")["state"]["terminated"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let expected = [
+        "one\ntwo\n".to_string(),
+        format!("env=hello world|{ip}|{node}|from-configmap|s3cret|unset|64|from-configmap\n"),
+        "cm=from-configmap secret=s3cret host=from the host\n".into(),
+        "labels=app=\"demo\"\n".into(),
+        "token=yes ns=init\n".into(),
+        "mem=tmpfs\n".into(),
+        "k8s=10.43.0.1\n".into(),
+    ];
+    assert_eq!(message, expected.concat(), "{message}");
+}
+
+fn probes_restart_and_gate_readiness(c: &Cluster) {
+    let ns = "probes";
+    namespace(c, ns);
+    apply(
+        c,
+        ns,
+        &format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: liveness}}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: c
+    image: {BUSYBOX}
+    command: [sh, -c, "touch /tmp/healthy; sleep 3; rm /tmp/healthy; sleep 600"]
+    livenessProbe: {{exec: {{command: [test, -f, /tmp/healthy]}}, periodSeconds: 1, failureThreshold: 2}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: readiness}}
+spec:
+  containers:
+  - name: web
+    image: {BUSYBOX}
+    command: [sh, -c, "sleep 4; mkdir -p /www; echo ok > /www/index.html; httpd -f -p 8080 -h /www"]
+    ports: [{{name: http, containerPort: 8080}}]
+    readinessProbe: {{httpGet: {{path: /index.html, port: http}}, periodSeconds: 1}}
+  - name: tcp
+    image: {BUSYBOX}
+    command: [sh, -c, "nc -ll -p 9000 -e true"]
+    startupProbe: {{tcpSocket: {{port: 9000}}, periodSeconds: 1}}
+    readinessProbe: {{exec: {{command: ["true"]}}, periodSeconds: 1}}
+"#
+        ),
+    );
+    let pod = wait_pod(c, ns, "readiness", "running but not ready", |p| {
+        container(p, "web")["state"]["running"].is_object()
+    });
+    assert_eq!(container(&pod, "web")["ready"], false, "{pod}");
+    let pod = wait_pod(c, ns, "readiness", "Ready", |p| {
+        p["status"]["conditions"].as_array().is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+    });
+    assert_eq!(container(&pod, "tcp")["started"], true);
+    assert!(
+        events(c, ns, "readiness").contains("Readiness probe failed: Get \"http://"),
+        "{}",
+        events(c, ns, "readiness")
+    );
+    let pod = wait_pod(
+        c,
+        ns,
+        "liveness",
+        "a restart after the liveness probe failed",
+        |p| container(p, "c")["restartCount"].as_i64().unwrap_or(0) >= 1,
+    );
+    assert_eq!(
+        container(&pod, "c")["lastState"]["terminated"]["exitCode"],
+        137
+    );
+    let ev = events(c, ns, "liveness");
+    assert!(ev.contains("Liveness probe failed"), "{ev}");
+    assert!(
+        ev.contains("Container c failed liveness probe, will be restarted"),
+        "{ev}"
+    );
+}
+
+fn graceful_termination_and_pre_stop(c: &Cluster) {
+    let ns = "grace";
+    namespace(c, ns);
+    let marks = c.dir.path().join("grace-marks");
+    std::fs::create_dir_all(&marks).unwrap();
+    apply(
+        c,
+        ns,
+        &format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: stubborn}}
+spec:
+  terminationGracePeriodSeconds: 3
+  containers:
+  - name: c
+    image: {BUSYBOX}
+    command: [sh, -c, "trap '' TERM; while true; do sleep 1; done"]
+    lifecycle:
+      preStop: {{exec: {{command: [sh, -c, "echo stopping > /marks/pre-stop"]}}}}
+    volumeMounts: [{{name: marks, mountPath: /marks}}]
+  volumes: [{{name: marks, hostPath: {{path: "{marks}"}}}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: polite}}
+spec:
+  containers:
+  - name: c
+    image: {BUSYBOX}
+    command: [sh, -c, "trap 'exit 0' TERM; while true; do sleep 1; done"]
+"#,
+            marks = marks.display()
+        ),
+    );
+    for pod in ["stubborn", "polite"] {
+        wait_pod(c, ns, pod, "Running", phase_is("Running"));
+    }
+    let started = Instant::now();
+    c.ok(&["delete", "pod", "polite", "-n", ns]);
+    let polite = started.elapsed();
+    assert!(polite < Duration::from_secs(3), "took {polite:?}");
+    let started = Instant::now();
+    c.ok(&["delete", "pod", "stubborn", "-n", ns]);
+    let stubborn = started.elapsed();
+    assert!(
+        stubborn >= Duration::from_secs(3) && stubborn < Duration::from_secs(15),
+        "took {stubborn:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(marks.join("pre-stop")).unwrap(),
+        "stopping\n"
+    );
+    let gone = c.kubectl(&["get", "pod", "stubborn", "-n", ns]);
+    assert!(!gone.status.success());
+}
+
+fn oom_killed(c: &Cluster) {
+    let ns = "oom";
+    namespace(c, ns);
+    apply(
+        c,
+        ns,
+        &format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: hog}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: {BUSYBOX}
+    command: [sh, -c, "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo survived"]
+    resources: {{limits: {{memory: 20Mi}}}}
+"#
+        ),
+    );
+    let pod = wait_pod(c, ns, "hog", "Failed", phase_is("Failed"));
+    let term = &container(&pod, "c")["state"]["terminated"];
+    assert_eq!(term["reason"], "OOMKilled", "{pod}");
+    assert_eq!(term["exitCode"], 137);
+    assert!(c.ok(&["get", "pod", "hog", "-n", ns]).contains("OOMKilled"));
+}
+
+fn deployment_and_job(c: &Cluster) {
+    let ns = "workloads";
+    namespace(c, ns);
+    c.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "-n",
+        ns,
+        "--image",
+        BUSYBOX,
+        "--replicas",
+        "2",
+        "--",
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; while true; do sleep 1; done",
+    ]);
+    apply(
+        c,
+        ns,
+        &format!(
+            r#"
+apiVersion: batch/v1
+kind: Job
+metadata: {{name: works}}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{{name: c, image: "{BUSYBOX}", command: [sh, -c, "exit 0"]}}]
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {{name: breaks}}
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{{name: c, image: "{BUSYBOX}", command: [sh, -c, "exit 7"]}}]
+"#
+        ),
+    );
+    c.ok(&[
+        "rollout",
+        "status",
+        "deployment/web",
+        "-n",
+        ns,
+        "--timeout=90s",
+    ]);
+    let pods = c.ok(&["get", "pods", "-n", ns, "-l", "app=web"]);
+    assert_eq!(pods.matches("1/1     Running").count(), 2, "{pods}");
+    c.ok(&[
+        "wait",
+        "--for=condition=complete",
+        "job/works",
+        "-n",
+        ns,
+        "--timeout=90s",
+    ]);
+    c.ok(&[
+        "wait",
+        "--for=condition=failed",
+        "job/breaks",
+        "-n",
+        ns,
+        "--timeout=90s",
+    ]);
+    let code = c.ok(&[
+        "get",
+        "pods",
+        "-n",
+        ns,
+        "-l",
+        "job-name=breaks",
+        "-o",
+        "jsonpath={.items[0].status.containerStatuses[0].state.terminated.exitCode}",
+    ]);
+    assert_eq!(code, "7");
+}
+
+fn bad_input_leaves_waiting_reasons(c: &Cluster) {
+    let ns = "bad";
+    namespace(c, ns);
+    apply(
+        c,
+        ns,
+        &format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: no-image}}
+spec:
+  containers: [{{name: c, image: "example.invalid/nothing:1.0"}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: never-pull}}
+spec:
+  containers: [{{name: c, image: "example.invalid/nothing:1.0", imagePullPolicy: Never}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: no-command}}
+spec:
+  containers: [{{name: c, image: "{BUSYBOX}", command: [/no/such/program]}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: no-key}}
+spec:
+  containers:
+  - name: c
+    image: {BUSYBOX}
+    env: [{{name: X, valueFrom: {{configMapKeyRef: {{name: absent, key: k}}}}}}]
+"#
+        ),
+    );
+    let waiting = |pod: &str, reasons: &'static [&'static str]| {
+        let p = wait_pod(c, ns, pod, &format!("waiting as {reasons:?}"), |p| {
+            reasons
+                .iter()
+                .any(|r| container(p, "c")["state"]["waiting"]["reason"] == *r)
+        });
+        container(&p, "c")["state"]["waiting"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    let m = waiting("no-image", &["ErrImagePull", "ImagePullBackOff"]);
+    assert!(m.contains("example.invalid/nothing:1.0"), "{m}");
+    let m = waiting("never-pull", &["ErrImageNeverPull"]);
+    assert_eq!(
+        m,
+        "Container image \"example.invalid/nothing:1.0\" is not present with pull policy of Never"
+    );
+    let m = waiting("no-key", &["CreateContainerConfigError"]);
+    assert_eq!(m, "configmap \"absent\" not found");
+    let p = wait_pod(c, ns, "no-command", "a failed start", |p| {
+        container(p, "c")["lastState"]["terminated"]["exitCode"] == 128
+            || container(p, "c")["state"]["terminated"]["exitCode"] == 128
+    });
+    let s = container(&p, "c");
+    let term = if s["lastState"]["terminated"].is_object() {
+        &s["lastState"]["terminated"]
+    } else {
+        &s["state"]["terminated"]
+    };
+    assert_eq!(term["reason"], "StartError", "{s}");
+    assert!(
+        term["message"]
+            .as_str()
+            .unwrap()
+            .contains("/no/such/program"),
+        "{s}"
+    );
+    // The agent keeps serving every other pod meanwhile.
+    c.ok(&[
+        "run",
+        "fine",
+        "-n",
+        ns,
+        "--image",
+        BUSYBOX,
+        "--restart=Never",
+        "--",
+        "true",
+    ]);
+    wait_pod(c, ns, "fine", "Succeeded", phase_is("Succeeded"));
+}
+
+fn config_map_volume_follows_changes(c: &Cluster) {
+    let ns = "updates";
+    namespace(c, ns);
+    c.ok(&[
+        "create",
+        "configmap",
+        "live",
+        "-n",
+        ns,
+        "--from-literal=mode=v1",
+    ]);
+    apply(
+        c,
+        ns,
+        &format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: reader}}
+spec:
+  containers:
+  - name: c
+    image: {BUSYBOX}
+    command: [sh, -c, "sleep 600"]
+    readinessProbe: {{exec: {{command: [grep, -q, v2, /cfg/mode]}}, periodSeconds: 1}}
+    volumeMounts: [{{name: cfg, mountPath: /cfg}}]
+  volumes: [{{name: cfg, configMap: {{name: live}}}}]
+"#
+        ),
+    );
+    let pod = wait_pod(c, ns, "reader", "running", phase_is("Running"));
+    assert_eq!(container(&pod, "c")["ready"], false);
+    c.ok_stdin(
+        &["apply", "-n", ns, "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: live}\ndata: {mode: v2}\n",
+    );
+    wait_pod(c, ns, "reader", "ready once the new value is seen", |p| {
+        container(p, "c")["ready"] == true
+    });
+}
+
+/// `kill -9` of the server (and its agent): started again, the agent adopts the running
+/// containers instead of restarting them.
+fn agent_restart_keeps_containers(mut c: Cluster) {
+    let ns = "workloads";
+    let ids = |c: &Cluster| {
+        c.ok(&[
+            "get", "pods", "-n", ns, "-l", "app=web", "-o",
+            "jsonpath={range .items[*]}{.status.containerStatuses[0].containerID} {.status.containerStatuses[0].restartCount}{\"\\n\"}{end}",
+        ])
+    };
+    let before = ids(&c);
+    assert_eq!(before.lines().count(), 2, "{before}");
+    c.kill_hard();
+    c.restart();
+    wait_for("the node Ready again", Duration::from_secs(60), || {
+        let out = c.ok(&["get", "nodes"]);
+        out.contains(" Ready ").then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let after = ids(&c);
+    assert_eq!(before, after, "containers were restarted");
+    let pods = c.ok(&["get", "pods", "-n", ns, "-l", "app=web"]);
+    assert_eq!(pods.matches("1/1     Running").count(), 2, "{pods}");
+}
