@@ -8,6 +8,13 @@ command -v cc >/dev/null || need_pkgs+=(build-essential)
 command -v protoc >/dev/null || need_pkgs+=(protobuf-compiler) # etcd-client's build
 [ -x /usr/bin/etcd ] || need_pkgs+=(etcd-server)               # the etcd engine's tests
 command -v curl >/dev/null || need_pkgs+=(curl)                # raw HTTP in the end-to-end tests
+# The node agent's tests run pods on the real runtime, CNI plugins and a busybox image.
+command -v containerd >/dev/null || need_pkgs+=(containerd)
+command -v runc >/dev/null || need_pkgs+=(runc)
+[ -x /usr/lib/cni/bridge ] || [ -x /opt/cni/bin/bridge ] || need_pkgs+=(containernetworking-plugins)
+dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
+command -v ip >/dev/null || need_pkgs+=(iproute2)
+command -v mount >/dev/null || need_pkgs+=(mount)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq
