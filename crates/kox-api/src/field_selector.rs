@@ -126,6 +126,30 @@ impl FieldSelector {
         }
     }
 
+    /// The selector with each field renamed by `convert`, as upstream's field-label
+    /// conversion maps one API version's names to the stored version's; fails with
+    /// `field label not supported: <field>` for a field `convert` does not know.
+    pub fn convert_fields<'a>(
+        &self,
+        convert: impl Fn(&str) -> Option<&'a str>,
+    ) -> Result<Self, FieldSelectorError> {
+        let terms = self
+            .terms
+            .iter()
+            .map(|t| match convert(&t.field) {
+                Some(field) => Ok(FieldRequirement {
+                    field: field.to_owned(),
+                    ..t.clone()
+                }),
+                None => Err(FieldSelectorError(format!(
+                    "field label not supported: {}",
+                    t.field
+                ))),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(FieldSelector { terms })
+    }
+
     /// Whether an object matches, given a lookup of its field values. A field the lookup
     /// does not know counts as the empty string, as upstream's `fields.Set` does.
     pub fn matches(&self, lookup: &dyn Fn(&str) -> Option<String>) -> bool {
@@ -269,6 +293,26 @@ mod tests {
             Err(e) => format!("ERR {e}"),
         };
         assert_eq!(got, expect, "input: {input:?}");
+    }
+
+    #[test]
+    fn fields_convert_to_another_versions_names() {
+        let sel = FieldSelector::parse("regarding.name=web,type!=Normal").unwrap();
+        let names = [("regarding.name", "involvedObject.name"), ("type", "type")];
+        let convert = |f: &str| names.iter().find(|(a, _)| *a == f).map(|(_, b)| *b);
+        let converted = sel.convert_fields(convert).unwrap();
+        assert_eq!(
+            converted.to_string(),
+            "involvedObject.name=web,type!=Normal"
+        );
+        let err = FieldSelector::parse("involvedObject.name=web")
+            .unwrap()
+            .convert_fields(convert)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "field label not supported: involvedObject.name"
+        );
     }
 
     #[test]

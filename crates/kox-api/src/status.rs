@@ -252,6 +252,25 @@ impl Status {
             .filter(|s| *s > 0)
     }
 
+    /// The same status about `to`, for an error `from`'s storage raised about a resource
+    /// another API group serves from it (upstream names the resource the request named):
+    /// `events "x" not found` becomes `events.events.k8s.io "x" not found`. Statuses about
+    /// other resources, or about kinds (`Invalid`), are left as they are.
+    pub fn retarget(&mut self, from: &GroupResource, to: &GroupResource) {
+        let Some(d) = self.details.as_mut() else {
+            return;
+        };
+        if d.group != from.group || d.kind != from.resource {
+            return;
+        }
+        d.group = to.group.clone();
+        d.kind = to.resource.clone();
+        let name = go_quote(&d.name);
+        self.message = self
+            .message
+            .replacen(&format!("{from} {name}"), &format!("{to} {name}"), 1);
+    }
+
     /// The object as JSON.
     pub fn to_value(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
@@ -713,6 +732,27 @@ mod tests {
         let s = already_exists(&pods(), "x");
         assert_eq!(s.message, r#"pods "x" already exists"#);
         assert_eq!((s.code, s.reason.as_str()), (409, "AlreadyExists"));
+    }
+
+    #[test]
+    fn a_status_is_retargeted_to_the_resource_the_request_named() {
+        let (core, v1) = (
+            GroupResource::new("", "events"),
+            GroupResource::new("events.k8s.io", "events"),
+        );
+        let mut s = not_found(&core, "e");
+        s.retarget(&core, &v1);
+        assert_eq!(s, not_found(&v1, "e"));
+        let mut s = conflict_modified(&core, "e");
+        s.retarget(&core, &v1);
+        assert_eq!(s, conflict_modified(&v1, "e"));
+        let mut s = not_found(&pods(), "e");
+        s.retarget(&core, &v1);
+        assert_eq!(
+            s,
+            not_found(&pods(), "e"),
+            "another resource's status stays"
+        );
     }
 
     #[test]

@@ -167,6 +167,7 @@ const OPTS: WriteOptions<'static> = WriteOptions {
     dry_run: false,
     field_validation: FieldValidation::Strict,
     user: None,
+    requested: None,
 };
 
 /// Creates `desired` in `default`, or sets its `fields` and labels on the existing object (an

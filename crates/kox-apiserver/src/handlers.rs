@@ -41,7 +41,13 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
-    fn flag(&self, key: &str) -> bool {
+    /// Sets `key` to `value`, replacing what the query had.
+    pub(crate) fn set(&mut self, key: &str, value: String) {
+        self.0.retain(|(k, _)| k != key);
+        self.0.push((key.to_string(), value));
+    }
+
+    pub(crate) fn flag(&self, key: &str) -> bool {
         matches!(self.get(key), Some("true" | "1"))
     }
 
@@ -92,6 +98,7 @@ impl Query {
             dry_run,
             field_validation,
             user: None,
+            requested: None,
         })
     }
 }
@@ -105,6 +112,9 @@ pub struct Request {
     pub body: Bytes,
     /// Who sent it, as authentication established (anonymous without credentials).
     pub user: UserInfo,
+    /// When this is the stored version's form of a request for a resource served by
+    /// conversion (`convert.rs`): the resource the client named.
+    pub requested: Option<&'static ResourceDef>,
 }
 
 impl Request {
@@ -131,8 +141,24 @@ impl Request {
     pub fn write_options(&self) -> ApiResult<WriteOptions<'_>> {
         Ok(WriteOptions {
             user: self.user(),
+            requested: self.requested,
             ..self.query.write_options()?
         })
+    }
+
+    /// A PATCH's type and body (server-side apply is refused).
+    pub(crate) fn patch(&self) -> ApiResult<(PatchType, Value)> {
+        let ty = PatchType::from_content_type(self.content_type())?;
+        if ty == PatchType::Apply {
+            return Err(ApiError::new(
+                415,
+                "UnsupportedMediaType",
+                "server-side apply (application/apply-patch+yaml) is not supported yet; use client-side `kubectl apply`",
+            ));
+        }
+        let patch = serde_json::from_slice(&self.body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+        Ok((ty, patch))
     }
 
     /// The requesting user, as admission sees it.
@@ -207,13 +233,18 @@ fn respond<T: serde::Serialize>(
     let mut resp = (code, body).into_response();
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    add_warnings(resp.headers_mut(), warnings);
+    resp
+}
+
+/// Adds `warnings` as `Warning` headers (code 299, as upstream's apiserver sends them).
+pub(crate) fn add_warnings(headers: &mut HeaderMap, warnings: &[String]) {
     for w in warnings {
         let text = format!("299 - \"{}\"", w.replace('\\', "\\\\").replace('"', "\\\""));
         if let Ok(v) = HeaderValue::from_str(&text) {
-            resp.headers_mut().append("Warning", v);
+            headers.append("Warning", v);
         }
     }
-    resp
 }
 
 /// An API object's JSON body as upstream's serializer writes it (`json.Encoder.Encode`): the
@@ -442,29 +473,38 @@ async fn resource(
     version: &str,
     rest: &[&str],
 ) -> ApiResult<Response> {
-    if !crate::hpa_v1::applies(group, version, rest) {
+    let Some(c) = crate::convert::Converted::of(group, version, rest) else {
         return served_resource(app, req, group, version, rest).await;
-    }
-    // autoscaling/v1 HorizontalPodAutoscalers: served from v2, converted both ways.
-    let current = match (&req.method, rest) {
-        (&Method::PATCH, ["namespaces", ns, plural, name, ..]) => {
-            let def =
-                resources::find("autoscaling", "v2", plural).ok_or_else(|| not_found_path(req))?;
-            Some(
+    };
+    // A resource served by conversion from the stored one: the request converted to the
+    // stored version, the answer (errors too) back.
+    let served = async {
+        let current = match (&req.method, rest) {
+            (&Method::PATCH, ["namespaces", ns, _, name, ..]) => Some((Some(*ns), *name)),
+            (&Method::PATCH, [_, name, ..]) if !c.stored.namespaced => Some((None, *name)),
+            _ => None,
+        };
+        let current = match current {
+            Some((namespace, name)) => Some(
                 app.registry
                     .get(ObjectRef {
-                        def,
-                        namespace: Some(ns),
+                        def: c.stored,
+                        namespace,
                         name,
                     })
                     .await?,
-            )
-        }
-        _ => None,
+            ),
+            None => None,
+        };
+        let (stored_req, warnings) = c.request(&app.registry, req, current)?;
+        let resp =
+            served_resource(app, &stored_req, c.stored.group, c.stored.version, rest).await?;
+        Ok::<_, ApiError>((resp, warnings))
     };
-    let v2_req = crate::hpa_v1::request(req, current)?;
-    let resp = served_resource(app, &v2_req, "autoscaling", "v2", rest).await?;
-    crate::hpa_v1::response(req, resp, req.query.flag("watch")).await
+    let (resp, warnings) = served
+        .await
+        .unwrap_or_else(|e| (e.into_response(), Vec::new()));
+    c.response(req, resp, &warnings).await
 }
 
 async fn served_resource(
@@ -709,18 +749,7 @@ async fn served_resource(
                 namespace: target.namespace,
                 name,
             };
-            let patch_type = PatchType::from_content_type(req.content_type())?;
-            let patch: Value = match patch_type {
-                PatchType::Apply => {
-                    return Err(ApiError::new(
-                        415,
-                        "UnsupportedMediaType",
-                        "server-side apply (application/apply-patch+yaml) is not supported yet; use client-side `kubectl apply`",
-                    ));
-                }
-                _ => serde_json::from_slice(&req.body)
-                    .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,
-            };
+            let (patch_type, patch) = req.patch()?;
             // RBAC objects: check what the patch would grant before writing, and write only
             // that (a concurrent change that alters the grant is a conflict, not a bypass).
             let checked_grant = if def.group == "rbac.authorization.k8s.io" {

@@ -5,30 +5,23 @@
 //! behavior, conditions) rides in the `autoscaling.alpha.kubernetes.io/*` annotations, so a
 //! v1 read-modify-write keeps it.
 
-use axum::body::Body;
-use axum::response::Response;
-use bytes::Bytes;
-use futures::StreamExt;
-use http::{HeaderValue, Method, header};
 use serde_json::{Map, Value, json};
 
-use crate::error::{ApiError, ApiResult};
-use crate::handlers::{Request, decode_body};
+use crate::convert::Conversion;
 
 const METRICS: &str = "autoscaling.alpha.kubernetes.io/metrics";
 const CURRENT_METRICS: &str = "autoscaling.alpha.kubernetes.io/current-metrics";
 const CONDITIONS: &str = "autoscaling.alpha.kubernetes.io/conditions";
 const BEHAVIOR: &str = "autoscaling.alpha.kubernetes.io/behavior";
 
-/// Whether a request is for `autoscaling/v1` HorizontalPodAutoscalers.
-pub fn applies(group: &str, version: &str, rest: &[&str]) -> bool {
-    group == "autoscaling"
-        && version == "v1"
-        && match rest {
-            ["namespaces", _, plural, ..] | [plural, ..] => *plural == "horizontalpodautoscalers",
-            _ => false,
-        }
-}
+/// `autoscaling/v1` as served from `autoscaling/v2` (`resources::CONVERTED`).
+pub static CONVERSION: Conversion = Conversion {
+    stored_group: "autoscaling",
+    stored_version: "v2",
+    to_stored: v1_to_v2,
+    to_served: v2_to_v1,
+    field_labels: None,
+};
 
 fn is_cpu_utilization(m: &Value) -> bool {
     m["type"] == "Resource"
@@ -191,146 +184,6 @@ pub fn v1_to_v2(mut obj: Value) -> Value {
     obj
 }
 
-/// Converts whatever a v2 response carries (an object, a list, a Table's objects, a watch
-/// event, a Status) to its v1 form.
-fn response_to_v1(mut v: Value) -> Value {
-    match v["kind"].as_str() {
-        Some("HorizontalPodAutoscaler") => v2_to_v1(v),
-        Some("HorizontalPodAutoscalerList") => {
-            v["apiVersion"] = json!("autoscaling/v1");
-            if let Some(items) = v["items"].as_array_mut() {
-                for item in items {
-                    *item = v2_to_v1(item.take());
-                }
-            }
-            v
-        }
-        Some("Table") => {
-            if let Some(rows) = v["rows"].as_array_mut() {
-                for row in rows {
-                    if row.pointer("/object/kind") == Some(&json!("HorizontalPodAutoscaler")) {
-                        row["object"] = v2_to_v1(row["object"].take());
-                    }
-                }
-            }
-            v
-        }
-        _ if v.get("type").is_some() && v.get("object").is_some() => {
-            v["object"] = response_to_v1(v["object"].take());
-            v
-        }
-        _ => v,
-    }
-}
-
-/// The request to serve at `autoscaling/v2`: a v1 body converted; a patch applied to the
-/// v1 form of the current object and sent on as an update of it.
-pub fn request(req: &Request, current: Option<Value>) -> ApiResult<Request> {
-    let mut headers = req.headers.clone();
-    // Answers are converted as JSON (and re-encoded as YAML if that was asked for).
-    if req.wants_yaml() {
-        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-    }
-    let ct = req.content_type().to_string();
-    let (method, body) = match req.method {
-        Method::POST | Method::PUT if !req.body.is_empty() => {
-            let v1 = decode_body(&ct, &req.body)?;
-            (req.method.clone(), to_json_bytes(&v1_to_v2(v1)))
-        }
-        Method::PATCH => {
-            let ty = crate::patch::PatchType::from_content_type(&ct)?;
-            if matches!(ty, crate::patch::PatchType::Apply) {
-                return Err(ApiError::new(
-                    415,
-                    "UnsupportedMediaType",
-                    "server-side apply (application/apply-patch+yaml) is not supported yet; use client-side `kubectl apply`",
-                ));
-            }
-            let patch: Value = serde_json::from_slice(&req.body)
-                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
-            let cur = v2_to_v1(current.ok_or_else(|| ApiError::internal("no current object"))?);
-            let def = crate::resources::find("autoscaling", "v2", "horizontalpodautoscalers")
-                .expect("served");
-            let mut patched = crate::patch::apply_patch(def, ty, &cur, &patch)?;
-            // Applied to this version: a concurrent change is a conflict.
-            if patch.pointer("/metadata/resourceVersion").is_none() {
-                patched["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"].clone();
-            }
-            (Method::PUT, to_json_bytes(&v1_to_v2(patched)))
-        }
-        _ => (req.method.clone(), req.body.clone()),
-    };
-    if body != req.body {
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-    }
-    Ok(Request {
-        method,
-        path: req.path.clone(),
-        query: req.query.clone(),
-        headers,
-        body,
-        user: req.user.clone(),
-    })
-}
-
-fn to_json_bytes(v: &Value) -> Bytes {
-    Bytes::from(serde_json::to_vec(v).unwrap_or_default())
-}
-
-/// The v2 answer as v1: whole bodies converted at once, watch streams a line at a time.
-pub async fn response(req: &Request, resp: Response, watch: bool) -> ApiResult<Response> {
-    let (mut parts, body) = resp.into_parts();
-    let is_json = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.contains("json"));
-    if !is_json {
-        return Ok(Response::from_parts(parts, body));
-    }
-    parts.headers.remove(header::CONTENT_LENGTH);
-    if watch {
-        let mut buf: Vec<u8> = Vec::new();
-        let stream = body.into_data_stream().map(move |chunk| {
-            let chunk = chunk.map_err(std::io::Error::other)?;
-            buf.extend_from_slice(&chunk);
-            let mut out = Vec::new();
-            while let Some(i) = buf.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = buf.drain(..=i).collect();
-                match serde_json::from_slice::<Value>(&line) {
-                    Ok(v) => {
-                        out.extend(serde_json::to_vec(&response_to_v1(v)).unwrap_or_default());
-                        out.push(b'\n');
-                    }
-                    Err(_) => out.extend(line),
-                }
-            }
-            Ok::<_, std::io::Error>(Bytes::from(out))
-        });
-        return Ok(Response::from_parts(parts, Body::from_stream(stream)));
-    }
-    let bytes = axum::body::to_bytes(body, usize::MAX)
-        .await
-        .map_err(|e| ApiError::internal(format!("reading the answer: {e}")))?;
-    let Ok(v) = serde_json::from_slice::<Value>(&bytes) else {
-        return Ok(Response::from_parts(parts, Body::from(bytes)));
-    };
-    let v = response_to_v1(v);
-    let out = if req.wants_yaml() {
-        parts.headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/yaml"),
-        );
-        serde_saphyr::to_string(&v).unwrap_or_default().into_bytes()
-    } else {
-        crate::handlers::json_body(&v)
-    };
-    Ok(Response::from_parts(parts, Body::from(out)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -397,19 +250,12 @@ mod tests {
     }
 
     #[test]
-    fn lists_tables_and_watch_events_are_converted() {
-        let v2 = v1_to_v2(v1());
-        let list = json!({ "kind": "HorizontalPodAutoscalerList", "apiVersion": "autoscaling/v2", "items": [v2.clone()] });
-        let l = response_to_v1(list);
+    fn lists_are_converted() {
+        let c = crate::convert::Converted::of("autoscaling", "v1", &["horizontalpodautoscalers"])
+            .expect("served by conversion");
+        let list = json!({ "kind": "HorizontalPodAutoscalerList", "apiVersion": "autoscaling/v2", "items": [v1_to_v2(v1())] });
+        let l = c.answer(list);
         assert_eq!(l["apiVersion"], "autoscaling/v1");
         assert_eq!(l["items"][0]["spec"]["targetCPUUtilizationPercentage"], 80);
-        let ev = response_to_v1(json!({ "type": "ADDED", "object": v2 }));
-        assert_eq!(ev["object"]["apiVersion"], "autoscaling/v1");
-        assert!(applies(
-            "autoscaling",
-            "v1",
-            &["namespaces", "default", "horizontalpodautoscalers", "web"]
-        ));
-        assert!(!applies("autoscaling", "v2", &["horizontalpodautoscalers"]));
     }
 }

@@ -30,6 +30,10 @@ pub struct WriteOptions<'a> {
     pub field_validation: FieldValidation,
     /// Who writes, for admission; `None` for the server's own writes.
     pub user: Option<&'a UserInfo>,
+    /// The resource the client named, when it is served by conversion from the stored one
+    /// (`convert.rs`): its strategy validates, as upstream validates with the request's
+    /// group version.
+    pub requested: Option<&'static ResourceDef>,
 }
 
 /// What a write returns: the object, and warnings for the `Warning` header.
@@ -287,7 +291,7 @@ impl Registry {
             crate::validation::pods::set_qos_class(&mut obj);
         }
         let name = str_at(&obj, "/metadata/name").to_string();
-        let errs = (def.strategy.validate)(&obj);
+        let errs = (opts.requested.unwrap_or(def).strategy.validate)(&obj);
         if !errs.is_empty() {
             return Err(ApiError::invalid(def.kind, def.group, &name, &errs.0));
         }
@@ -406,7 +410,8 @@ impl Registry {
             let new_admitted = attrs.object.take().unwrap_or_default();
             // Metadata checks for every kind first, then the kind's own (BeforeUpdate).
             let mut errs = meta::validate_common_update(&new_admitted, &current, def.namespaced);
-            errs.extend((def.strategy.validate_update)(&new_admitted, &current));
+            let validate_update = opts.requested.unwrap_or(def).strategy.validate_update;
+            errs.extend(validate_update(&new_admitted, &current));
             if !errs.is_empty() {
                 return Err(ApiError::invalid(def.kind, def.group, r.name, &errs.0));
             }

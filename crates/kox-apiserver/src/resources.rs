@@ -1,5 +1,6 @@
 //! The resources the server offers: names, scope, discovery data and each kind's strategy.
 
+use crate::convert::Conversion;
 use crate::strategy::{self, Strategy};
 
 /// One REST resource (a kind at a group-version).
@@ -20,6 +21,18 @@ pub struct ResourceDef {
     /// answers to a question, never stored; they offer only create.
     pub create_only: bool,
     pub strategy: &'static Strategy,
+    /// For a version in [`CONVERTED`]: how it converts to and from the stored version.
+    pub conversion: Option<&'static Conversion>,
+}
+
+impl std::fmt::Debug for ResourceDef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResourceDef")
+            .field("group", &self.group)
+            .field("version", &self.version)
+            .field("plural", &self.plural)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ResourceDef {
@@ -98,6 +111,7 @@ macro_rules! res {
             read_only: false,
             create_only: false,
             strategy: $strategy,
+            conversion: None,
         }
     };
 }
@@ -529,19 +543,6 @@ pub static RESOURCES: &[ResourceDef] = &[
         &[],
         &strategy::ENDPOINT_SLICE
     ),
-    // events.k8s.io/v1
-    res!(
-        "events.k8s.io",
-        "v1",
-        "Event",
-        "events",
-        "event",
-        true,
-        &["ev"],
-        &[],
-        &[],
-        &strategy::EVENTS_V1
-    ),
     // networking.k8s.io/v1
     res!(
         "networking.k8s.io",
@@ -694,20 +695,41 @@ pub static RESOURCES: &[ResourceDef] = &[
     ),
 ];
 
-/// Older versions of resources in [`RESOURCES`], served by converting to and from the
-/// stored (preferred) version: `autoscaling/v1` HorizontalPodAutoscalers (`hpa_v1.rs`).
-pub static CONVERTED: &[ResourceDef] = &[res!(
-    "autoscaling",
-    "v1",
-    "HorizontalPodAutoscaler",
-    "horizontalpodautoscalers",
-    "horizontalpodautoscaler",
-    true,
-    &["hpa"],
-    ALL,
-    &["status"],
-    &strategy::HPA_V1
-)];
+/// Resources served by converting to and from a stored one in [`RESOURCES`] (`convert.rs`):
+/// `autoscaling/v1` HorizontalPodAutoscalers, stored as `autoscaling/v2` (`hpa_v1.rs`), and
+/// `events.k8s.io/v1` Events, stored as core `v1` Events (`events_v1.rs`).
+pub static CONVERTED: &[ResourceDef] = &[
+    ResourceDef {
+        conversion: Some(&crate::hpa_v1::CONVERSION),
+        ..res!(
+            "autoscaling",
+            "v1",
+            "HorizontalPodAutoscaler",
+            "horizontalpodautoscalers",
+            "horizontalpodautoscaler",
+            true,
+            &["hpa"],
+            ALL,
+            &["status"],
+            &strategy::HPA_V1
+        )
+    },
+    ResourceDef {
+        conversion: Some(&crate::events_v1::CONVERSION),
+        ..res!(
+            "events.k8s.io",
+            "v1",
+            "Event",
+            "events",
+            "event",
+            true,
+            &["ev"],
+            &[],
+            &[],
+            &strategy::EVENTS_V1
+        )
+    },
+];
 
 /// The API groups in discovery order, each with its served versions, the preferred (stored)
 /// one first.
@@ -738,7 +760,14 @@ pub fn served_at(group: &str, version: &str) -> impl Iterator<Item = &'static Re
         .filter(move |r| r.group == group && r.version == version)
 }
 
-/// Looks up a resource by group, version and plural name.
+/// Looks up a resource served by conversion ([`CONVERTED`]) by group, version and plural name.
+pub fn find_converted(group: &str, version: &str, plural: &str) -> Option<&'static ResourceDef> {
+    CONVERTED
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.plural == plural)
+}
+
+/// Looks up a stored resource by group, version and plural name.
 pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static ResourceDef> {
     RESOURCES
         .iter()

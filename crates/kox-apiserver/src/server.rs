@@ -608,6 +608,7 @@ async fn handle(
         headers: parts.headers,
         body,
         user,
+        requested: None,
     };
     let resp = if is_watch {
         handlers::dispatch(app.clone(), request).await

@@ -151,11 +151,6 @@ pub static ENDPOINT_SLICE: Strategy = Strategy {
     validate_update: validation::endpoint_slice_update,
     ..strategy_of::<discovery::EndpointSlice>(&table::ENDPOINT_SLICE)
 };
-pub static EVENTS_V1: Strategy = Strategy {
-    validate: validation::events_v1,
-    validate_update: validation::events_v1_update,
-    ..strategy_of::<events::Event>(&table::EVENTS_V1)
-};
 pub static INGRESS_CLASS: Strategy = Strategy {
     validate: validation::ingress_class,
     validate_update: validation::ingress_class_update,
@@ -294,8 +289,9 @@ pub static HPA: Strategy = Strategy {
     ..strategy_of::<autoscaling::HorizontalPodAutoscaler>(&table::HPA)
 };
 /// `autoscaling/v1` HorizontalPodAutoscalers: v2's behaviour (requests are converted and
-/// served at v2), with v1's schema for discovery's documents.
+/// served at v2, `convert.rs`), with v1's types for request bodies and discovery's documents.
 pub static HPA_V1: Strategy = Strategy {
+    normalize: roundtrip::<k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler>,
     schema: schema_of::<k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler>,
     ..HPA
 };
@@ -418,6 +414,17 @@ pub static EVENT: Strategy = Strategy {
         "type",
     ],
     ..strategy_of::<core::Event>(&table::EVENT)
+};
+
+/// `events.k8s.io/v1` Events: core events' behaviour (requests are converted and served as
+/// core events, `convert.rs`), with v1's types for request bodies and discovery's documents,
+/// and v1's validation of what is written through it (seeing the stored, core form).
+pub static EVENTS_V1: Strategy = Strategy {
+    normalize: roundtrip::<events::Event>,
+    validate: crate::events_v1::validate,
+    validate_update: crate::events_v1::validate_update,
+    schema: schema_of::<events::Event>,
+    ..EVENT
 };
 
 /// A plain strategy for `T`, to be refined with struct-update syntax.

@@ -76,6 +76,7 @@ pub async fn bind(
         dry_run,
         field_validation: crate::registry::FieldValidation::Ignore,
         user: req.user(),
+        requested: None,
     };
     app.registry
         .update_with(r, Some("binding"), opts, |current| {
@@ -123,6 +124,7 @@ pub async fn evict(app: &Arc<App>, req: &Request, r: ObjectRef<'_>) -> ApiResult
                 dry_run: req.query.get("dryRun") == Some("All"),
                 field_validation: crate::registry::FieldValidation::Ignore,
                 user: req.user(),
+                requested: None,
             },
         )
         .await?;
@@ -170,6 +172,7 @@ pub async fn scale(app: &Arc<App>, req: &Request, r: ObjectRef<'_>) -> ApiResult
         dry_run: req.query.get("dryRun") == Some("All"),
         field_validation: crate::registry::FieldValidation::Ignore,
         user: req.user(),
+        requested: None,
     };
     let ct = req.content_type().to_string();
     let body: Value = if req.method == Method::PUT {

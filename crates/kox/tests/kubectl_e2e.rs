@@ -3,11 +3,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 use std::time::Duration;
 
-use common::{Cluster, table};
+use common::{Cluster, StreamedLines, table};
 
 const DEPLOYMENT: &str = r#"
 apiVersion: apps/v1
@@ -435,35 +433,21 @@ fn dry_run_server_writes_nothing() {
 #[test]
 fn watch_sees_added_modified_deleted_live() {
     let c = Cluster::start();
-    let mut watcher = c
-        .kubectl_cmd(&["get", "configmaps", "-w", "--output-watch-events"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start kubectl get -w");
-    let stdout = watcher.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let watcher =
+        StreamedLines::spawn(c.kubectl_cmd(&["get", "configmaps", "-w", "--output-watch-events"]));
     std::thread::sleep(Duration::from_millis(1500));
     configmap(&c, "default", "live", &[("a", "b")]);
     c.ok(&["label", "configmap", "live", "x=y"]);
     c.ok(&["delete", "configmap", "live"]);
     let mut seen = Vec::new();
     while seen.len() < 3 {
-        match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(line) if line.split_whitespace().nth(1) == Some("live") => seen.push(line),
-            Ok(_) => {}
-            Err(_) => break,
+        match watcher.next_line(Duration::from_secs(10)) {
+            Some(line) if line.split_whitespace().nth(1) == Some("live") => seen.push(line),
+            Some(_) => {}
+            None => break,
         }
     }
-    let _ = watcher.kill();
-    let _ = watcher.wait();
+    drop(watcher);
     let kinds: Vec<&str> = seen
         .iter()
         .filter_map(|l| l.split_whitespace().next())

@@ -3,12 +3,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::free_port;
+use common::{StreamedLines, free_port};
 use kox_store::etcd::local::{LocalEtcd, LocalEtcdOptions};
 
 /// A `kox server` on etcd (kept alive by this guard, with the etcd member).
@@ -158,21 +157,8 @@ fn kubectl_create_get_apply_watch_delete_and_restart_on_etcd() {
     assert!(!c.dir.path().join("db").exists());
 
     // A watch opened before the changes sees every one of them.
-    let mut watcher = c
-        .kubectl_cmd(&["get", "configmaps", "-w", "--output-watch-events"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start kubectl get -w");
-    let stdout = watcher.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let watcher =
+        StreamedLines::spawn(c.kubectl_cmd(&["get", "configmaps", "-w", "--output-watch-events"]));
     std::thread::sleep(Duration::from_millis(1500));
 
     let manifest = c.file("cm.yaml", CONFIGMAP);
@@ -218,14 +204,13 @@ fn kubectl_create_get_apply_watch_delete_and_restart_on_etcd() {
 
     let mut seen = Vec::new();
     while seen.len() < 3 {
-        match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(line) if line.split_whitespace().nth(1) == Some("settings") => seen.push(line),
-            Ok(_) => {}
-            Err(_) => break,
+        match watcher.next_line(Duration::from_secs(10)) {
+            Some(line) if line.split_whitespace().nth(1) == Some("settings") => seen.push(line),
+            Some(_) => {}
+            None => break,
         }
     }
-    let _ = watcher.kill();
-    let _ = watcher.wait();
+    drop(watcher);
     let kinds: Vec<&str> = seen
         .iter()
         .filter_map(|l| l.split_whitespace().next())

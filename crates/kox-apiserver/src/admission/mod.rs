@@ -275,6 +275,7 @@ pub(crate) mod testing {
             dry_run: false,
             field_validation: FieldValidation::Strict,
             user: None,
+            requested: None,
         };
         let stored = reg
             .create(def, ns.as_deref(), obj, opts)

@@ -705,6 +705,7 @@ async fn write_used(
         dry_run: false,
         field_validation: FieldValidation::Ignore,
         user: None,
+        requested: None,
     };
     reg.update_with(
         ObjectRef {

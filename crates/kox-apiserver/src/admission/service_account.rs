@@ -255,6 +255,7 @@ pub fn ensure_default<'a>(
             dry_run: false,
             field_validation: FieldValidation::Strict,
             user: None,
+            requested: None,
         };
         match reg.create(def, Some(namespace), body, opts).await {
             Ok(_) => {}

@@ -18,6 +18,7 @@ const STRICT: WriteOptions<'static> = WriteOptions {
     dry_run: false,
     field_validation: FieldValidation::Strict,
     user: None,
+    requested: None,
 };
 use crate::resources::{self, ResourceDef};
 use crate::server::App;

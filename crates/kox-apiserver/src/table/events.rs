@@ -1,6 +1,6 @@
-//! The event table, for core events and `events.k8s.io` events alike.
+//! The event table (`events.k8s.io/v1` events are served from core events, so print alike).
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{Column, NAME, TableDef, col, i64_at, name, since_time, str_ptr, time_at};
 
@@ -20,127 +20,56 @@ const EVENT_COLUMNS: &[Column] = &[
     },
 ];
 
-/// The fields of an event the table shows, whichever API version it came from.
-struct EventView<'a> {
-    first: Option<jiff::Timestamp>,
-    last: Option<jiff::Timestamp>,
-    event_time: Option<jiff::Timestamp>,
-    series: Option<(i64, Option<jiff::Timestamp>)>,
-    count: i64,
-    kind: &'a str,
-    object: &'a str,
-    field_path: &'a str,
-    ty: &'a str,
-    reason: &'a str,
-    message: &'a str,
-    component: &'a str,
-    host: &'a str,
-    controller: &'a str,
-    instance: &'a str,
-}
-
 fn first_non_empty<'a>(a: &'a str, b: &'a str) -> &'a str {
     if a.is_empty() { b } else { a }
 }
 
 /// Upstream's `printEvent` (wide).
-fn event_row(v: &Value, e: EventView<'_>, now: jiff::Timestamp) -> Vec<Value> {
-    let first = match e.first {
-        Some(t) => since_time(Some(t), now),
-        None => since_time(e.event_time, now),
-    };
-    let mut last = match e.last {
-        Some(t) => since_time(Some(t), now),
-        None => first.clone(),
-    };
-    let mut count = e.count;
-    if let Some((n, observed)) = e.series {
-        last = since_time(observed, now);
-        count = n;
-    } else if count == 0 {
-        // Singleton events have no count in the new API.
-        count = 1;
-    }
-    let target = if e.object.is_empty() {
-        e.kind.to_lowercase()
-    } else {
-        format!("{}/{}", e.kind.to_lowercase(), e.object)
-    };
-    let component = first_non_empty(e.component, e.controller);
-    let host = first_non_empty(e.host, e.instance);
-    let source = if host.is_empty() {
-        component.to_string()
-    } else {
-        format!("{component}, {host}")
-    };
-    vec![
-        json!(last),
-        json!(e.ty),
-        json!(e.reason),
-        json!(target),
-        json!(e.field_path),
-        json!(source),
-        json!(e.message.trim()),
-        json!(first),
-        json!(count),
-        name(v),
-    ]
-}
-
 pub static EVENT: TableDef = TableDef {
     columns: EVENT_COLUMNS,
     row: |v, now| {
         let s = |p: &str| str_ptr(v, p).unwrap_or("");
-        let view = EventView {
-            first: time_at(v, "/firstTimestamp"),
-            last: time_at(v, "/lastTimestamp"),
-            event_time: time_at(v, "/eventTime"),
-            series: v
-                .get("series")
-                .filter(|s| !s.is_null())
-                .map(|s| (i64_at(s, "/count"), time_at(s, "/lastObservedTime"))),
-            count: i64_at(v, "/count"),
-            kind: s("/involvedObject/kind"),
-            object: s("/involvedObject/name"),
-            field_path: s("/involvedObject/fieldPath"),
-            ty: s("/type"),
-            reason: s("/reason"),
-            message: s("/message"),
-            component: s("/source/component"),
-            host: s("/source/host"),
-            controller: s("/reportingComponent"),
-            instance: s("/reportingInstance"),
+        let first = match time_at(v, "/firstTimestamp") {
+            Some(t) => since_time(Some(t), now),
+            None => since_time(time_at(v, "/eventTime"), now),
         };
-        event_row(v, view, now)
-    },
-};
-
-/// `events.k8s.io/v1` events print as core events do (upstream serves both from one store).
-pub static EVENTS_V1: TableDef = TableDef {
-    columns: EVENT_COLUMNS,
-    row: |v, now| {
-        let s = |p: &str| str_ptr(v, p).unwrap_or("");
-        let view = EventView {
-            first: time_at(v, "/deprecatedFirstTimestamp"),
-            last: time_at(v, "/deprecatedLastTimestamp"),
-            event_time: time_at(v, "/eventTime"),
-            series: v
-                .get("series")
-                .filter(|s| !s.is_null())
-                .map(|s| (i64_at(s, "/count"), time_at(s, "/lastObservedTime"))),
-            count: i64_at(v, "/deprecatedCount"),
-            kind: s("/regarding/kind"),
-            object: s("/regarding/name"),
-            field_path: s("/regarding/fieldPath"),
-            ty: s("/type"),
-            reason: s("/reason"),
-            message: s("/note"),
-            component: s("/deprecatedSource/component"),
-            host: s("/deprecatedSource/host"),
-            controller: s("/reportingController"),
-            instance: s("/reportingInstance"),
+        let mut last = match time_at(v, "/lastTimestamp") {
+            Some(t) => since_time(Some(t), now),
+            None => first.clone(),
         };
-        event_row(v, view, now)
+        let mut count = i64_at(v, "/count");
+        if let Some(series) = v.get("series").filter(|s| !s.is_null()) {
+            last = since_time(time_at(series, "/lastObservedTime"), now);
+            count = i64_at(series, "/count");
+        } else if count == 0 {
+            // Singleton events have no count in the new API.
+            count = 1;
+        }
+        let (kind, object) = (s("/involvedObject/kind"), s("/involvedObject/name"));
+        let target = if object.is_empty() {
+            kind.to_lowercase()
+        } else {
+            format!("{}/{object}", kind.to_lowercase())
+        };
+        let component = first_non_empty(s("/source/component"), s("/reportingComponent"));
+        let host = first_non_empty(s("/source/host"), s("/reportingInstance"));
+        let source = if host.is_empty() {
+            component.to_string()
+        } else {
+            format!("{component}, {host}")
+        };
+        vec![
+            json!(last),
+            json!(s("/type")),
+            json!(s("/reason")),
+            json!(target),
+            json!(s("/involvedObject/fieldPath")),
+            json!(source),
+            json!(s("/message").trim()),
+            json!(first),
+            json!(count),
+            name(v),
+        ]
     },
 };
 
@@ -195,12 +124,13 @@ mod tests {
                 "e2"
             ]),
         );
+        // An events.k8s.io/v1 event, as stored.
         check(
-            "events.events.k8s.io",
-            json!({"metadata": {"name": "e3"}, "type": "Normal", "reason": "Scheduled",
-                "regarding": {"kind": "Pod", "name": "p"}, "note": "assigned",
+            "events",
+            crate::events_v1::v1_to_core(json!({"metadata": {"name": "e3"}, "type": "Normal",
+                "reason": "Scheduled", "regarding": {"kind": "Pod", "name": "p"}, "note": "assigned",
                 "eventTime": "2025-01-10T11:58:00.000000Z", "reportingController": "default-scheduler",
-                "reportingInstance": "sched-1"}),
+                "reportingInstance": "sched-1"})),
             json!([
                 "2m",
                 "Normal",

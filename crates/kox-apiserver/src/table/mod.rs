@@ -29,7 +29,7 @@ pub use core::{
     COMPONENT_STATUS, CONFIG_MAP, ENDPOINTS, NAMESPACE, NODE, POD_TEMPLATE, REPLICATION_CONTROLLER,
     SECRET, SERVICE, SERVICE_ACCOUNT,
 };
-pub use events::{EVENT, EVENTS_V1};
+pub use events::EVENT;
 pub use pods::POD;
 pub use storage::{PV, PVC, RESOURCE_QUOTA};
 

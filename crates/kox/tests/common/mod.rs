@@ -416,6 +416,62 @@ impl Drop for FakeNodes {
     }
 }
 
+/// A running command (`kubectl get -w`) whose output lines arrive as it prints them; killed
+/// when dropped.
+pub struct StreamedLines {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl StreamedLines {
+    pub fn spawn(mut cmd: Command) -> Self {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the command");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        StreamedLines { child, lines }
+    }
+
+    /// The next line, if one comes within `timeout`.
+    pub fn next_line(&self, timeout: Duration) -> Option<String> {
+        self.lines.recv_timeout(timeout).ok()
+    }
+
+    /// The first line containing `text`, failing the test if none comes within `secs`.
+    pub fn line_with(&self, text: &str, secs: u64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next_line(left) {
+                Some(line) if line.contains(text) => return line,
+                Some(_) => {}
+                None => panic!("no line with {text:?} within {secs}s"),
+            }
+        }
+    }
+}
+
+impl Drop for StreamedLines {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Polls `f` every 200 ms until it returns `Ok`, failing with `what` and the last error after
 /// `secs`.
 pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Result<T, String>) -> T {
