@@ -246,7 +246,7 @@ fn archives(dir: &Path) -> Vec<(PathBuf, (SystemTime, u64))> {
             let meta = e.metadata().ok()?;
             let modified = meta.modified().ok()?;
             (is_archive && !name.starts_with('.') && meta.is_file())
-                .then(|| (path, (modified, meta.len())))
+                .then_some((path, (modified, meta.len())))
         })
         .collect();
     found.sort();

@@ -46,6 +46,8 @@ pub struct AgentConfig {
     pub pod_cidr: String,
     /// What the node reports as its kubelet version (`v1.32.0`).
     pub kubelet_version: String,
+    /// Static pod manifests [default: `DATA_DIR/agent/pod-manifests`].
+    pub pod_manifest_path: Option<PathBuf>,
 }
 
 impl AgentConfig {
@@ -58,6 +60,11 @@ impl AgentConfig {
     pub fn pods_dir(&self) -> PathBuf {
         self.agent_dir().join("pods")
     }
+    pub fn manifests_dir(&self) -> PathBuf {
+        self.pod_manifest_path
+            .clone()
+            .unwrap_or_else(|| self.agent_dir().join("pod-manifests"))
+    }
 }
 
 /// What every part of the agent shares.
@@ -68,12 +75,19 @@ pub struct Agent {
     pub machine: node::Machine,
     /// The runtime's name and version, as CRI reports them.
     pub runtime_version: (String, String),
+    /// The Node's uid, once registered (mirror pods are owned by it).
+    pub node_uid: std::sync::OnceLock<String>,
 }
 
 /// Runs the agent until `stop`.
 pub async fn run(client: Client, config: AgentConfig, stop: CancellationToken) -> Result<()> {
     let agent_dir = config.agent_dir();
-    for dir in [agent_dir.clone(), config.images_dir(), config.pods_dir()] {
+    for dir in [
+        agent_dir.clone(),
+        config.images_dir(),
+        config.pods_dir(),
+        config.manifests_dir(),
+    ] {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let runtime_stop = CancellationToken::new();
@@ -100,8 +114,10 @@ pub async fn run(client: Client, config: AgentConfig, stop: CancellationToken) -
         client,
         cri,
         runtime_version,
+        node_uid: std::sync::OnceLock::new(),
     });
     let node_uid = node::register(&agent).await?;
+    let _ = agent.node_uid.set(node_uid.clone());
     tracing::info!(node = %agent.config.node_name, "node registered");
     let tasks = vec![
         tokio::spawn(node::heartbeat(agent.clone(), node_uid, stop.clone())),

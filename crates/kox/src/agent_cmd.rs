@@ -41,6 +41,10 @@ pub struct AgentArgs {
     /// The sandbox (pause) image [default: kox's own, built in].
     #[arg(long, default_value = kox_kubelet::images::PAUSE_IMAGE)]
     pub pause_image: String,
+    /// Static pod manifests: pods run from these files without the API server, mirrored into
+    /// it [default: DATA_DIR/agent/pod-manifests].
+    #[arg(long)]
+    pub pod_manifest_path: Option<PathBuf>,
     /// The node's pod range (the one-node pod network hands pod IPs out of it).
     #[arg(long, default_value = "10.42.0.0/24")]
     pub pod_cidr: String,
@@ -133,6 +137,7 @@ pub fn config(
         pause_image: args.pause_image.clone(),
         pod_cidr: args.pod_cidr.clone(),
         kubelet_version: kox_apiserver::KUBERNETES_VERSION.to_string(),
+        pod_manifest_path: args.pod_manifest_path.clone(),
     })
 }
 

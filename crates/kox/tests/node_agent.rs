@@ -134,11 +134,14 @@ fn node_cluster() -> Cluster {
     c
 }
 
+/// One end-to-end case, run against the shared cluster.
+type Case = fn(&Cluster);
+
 #[test]
 fn pods_run_on_the_servers_own_node() {
     let c = node_cluster();
     node_reports_the_machine(&c);
-    let cases: &[(&str, fn(&Cluster))] = &[
+    let cases: &[(&str, Case)] = &[
         ("exit codes", exit_codes_and_termination_messages),
         ("crash loop", crash_loop_back_off),
         ("init and env", init_containers_env_and_volumes),
@@ -148,6 +151,7 @@ fn pods_run_on_the_servers_own_node() {
         ("workloads", deployment_and_job),
         ("bad input", bad_input_leaves_waiting_reasons),
         ("config updates", config_map_volume_follows_changes),
+        ("static pods", static_pods_and_their_mirrors),
     ];
     let failures: Vec<String> = std::thread::scope(|s| {
         let handles: Vec<_> = cases
@@ -767,6 +771,55 @@ spec:
     );
     wait_pod(c, ns, "reader", "ready once the new value is seen", |p| {
         container(p, "c")["ready"] == true
+    });
+}
+
+fn static_pods_and_their_mirrors(c: &Cluster) {
+    let node = c.ok(&["get", "nodes", "-o", "jsonpath={.items[0].metadata.name}"]);
+    let manifests = c.dir.path().join("agent/pod-manifests");
+    let manifest = |command: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: standalone, namespace: kube-system}}\nspec:\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sh, -c, \"{command}\"]\n"
+        )
+    };
+    let ns = "kube-system";
+    let name = format!("standalone-{node}");
+    std::fs::write(
+        manifests.join("standalone.yaml"),
+        manifest("trap 'exit 0' TERM; sleep 600 & wait"),
+    )
+    .unwrap();
+    let pod = wait_pod(c, ns, &name, "the mirror pod Running", phase_is("Running"));
+    assert!(
+        pod["metadata"]["annotations"]["kubernetes.io/config.mirror"].is_string(),
+        "{pod}"
+    );
+    assert_eq!(pod["metadata"]["ownerReferences"][0]["kind"], "Node");
+    let first_id = container(&pod, "c")["containerID"].clone();
+    let first_uid = pod["metadata"]["uid"].clone();
+    // Deleted, the mirror pod comes back; the static pod itself never stopped.
+    c.ok(&["delete", "pod", &name, "-n", ns, "--wait=false"]);
+    let pod = wait_pod(c, ns, &name, "the mirror pod back", |p| {
+        p["metadata"]["uid"].is_string()
+            && p["metadata"]["uid"] != first_uid
+            && p["status"]["phase"] == "Running"
+    });
+    assert_eq!(container(&pod, "c")["containerID"], first_id);
+    // An edit replaces the pod.
+    std::fs::write(
+        manifests.join("standalone.yaml"),
+        manifest("trap 'exit 0' TERM; sleep 601 & wait"),
+    )
+    .unwrap();
+    wait_pod(c, ns, &name, "the edited pod running", |p| {
+        p["status"]["phase"] == "Running"
+            && container(p, "c")["containerID"].is_string()
+            && container(p, "c")["containerID"] != first_id
+    });
+    // Removing the file stops the pod and removes its mirror.
+    std::fs::remove_file(manifests.join("standalone.yaml")).unwrap();
+    wait_for("the mirror pod gone", Duration::from_secs(60), || {
+        (!c.kubectl(&["get", "pod", &name, "-n", ns]).status.success()).then_some(())
     });
 }
 

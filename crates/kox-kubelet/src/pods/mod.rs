@@ -7,6 +7,7 @@ mod env;
 mod hooks;
 mod probes;
 mod spec;
+mod static_pods;
 mod status;
 mod volumes;
 mod worker;
@@ -30,6 +31,101 @@ pub const POD_UID: &str = "io.kubernetes.pod.uid";
 pub const POD_NAME: &str = "io.kubernetes.pod.name";
 pub const POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
 pub const CONTAINER_NAME: &str = "io.kubernetes.container.name";
+
+/// How often the static pod manifests are read.
+const STATIC_SCAN: Duration = Duration::from_secs(2);
+
+/// The static pods and their mirror pods in the API.
+#[derive(Default)]
+struct Statics {
+    /// The static pods the manifests describe, by uid.
+    pods: HashMap<String, Pod>,
+    /// Mirror pods seen in the API, by the static pod uid they stand for.
+    mirrors: HashMap<String, (String, String)>,
+}
+
+impl Statics {
+    /// Starts, replaces and stops static pods after their manifests, and makes their mirror
+    /// pods match.
+    fn sync(
+        &mut self,
+        agent: &Arc<Agent>,
+        workers: &mut HashMap<String, Worker>,
+        stop: &CancellationToken,
+    ) {
+        let now = static_pods::read_manifests(agent, &agent.config.manifests_dir());
+        for uid in self.pods.keys().filter(|uid| !now.contains_key(*uid)) {
+            if let Some(w) = workers.get(uid) {
+                w.desired.send_replace(Desired::Gone);
+            }
+        }
+        for (uid, pod) in &now {
+            if !self.pods.contains_key(uid) {
+                dispatch(agent, workers, pod.clone(), stop);
+            }
+        }
+        self.pods = now;
+        for (hash, (ns, name)) in &self.mirrors {
+            if !self.pods.contains_key(hash) {
+                tokio::spawn(delete_mirror(agent.clone(), ns.clone(), name.clone()));
+            }
+        }
+        for (uid, pod) in &self.pods {
+            if !self.mirrors.contains_key(uid) {
+                tokio::spawn(create_mirror(agent.clone(), pod.clone()));
+            }
+        }
+    }
+
+    /// Notes a mirror pod from the API (true: it is one, no worker of its own); a deleted
+    /// one is removed for good, to be created again.
+    fn saw_mirror(&mut self, agent: &Arc<Agent>, pod: &Pod) -> bool {
+        let Some(hash) = static_pods::mirror_hash(pod) else {
+            return false;
+        };
+        let ns = pod.metadata.namespace.clone().unwrap_or_default();
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        if pod.metadata.deletion_timestamp.is_some() {
+            self.mirrors.remove(&hash);
+            tokio::spawn(delete_mirror(agent.clone(), ns, name));
+        } else {
+            self.mirrors.insert(hash, (ns, name));
+        }
+        true
+    }
+
+    fn mirror_gone(&mut self, pod: &Pod) {
+        if let Some(hash) = static_pods::mirror_hash(pod) {
+            self.mirrors.remove(&hash);
+        }
+    }
+}
+
+async fn create_mirror(agent: Arc<Agent>, pod: Pod) {
+    let node_uid = agent.node_uid.get().cloned().unwrap_or_default();
+    let mirror: Pod = match serde_json::from_value(static_pods::mirror_of(&pod, &node_uid)) {
+        Ok(p) => p,
+        Err(e) => return tracing::warn!("mirror pod: {e}"),
+    };
+    let api: Api<Pod> = Api::namespaced(
+        agent.client.clone(),
+        pod.metadata.namespace.as_deref().unwrap_or("default"),
+    );
+    match api.create(&Default::default(), &mirror).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => tracing::warn!(pod = ?pod.metadata.name, "creating the mirror pod: {e}"),
+    }
+}
+
+async fn delete_mirror(agent: Arc<Agent>, ns: String, name: String) {
+    let api: Api<Pod> = Api::namespaced(agent.client.clone(), &ns);
+    let params = kube::api::DeleteParams {
+        grace_period_seconds: Some(0),
+        ..Default::default()
+    };
+    let _ = api.delete(&name, &params).await;
+}
 
 /// How often the runtime is relisted for container state changes.
 const RELIST: Duration = Duration::from_millis(500);
@@ -55,9 +151,12 @@ pub async fn run(agent: Arc<Agent>, stop: CancellationToken) {
     let mut listing: Option<Vec<String>> = None;
     let mut states: HashMap<String, (String, i32)> = HashMap::new();
     let mut relist = tokio::time::interval(RELIST);
+    let mut statics = Statics::default();
+    let mut scan = tokio::time::interval(STATIC_SCAN);
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
+            _ = scan.tick() => statics.sync(&agent, &mut workers, &stop),
             _ = relist.tick() => {
                 for uid in changed_pods(&agent, &mut states).await {
                     if let Some(w) = workers.get(&uid) {
@@ -71,19 +170,27 @@ pub async fn run(agent: Arc<Agent>, stop: CancellationToken) {
                     if let Some(l) = listing.as_mut() {
                         l.push(pod.metadata.uid.clone().unwrap_or_default());
                     }
-                    dispatch(&agent, &mut workers, pod, &stop);
+                    if !statics.saw_mirror(&agent, &pod) {
+                        dispatch(&agent, &mut workers, pod, &stop);
+                    }
                 }
                 Some(Ok(Event::InitDone)) => {
-                    let present = listing.take().unwrap_or_default();
+                    let mut present = listing.take().unwrap_or_default();
                     for (uid, w) in &workers {
-                        if !present.contains(uid) {
+                        if !present.contains(uid) && !statics.pods.contains_key(uid) {
                             w.desired.send_replace(Desired::Gone);
                         }
                     }
+                    present.extend(statics.pods.keys().cloned());
                     tokio::spawn(worker::remove_orphans(agent.clone(), present));
                 }
-                Some(Ok(Event::Apply(pod))) => dispatch(&agent, &mut workers, pod, &stop),
+                Some(Ok(Event::Apply(pod))) => {
+                    if !statics.saw_mirror(&agent, &pod) {
+                        dispatch(&agent, &mut workers, pod, &stop);
+                    }
+                }
                 Some(Ok(Event::Delete(pod))) => {
+                    statics.mirror_gone(&pod);
                     if let Some(w) = workers.get(pod.metadata.uid.as_deref().unwrap_or("")) {
                         w.desired.send_replace(Desired::Gone);
                     }

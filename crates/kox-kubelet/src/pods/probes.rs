@@ -240,7 +240,7 @@ fn set(results: &Arc<Mutex<Results>>, kind: Kind, ok: bool, message: Option<Stri
         return false;
     };
     match kind {
-        Kind::Startup if ok => std::mem::replace(&mut r.started, true) != true,
+        Kind::Startup if ok => !std::mem::replace(&mut r.started, true),
         Kind::Readiness => std::mem::replace(&mut r.ready, ok) != ok,
         Kind::Startup | Kind::Liveness => {
             if !ok {

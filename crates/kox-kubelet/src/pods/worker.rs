@@ -257,10 +257,11 @@ impl PodWorker {
                 return self.report(pod, &obs).await;
             }
             obs = self.observe().await?;
-        } else if refresh_volumes && obs.sandbox_ready().is_some() {
-            if let Ok(v) = volumes::prepare(&self.agent, pod, &mut self.tokens).await {
-                self.volumes = Some(v);
-            }
+        } else if refresh_volumes
+            && obs.sandbox_ready().is_some()
+            && let Ok(v) = volumes::prepare(&self.agent, pod, &mut self.tokens).await
+        {
+            self.volumes = Some(v);
         }
         if self.restart_unhealthy(pod, &obs).await {
             obs = self.observe().await?;
@@ -575,7 +576,10 @@ impl PodWorker {
                 r
             }
             Err(f) => {
-                self.backoff.next(&pull_key);
+                // Only a pull that failed backs off; a missing image under `Never` stays so.
+                if f.reason == "ErrImagePull" {
+                    self.backoff.next(&pull_key);
+                }
                 return Err(Waiting {
                     reason: f.reason.into(),
                     message: f.message,
@@ -941,7 +945,8 @@ impl PodWorker {
     }
 
     async fn write_status(&mut self, pod: &Pod, status: Value) -> anyhow::Result<()> {
-        if self.last_status.as_ref() == Some(&status) {
+        // A static pod's mirror may have been deleted and made again: its status is always sent.
+        if self.last_status.as_ref() == Some(&status) && !is_static(pod) {
             return Ok(());
         }
         let done = matches!(status["phase"].as_str(), Some("Succeeded" | "Failed"));
@@ -949,7 +954,12 @@ impl PodWorker {
             self.agent.client.clone(),
             pod.metadata.namespace.as_deref().unwrap_or(""),
         );
-        let patch = json!({"metadata": {"uid": self.uid}, "status": status});
+        // A static pod's status goes to its mirror pod, whose uid is not the pod's.
+        let patch = if is_static(pod) {
+            json!({"status": status})
+        } else {
+            json!({"metadata": {"uid": self.uid}, "status": status})
+        };
         api.patch_status(
             pod.metadata.name.as_deref().unwrap_or(""),
             &PatchParams::default(),
@@ -1061,6 +1071,15 @@ impl PodWorker {
             tracing::debug!(pod = %key(pod), "deleting the pod: {e}");
         }
     }
+}
+
+/// Whether the pod comes from a manifest file (a static pod).
+fn is_static(pod: &Pod) -> bool {
+    pod.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(super::static_pods::CONFIG_SOURCE))
+        .is_some_and(|s| s == "file")
 }
 
 /// Whole seconds left until `deadline`, rounded up (the runtime's stop timeout).
