@@ -59,6 +59,24 @@ impl Cri {
         Ok((v.runtime_name, v.runtime_version))
     }
 
+    /// Stops a sandbox (its containers are killed, its network torn down); errors are the
+    /// runtime's to log, a missing sandbox is already stopped.
+    pub async fn stop_sandbox(&self, id: &str) {
+        let request = api::StopPodSandboxRequest {
+            pod_sandbox_id: id.into(),
+        };
+        let _ = self.runtime.clone().stop_pod_sandbox(request).await;
+    }
+
+    /// Stops and removes a sandbox with its containers.
+    pub async fn remove_sandbox(&self, id: &str) {
+        self.stop_sandbox(id).await;
+        let request = api::RemovePodSandboxRequest {
+            pod_sandbox_id: id.into(),
+        };
+        let _ = self.runtime.clone().remove_pod_sandbox(request).await;
+    }
+
     /// Waits until the runtime answers CRI calls, at most `limit`.
     pub async fn wait_ready(&self, limit: Duration) -> Result<(String, String)> {
         let deadline = tokio::time::Instant::now() + limit;

@@ -74,6 +74,9 @@ enum BenchCommand {
     Controllers(crate::bench_api::ControllersArgs),
     /// 10,000 pods scheduled onto 5,000 simulated nodes: pods/s from create to bound.
     Scheduler(crate::bench_api::SchedulerBenchArgs),
+    /// 30 and 100 pods on one real node (containerd): create → Running p50/p99, and the
+    /// agent's idle RSS and CPU with 30 pods running.
+    PodStartup(crate::bench_api::PodStartupArgs),
 }
 
 pub fn run() -> ExitCode {
@@ -107,6 +110,7 @@ pub fn run() -> ExitCode {
             BenchCommand::Engines(a) => run_async(crate::bench_api::engines(a)),
             BenchCommand::Controllers(a) => run_async(crate::bench_api::controllers(a)),
             BenchCommand::Scheduler(a) => run_async(crate::bench_api::scheduler(a)),
+            BenchCommand::PodStartup(a) => run_async(crate::bench_api::pod_startup(a)),
         },
     }
 }

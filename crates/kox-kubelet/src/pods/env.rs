@@ -276,6 +276,27 @@ pub fn secret_data(s: &Secret) -> BTreeMap<String, Vec<u8>> {
     data
 }
 
+/// One key of a ConfigMap's or Secret's data (`None`: absent and optional), worded as the
+/// kubelet's errors: `kind` is the lower-case and the Kind name.
+fn key_of(
+    data: Option<BTreeMap<String, Vec<u8>>>,
+    key: &str,
+    optional: Option<bool>,
+    (kind, kind_name): (&str, &str),
+    ns: &str,
+    name: &str,
+) -> Result<Option<String>, ConfigError> {
+    let optional = optional == Some(true);
+    match data.map(|mut d| d.remove(key)) {
+        Some(Some(v)) => Ok(Some(String::from_utf8_lossy(&v).into_owned())),
+        Some(None) if !optional => Err(format!(
+            "couldn't find key {key} in {kind_name} {ns}/{name}"
+        )),
+        None if !optional => Err(format!("{kind} \"{name}\" not found")),
+        _ => Ok(None),
+    }
+}
+
 /// The container's environment, in the order the runtime gets it.
 pub async fn container_env(
     agent: &Agent,
@@ -353,37 +374,21 @@ pub async fn container_env(
                         r.divisor.as_ref().map(|d| d.0.as_str()),
                     )?)
                 } else if let Some(r) = &from.config_map_key_ref {
-                    let optional = r.optional == Some(true);
-                    match sources.config_map(&r.name).await? {
-                        Some(cm) => match config_map_data(&cm).remove(&r.key) {
-                            Some(v) => Some(String::from_utf8_lossy(&v).into_owned()),
-                            None if optional => None,
-                            None => {
-                                return Err(format!(
-                                    "couldn't find key {} in ConfigMap {ns}/{}",
-                                    r.key, r.name
-                                ));
-                            }
-                        },
-                        None if optional => None,
-                        None => return Err(format!("configmap \"{}\" not found", r.name)),
-                    }
+                    let data = sources
+                        .config_map(&r.name)
+                        .await?
+                        .map(|cm| config_map_data(&cm));
+                    key_of(
+                        data,
+                        &r.key,
+                        r.optional,
+                        ("configmap", "ConfigMap"),
+                        &ns,
+                        &r.name,
+                    )?
                 } else if let Some(r) = &from.secret_key_ref {
-                    let optional = r.optional == Some(true);
-                    match sources.secret(&r.name).await? {
-                        Some(s) => match secret_data(&s).remove(&r.key) {
-                            Some(v) => Some(String::from_utf8_lossy(&v).into_owned()),
-                            None if optional => None,
-                            None => {
-                                return Err(format!(
-                                    "couldn't find key {} in Secret {ns}/{}",
-                                    r.key, r.name
-                                ));
-                            }
-                        },
-                        None if optional => None,
-                        None => return Err(format!("secret \"{}\" not found", r.name)),
-                    }
+                    let data = sources.secret(&r.name).await?.map(|s| secret_data(&s));
+                    key_of(data, &r.key, r.optional, ("secret", "Secret"), &ns, &r.name)?
                 } else {
                     None
                 }

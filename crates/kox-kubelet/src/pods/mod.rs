@@ -275,16 +275,7 @@ pub async fn remove_all(cri: &crate::cri::Cri) -> anyhow::Result<usize> {
         .into_inner()
         .items;
     for s in &sandboxes {
-        let _ = runtime
-            .stop_pod_sandbox(api::StopPodSandboxRequest {
-                pod_sandbox_id: s.id.clone(),
-            })
-            .await;
-        let _ = runtime
-            .remove_pod_sandbox(api::RemovePodSandboxRequest {
-                pod_sandbox_id: s.id.clone(),
-            })
-            .await;
+        cri.remove_sandbox(&s.id).await;
     }
     Ok(sandboxes.len())
 }

@@ -379,15 +379,7 @@ impl PodWorker {
         let _ = std::fs::create_dir_all(&log_dir);
         if let Some(old) = &obs.sandbox {
             // A sandbox that died takes its containers with it: they start again in the new one.
-            let _ = self
-                .agent
-                .cri
-                .runtime
-                .clone()
-                .stop_pod_sandbox(api::StopPodSandboxRequest {
-                    pod_sandbox_id: old.id.clone(),
-                })
-                .await;
+            self.agent.cri.stop_sandbox(&old.id).await;
             self.events
                 .record(
                     None,
@@ -980,15 +972,7 @@ impl PodWorker {
             return;
         };
         if let Some(s) = obs.sandbox_ready() {
-            let _ = self
-                .agent
-                .cri
-                .runtime
-                .clone()
-                .stop_pod_sandbox(api::StopPodSandboxRequest {
-                    pod_sandbox_id: s.id.clone(),
-                })
-                .await;
+            self.agent.cri.stop_sandbox(&s.id).await;
         }
     }
 
@@ -1139,16 +1123,7 @@ pub async fn remove_from_runtime(agent: &Agent, uid: &str) {
         return;
     };
     for s in list.into_inner().items {
-        let _ = runtime
-            .stop_pod_sandbox(api::StopPodSandboxRequest {
-                pod_sandbox_id: s.id.clone(),
-            })
-            .await;
-        let _ = runtime
-            .remove_pod_sandbox(api::RemovePodSandboxRequest {
-                pod_sandbox_id: s.id,
-            })
-            .await;
+        agent.cri.remove_sandbox(&s.id).await;
     }
 }
 

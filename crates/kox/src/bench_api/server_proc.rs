@@ -230,6 +230,28 @@ impl Helper {
         Self::spawn("kox fake-nodes", &args, log)
     }
 
+    /// A node agent (`kox agent`) keeping its runtime and pods under `data_dir`.
+    pub fn agent(kubeconfig: &Path, data_dir: &Path, node: &str, log: &Path) -> Result<Self> {
+        Self::spawn(
+            "kox agent",
+            &[
+                "agent".as_ref(),
+                "--kubeconfig".as_ref(),
+                kubeconfig.as_os_str(),
+                "--data-dir".as_ref(),
+                data_dir.as_os_str(),
+                "--node-name".as_ref(),
+                node.as_ref(),
+            ],
+            log,
+        )
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The scheduler in a process of its own.
     pub fn scheduler(kubeconfig: &Path, log: &Path) -> Result<Self> {
         let port = free_port()?.to_string();
