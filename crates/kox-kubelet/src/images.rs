@@ -362,3 +362,81 @@ mod tests {
         }
     }
 }
+
+/// The registry host of an image reference (`docker.io` for Docker Hub names).
+pub fn registry_of(image: &str) -> String {
+    let full = normalize(image);
+    full.split('/').next().unwrap_or("docker.io").to_string()
+}
+
+/// Whether a key of a docker config (`https://index.docker.io/v1/`, `registry:5000`,
+/// `https://r.example/v2/`) names `registry`.
+fn config_key_matches(key: &str, registry: &str) -> bool {
+    let host = key
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or("");
+    host == registry
+        || (registry == "docker.io" && matches!(host, "index.docker.io" | "registry-1.docker.io"))
+}
+
+/// Credentials for `image` from the data of the pod's image pull secrets (their
+/// `.dockerconfigjson` or `.dockercfg`), as the kubelet's keyring matches them.
+pub fn pull_auth(
+    image: &str,
+    secrets: &[std::collections::BTreeMap<String, Vec<u8>>],
+) -> Vec<api::AuthConfig> {
+    let registry = registry_of(image);
+    let mut found = Vec::new();
+    for data in secrets {
+        let entries = if let Some(json) = data.get(".dockerconfigjson") {
+            serde_json::from_slice::<serde_json::Value>(json)
+                .ok()
+                .map(|v| v["auths"].clone())
+        } else {
+            data.get(".dockercfg")
+                .and_then(|json| serde_json::from_slice(json).ok())
+        };
+        let Some(serde_json::Value::Object(entries)) = entries else {
+            continue;
+        };
+        for (key, entry) in entries {
+            if !config_key_matches(&key, &registry) {
+                continue;
+            }
+            let text = |k: &str| entry[k].as_str().unwrap_or("").to_string();
+            found.push(api::AuthConfig {
+                username: text("username"),
+                password: text("password"),
+                auth: text("auth"),
+                server_address: key.clone(),
+                ..Default::default()
+            });
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod pull_secret_tests {
+    use super::*;
+
+    #[test]
+    fn pull_secrets_match_the_images_registry() {
+        let secret = std::collections::BTreeMap::from([(
+            ".dockerconfigjson".to_string(),
+            br#"{"auths": {"https://index.docker.io/v1/": {"username": "u", "password": "p"}, "r.example:5000": {"auth": "dTpw"}}}"#.to_vec(),
+        )]);
+        let hub = pull_auth("busybox:1", std::slice::from_ref(&secret));
+        assert_eq!(hub.len(), 1);
+        assert_eq!(
+            (hub[0].username.as_str(), hub[0].password.as_str()),
+            ("u", "p")
+        );
+        let private = pull_auth("r.example:5000/app:1", std::slice::from_ref(&secret));
+        assert_eq!(private[0].auth, "dTpw");
+        assert!(pull_auth("quay.io/x:1", &[secret]).is_empty());
+    }
+}

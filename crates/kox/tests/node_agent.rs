@@ -164,6 +164,7 @@ fn pods_run_on_the_servers_own_node() {
             .collect()
     });
     assert!(failures.is_empty(), "failed cases: {failures:?}");
+    containerd_dying_is_survived(&c);
     agent_restart_keeps_containers(c);
 }
 
@@ -494,6 +495,7 @@ spec:
     image: {BUSYBOX}
     command: [sh, -c, "trap '' TERM; while true; do sleep 1; done"]
     lifecycle:
+      postStart: {{exec: {{command: [sh, -c, "echo started > /marks/post-start"]}}}}
       preStop: {{exec: {{command: [sh, -c, "echo stopping > /marks/pre-stop"]}}}}
     volumeMounts: [{{name: marks, mountPath: /marks}}]
   volumes: [{{name: marks, hostPath: {{path: "{marks}"}}}}]
@@ -513,6 +515,10 @@ spec:
     for pod in ["stubborn", "polite"] {
         wait_pod(c, ns, pod, "Running", phase_is("Running"));
     }
+    assert_eq!(
+        std::fs::read_to_string(marks.join("post-start")).unwrap(),
+        "started\n"
+    );
     let started = Instant::now();
     c.ok(&["delete", "pod", "polite", "-n", ns]);
     let polite = started.elapsed();
@@ -823,17 +829,61 @@ fn static_pods_and_their_mirrors(c: &Cluster) {
     });
 }
 
+/// The web Deployment's containers, as `containerID restartCount` lines.
+fn web_containers(c: &Cluster) -> String {
+    c.ok(&[
+        "get", "pods", "-n", "workloads", "-l", "app=web", "-o",
+        "jsonpath={range .items[*]}{.status.containerStatuses[0].containerID} {.status.containerStatuses[0].restartCount}{\"\\n\"}{end}",
+    ])
+}
+
+/// containerd killed: the agent starts it again, the pods never stopped, new pods run.
+fn containerd_dying_is_survived(c: &Cluster) {
+    let before = web_containers(c);
+    let pid = std::fs::read_to_string(c.dir.path().join("agent/containerd/containerd.pid"))
+        .expect("containerd's pid file");
+    let status = std::process::Command::new("kill")
+        .args(["-9", pid.trim()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    wait_for("containerd running again", Duration::from_secs(30), || {
+        let now =
+            std::fs::read_to_string(c.dir.path().join("agent/containerd/containerd.pid")).ok()?;
+        (now.trim() != pid.trim()
+            && std::path::Path::new(&format!("/proc/{}", now.trim())).exists())
+        .then_some(())
+    });
+    c.ok(&[
+        "run",
+        "after-restart",
+        "-n",
+        "workloads",
+        "--image",
+        BUSYBOX,
+        "--restart=Never",
+        "--",
+        "true",
+    ]);
+    wait_pod(
+        c,
+        "workloads",
+        "after-restart",
+        "Succeeded",
+        phase_is("Succeeded"),
+    );
+    assert_eq!(
+        web_containers(c),
+        before,
+        "containers restarted with containerd"
+    );
+}
+
 /// `kill -9` of the server (and its agent): started again, the agent adopts the running
 /// containers instead of restarting them.
 fn agent_restart_keeps_containers(mut c: Cluster) {
     let ns = "workloads";
-    let ids = |c: &Cluster| {
-        c.ok(&[
-            "get", "pods", "-n", ns, "-l", "app=web", "-o",
-            "jsonpath={range .items[*]}{.status.containerStatuses[0].containerID} {.status.containerStatuses[0].restartCount}{\"\\n\"}{end}",
-        ])
-    };
-    let before = ids(&c);
+    let before = web_containers(&c);
     assert_eq!(before.lines().count(), 2, "{before}");
     c.kill_hard();
     c.restart();
@@ -842,7 +892,7 @@ fn agent_restart_keeps_containers(mut c: Cluster) {
         out.contains(" Ready ").then_some(())
     });
     std::thread::sleep(Duration::from_secs(3));
-    let after = ids(&c);
+    let after = web_containers(&c);
     assert_eq!(before, after, "containers were restarted");
     let pods = c.ok(&["get", "pods", "-n", ns, "-l", "app=web"]);
     assert_eq!(pods.matches("1/1     Running").count(), 2, "{pods}");

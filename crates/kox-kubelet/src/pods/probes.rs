@@ -251,7 +251,7 @@ fn set(results: &Arc<Mutex<Results>>, kind: Kind, ok: bool, message: Option<Stri
     }
 }
 
-fn port_of(c: &Container, port: &IntOrString) -> Result<u16, String> {
+pub fn port_of(c: &Container, port: &IntOrString) -> Result<u16, String> {
     match port {
         IntOrString::Int(p) => u16::try_from(*p).map_err(|_| format!("invalid port {p}")),
         IntOrString::String(name) => c

@@ -331,7 +331,7 @@ impl PodWorker {
                 .record(Some(&field_path(c, false)), "Normal", "Killing", &message)
                 .await;
             let deadline = Instant::now() + Duration::from_secs(grace as u64);
-            super::hooks::pre_stop(&self.agent, c, &s.id, deadline).await;
+            super::hooks::pre_stop(&self.agent, c, &s.id, &obs.pod_ip(), deadline).await;
             let left = seconds_left(deadline);
             let request = api::StopContainerRequest {
                 container_id: s.id.clone(),
@@ -554,11 +554,11 @@ impl PodWorker {
                 message: format!("Back-off pulling image \"{image}\""),
             });
         }
-        let pulled =
-            images::ensure_image(&self.agent.cri, &image, &policy, Vec::new(), |t, r, m| {
-                pull_events.push((t.to_string(), r.to_string(), m))
-            })
-            .await;
+        let auth = self.pull_auth(pod, &image).await;
+        let pulled = images::ensure_image(&self.agent.cri, &image, &policy, auth, |t, r, m| {
+            pull_events.push((t.to_string(), r.to_string(), m))
+        })
+        .await;
         for (t, r, m) in pull_events {
             self.events.record(Some(&field), &t, &r, &m).await;
         }
@@ -615,13 +615,36 @@ impl PodWorker {
             .await;
         if let Err(e) = runtime
             .start_container(api::StartContainerRequest {
-                container_id: created,
+                container_id: created.clone(),
             })
             .await
         {
             return Err(Waiting {
                 reason: "RunContainerError".into(),
                 message: e.message().to_string(),
+            });
+        }
+        if let Err(message) =
+            super::hooks::post_start(&self.agent, c, &created, &obs.pod_ip()).await
+        {
+            // As the kubelet: a failed postStart hook kills the container, which then restarts
+            // by its policy.
+            self.events
+                .record(Some(&field), "Warning", "FailedPostStartHook", &message)
+                .await;
+            let grace = pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.termination_grace_period_seconds)
+                .unwrap_or(30);
+            let request = api::StopContainerRequest {
+                container_id: created,
+                timeout: grace.max(0),
+            };
+            let _ = runtime.stop_container(request).await;
+            return Err(Waiting {
+                reason: "PostStartHookError".into(),
+                message,
             });
         }
         self.events
@@ -633,6 +656,29 @@ impl PodWorker {
             )
             .await;
         Ok(())
+    }
+
+    /// Registry credentials for `image` from the pod's `imagePullSecrets`.
+    async fn pull_auth(&self, pod: &Pod, image: &str) -> Vec<api::AuthConfig> {
+        let sources = env::Sources {
+            agent: &self.agent,
+            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+        };
+        let mut secrets = Vec::new();
+        for r in pod
+            .spec
+            .iter()
+            .flat_map(|s| s.image_pull_secrets.iter().flatten())
+        {
+            match sources.secret(&r.name).await {
+                Ok(Some(s)) => secrets.push(env::secret_data(&s)),
+                Ok(None) => {
+                    tracing::info!(secret = %r.name, "image pull secret not found; pulling without it")
+                }
+                Err(e) => tracing::info!("{e}"),
+            }
+        }
+        images::pull_auth(image, &secrets)
     }
 
     async fn container_config(
@@ -997,6 +1043,7 @@ impl PodWorker {
             let agent = self.agent.clone();
             let c = c.clone();
             let id = s.id.clone();
+            let pod_ip = obs.pod_ip();
             self.events
                 .record(
                     Some(&field_path(&c, false)),
@@ -1006,7 +1053,7 @@ impl PodWorker {
                 )
                 .await;
             stops.push(tokio::spawn(async move {
-                super::hooks::pre_stop(&agent, &c, &id, deadline).await;
+                super::hooks::pre_stop(&agent, &c, &id, &pod_ip, deadline).await;
                 let left = seconds_left(deadline);
                 let _ = agent
                     .cri
