@@ -9,7 +9,7 @@ pub mod cni;
 pub mod containerd;
 pub mod cri;
 mod events;
-mod eviction;
+pub mod eviction;
 pub mod images;
 mod node;
 pub mod oci;
@@ -48,6 +48,8 @@ pub struct AgentConfig {
     pub kubelet_version: String,
     /// Static pod manifests [default: `DATA_DIR/agent/pod-manifests`].
     pub pod_manifest_path: Option<PathBuf>,
+    /// Hard eviction thresholds (`--eviction-hard`).
+    pub eviction_hard: eviction::Thresholds,
 }
 
 impl AgentConfig {
@@ -77,6 +79,8 @@ pub struct Agent {
     pub runtime_version: (String, String),
     /// The Node's uid, once registered (mirror pods are owned by it).
     pub node_uid: std::sync::OnceLock<String>,
+    /// Memory or disk pressure, as the node status last found it.
+    pub pressure: eviction::Pressure,
 }
 
 /// Runs the agent until `stop`.
@@ -115,6 +119,7 @@ pub async fn run(client: Client, config: AgentConfig, stop: CancellationToken) -
         cri,
         runtime_version,
         node_uid: std::sync::OnceLock::new(),
+        pressure: eviction::Pressure::default(),
     });
     let node_uid = node::register(&agent).await?;
     let _ = agent.node_uid.set(node_uid.clone());

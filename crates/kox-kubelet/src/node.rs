@@ -80,7 +80,12 @@ fn reserved(agent: &Agent, resource: &str) -> i64 {
 fn resources(agent: &Agent, less_reserved: bool) -> Value {
     let m = &agent.machine;
     let minus = |r: &str| if less_reserved { reserved(agent, r) } else { 0 };
-    let memory_eviction = if less_reserved { 100 << 20 } else { 0 };
+    // Allocatable leaves the hard eviction threshold out, as the kubelet's does.
+    let memory_eviction = match (&agent.config.eviction_hard.memory_available, less_reserved) {
+        (crate::eviction::Minimum::Bytes(b), true) => *b,
+        (crate::eviction::Minimum::Fraction(f), true) => (m.memory_bytes as f64 * f) as i64,
+        (_, false) => 0,
+    };
     let cpu = Quantity::from_milli((m.cpu_milli - minus("cpu")).max(0), Format::DecimalSI);
     let memory_kib = (m.memory_bytes - minus("memory") - memory_eviction).max(0) / 1024;
     let storage = (m.ephemeral_bytes - minus("ephemeral-storage")).max(0);
@@ -233,8 +238,10 @@ async fn images(agent: &Agent) -> Vec<Value> {
 async fn status(agent: &Agent, now: &str) -> Value {
     let c = &agent.config;
     let not_ready = not_ready_reason(agent).await;
-    let memory_pressure = crate::eviction::memory_pressure();
-    let disk_pressure = crate::eviction::disk_pressure(&agent.config.data_dir);
+    let thresholds = &agent.config.eviction_hard;
+    let memory_pressure = crate::eviction::observe_memory(thresholds).pressure;
+    let disk_pressure = crate::eviction::observe_disk(thresholds, &agent.config.data_dir).pressure;
+    agent.pressure.set(memory_pressure, disk_pressure);
     let conditions = vec![
         if memory_pressure {
             condition(

@@ -45,6 +45,10 @@ pub struct AgentArgs {
     /// it [default: DATA_DIR/agent/pod-manifests].
     #[arg(long)]
     pub pod_manifest_path: Option<PathBuf>,
+    /// Hard eviction thresholds: under them the node reports MemoryPressure or DiskPressure,
+    /// refuses new pods and evicts running ones.
+    #[arg(long, default_value = "memory.available<100Mi,nodefs.available<10%")]
+    pub eviction_hard: String,
     /// The node's pod range (the one-node pod network hands pod IPs out of it).
     #[arg(long, default_value = "10.42.0.0/24")]
     pub pod_cidr: String,
@@ -138,6 +142,8 @@ pub fn config(
         pod_cidr: args.pod_cidr.clone(),
         kubelet_version: kox_apiserver::KUBERNETES_VERSION.to_string(),
         pod_manifest_path: args.pod_manifest_path.clone(),
+        eviction_hard: kox_kubelet::eviction::Thresholds::parse(&args.eviction_hard)
+            .map_err(|e| anyhow!("--eviction-hard: {e}"))?,
     })
 }
 

@@ -98,8 +98,8 @@ fn events(c: &Cluster, ns: &str, pod: &str) -> String {
 
 /// Starts a server with its agent, makes the busybox image available to it and waits for its
 /// node to be Ready.
-fn node_cluster() -> Cluster {
-    let c = Cluster::start_with_agent(&[]);
+fn node_cluster(extra: &[&str]) -> Cluster {
+    let c = Cluster::start_with_agent(extra);
     let images = c.dir.path().join("agent/images");
     std::fs::create_dir_all(&images).expect("images folder");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_kox"))
@@ -123,6 +123,7 @@ fn node_cluster() -> Cluster {
                 .as_array()?
                 .iter()
                 .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            // Image status is reported with the next status change or within 10 s.
             let has_image = node["status"]["images"].as_array()?.iter().any(|i| {
                 i["names"]
                     .as_array()
@@ -139,7 +140,7 @@ type Case = fn(&Cluster);
 
 #[test]
 fn pods_run_on_the_servers_own_node() {
-    let c = node_cluster();
+    let c = node_cluster(&[]);
     node_reports_the_machine(&c);
     let cases: &[(&str, Case)] = &[
         ("exit codes", exit_codes_and_termination_messages),
@@ -896,4 +897,62 @@ fn agent_restart_keeps_containers(mut c: Cluster) {
     assert_eq!(before, after, "containers were restarted");
     let pods = c.ok(&["get", "pods", "-n", ns, "-l", "app=web"]);
     assert_eq!(pods.matches("1/1     Running").count(), 2, "{pods}");
+}
+
+/// A node whose eviction threshold cannot be met (`memory.available<100Ti`): it reports
+/// MemoryPressure, refuses new BestEffort pods and evicts the running ones.
+#[test]
+fn node_pressure_refuses_and_evicts_pods() {
+    let c = node_cluster(&["--eviction-hard", "memory.available<100Ti"]);
+    let node = c.ok(&["get", "nodes", "-o", "jsonpath={.items[0].metadata.name}"]);
+    let condition = c.ok(&[
+        "get",
+        "node",
+        &node,
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"MemoryPressure\")].reason}",
+    ]);
+    assert_eq!(condition, "KubeletHasInsufficientMemory");
+    let ns = "pressure";
+    namespace(&c, ns);
+    // Bound to the node directly: the scheduler would keep pods off a node under pressure.
+    apply(
+        &c,
+        ns,
+        &format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: best-effort}}
+spec:
+  nodeName: {node}
+  containers: [{{name: c, image: "{BUSYBOX}", command: [sleep, "600"]}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: burstable}}
+spec:
+  nodeName: {node}
+  containers:
+  - name: c
+    image: {BUSYBOX}
+    command: [sleep, "600"]
+    resources: {{requests: {{memory: 1Mi}}}}
+"#
+        ),
+    );
+    let pod = wait_pod(&c, ns, "best-effort", "refused", phase_is("Failed"));
+    assert_eq!(pod["status"]["reason"], "Evicted", "{pod}");
+    assert_eq!(
+        pod["status"]["message"],
+        "Pod was rejected: The node had condition: [MemoryPressure]. "
+    );
+    let pod = wait_pod(&c, ns, "burstable", "evicted", phase_is("Failed"));
+    assert_eq!(pod["status"]["reason"], "Evicted", "{pod}");
+    let message = pod["status"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("The node was low on resource: memory. Threshold quantity: "),
+        "{message}"
+    );
+    assert!(events(&c, ns, "burstable").contains("The node was low on resource: memory."));
 }

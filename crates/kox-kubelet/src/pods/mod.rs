@@ -140,7 +140,15 @@ pub enum Desired {
 struct Worker {
     desired: watch::Sender<Desired>,
     wake: Arc<tokio::sync::Notify>,
+    /// Set to the eviction message when the pod is to be evicted.
+    evict: Evict,
 }
+
+/// An eviction asked of a worker: the message its pod fails with.
+pub type Evict = Arc<std::sync::Mutex<Option<String>>>;
+
+/// How often the eviction manager looks for a pod to evict under pressure.
+const EVICTION_CHECK: Duration = Duration::from_secs(10);
 
 /// Serves the node's pods until `stop`.
 pub async fn run(agent: Arc<Agent>, stop: CancellationToken) {
@@ -153,9 +161,11 @@ pub async fn run(agent: Arc<Agent>, stop: CancellationToken) {
     let mut relist = tokio::time::interval(RELIST);
     let mut statics = Statics::default();
     let mut scan = tokio::time::interval(STATIC_SCAN);
+    let mut eviction = tokio::time::interval(EVICTION_CHECK);
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
+            _ = eviction.tick() => evict_one(&agent, &workers).await,
             _ = scan.tick() => statics.sync(&agent, &mut workers, &stop),
             _ = relist.tick() => {
                 for uid in changed_pods(&agent, &mut states).await {
@@ -221,8 +231,119 @@ fn dispatch(
     }
     let (tx, rx) = watch::channel(Desired::Pod(Box::new(pod)));
     let wake = Arc::new(tokio::sync::Notify::new());
-    tokio::spawn(worker::run(agent.clone(), rx, wake.clone(), stop.clone()));
-    workers.insert(uid, Worker { desired: tx, wake });
+    let evict = Evict::default();
+    tokio::spawn(worker::run(
+        agent.clone(),
+        rx,
+        wake.clone(),
+        evict.clone(),
+        stop.clone(),
+    ));
+    workers.insert(
+        uid,
+        Worker {
+            desired: tx,
+            wake,
+            evict,
+        },
+    );
+}
+
+/// Under memory or disk pressure, evicts the pod that upstream's ranking picks first (static
+/// pods and pods already finished are not candidates).
+async fn evict_one(agent: &Agent, workers: &HashMap<String, Worker>) {
+    use crate::eviction::{self, Candidate};
+    let t = &agent.config.eviction_hard;
+    let memory = eviction::observe_memory(t);
+    let disk = eviction::observe_disk(t, &agent.config.data_dir);
+    let Some(observed) = [memory, disk].into_iter().find(|o| o.pressure) else {
+        return;
+    };
+    let Ok(stats) = agent
+        .cri
+        .runtime
+        .clone()
+        .list_container_stats(api::ListContainerStatsRequest { filter: None })
+        .await
+    else {
+        return;
+    };
+    let mut usage: HashMap<String, Vec<(String, i64)>> = HashMap::new();
+    for s in stats.into_inner().stats {
+        let Some(attrs) = s.attributes else { continue };
+        let uid = attrs.labels.get(POD_UID).cloned().unwrap_or_default();
+        let name = attrs
+            .labels
+            .get(CONTAINER_NAME)
+            .cloned()
+            .unwrap_or_default();
+        let bytes = if observed.resource == "memory" {
+            s.memory
+                .and_then(|m| m.working_set_bytes)
+                .map_or(0, |v| v.value)
+        } else {
+            s.writable_layer
+                .and_then(|f| f.used_bytes)
+                .map_or(0, |v| v.value)
+        };
+        usage.entry(uid).or_default().push((name, bytes as i64));
+    }
+    let request_name = if observed.resource == "memory" {
+        "memory"
+    } else {
+        "ephemeral-storage"
+    };
+    let candidates: Vec<Candidate> = workers
+        .iter()
+        .filter_map(|(uid, w)| {
+            let Desired::Pod(pod) = &*w.desired.borrow() else {
+                return None;
+            };
+            let done = matches!(
+                pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+                Some("Succeeded" | "Failed")
+            );
+            if done || static_pods::mirror_hash(pod).is_some() || worker::is_static(pod) {
+                return None;
+            }
+            let spec = pod.spec.as_ref()?;
+            let used = usage.get(uid).cloned().unwrap_or_default();
+            let containers = spec
+                .containers
+                .iter()
+                .map(|c| {
+                    let request = c
+                        .resources
+                        .as_ref()
+                        .and_then(|r| r.requests.as_ref())
+                        .and_then(|r| r.get(request_name))
+                        .and_then(|q| kox_api::quantity::Quantity::try_from(q).ok())
+                        .map_or(0, |q| q.value());
+                    let used = used
+                        .iter()
+                        .filter(|(n, _)| *n == c.name)
+                        .map(|(_, b)| *b)
+                        .sum();
+                    (c.name.clone(), used, request)
+                })
+                .collect();
+            Some(Candidate {
+                uid: uid.clone(),
+                priority: spec.priority.unwrap_or(0),
+                containers,
+            })
+        })
+        .collect();
+    if let Some(victim) = eviction::pick(&candidates)
+        && let Some(w) = workers.get(&victim.uid)
+    {
+        let message = eviction::message(&observed, victim);
+        tracing::warn!(pod = %victim.uid, "evicting: {message}");
+        if let Ok(mut slot) = w.evict.lock() {
+            *slot = Some(message);
+        }
+        w.wake.notify_one();
+    }
 }
 
 /// The pods whose containers or sandboxes changed state since the last relist.

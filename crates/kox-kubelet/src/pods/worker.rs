@@ -83,6 +83,7 @@ pub async fn run(
     agent: Arc<Agent>,
     mut desired: watch::Receiver<Desired>,
     wake: Arc<Notify>,
+    evict: super::Evict,
     stop: CancellationToken,
 ) {
     let first = match &*desired.borrow() {
@@ -118,6 +119,19 @@ pub async fn run(
                 w.terminate(&pod, grace).await;
                 w.delete(&pod).await;
                 return;
+            }
+            Desired::Pod(pod)
+                if !w.finished && evict.lock().ok().and_then(|e| e.clone()).is_some() =>
+            {
+                let message = evict
+                    .lock()
+                    .ok()
+                    .and_then(|e| e.clone())
+                    .unwrap_or_default();
+                if let Err(e) = w.evict(&pod, &message).await {
+                    tracing::warn!(pod = %key(&pod), "evicting pod: {e:#}");
+                }
+                last_pod = *pod;
             }
             Desired::Pod(pod) => {
                 let due_volumes = volumes_refreshed.elapsed() >= RESYNC;
@@ -246,6 +260,9 @@ impl PodWorker {
         }
         self.wake_at = None;
         let mut obs = self.observe().await?;
+        if let Some(message) = self.refused(pod, &obs) {
+            return self.report_failed(pod, &obs, "Evicted", &message).await;
+        }
         if let Some(reason) = self.past_deadline(pod) {
             self.kill_containers(pod, &obs, Some(0)).await;
             return self
@@ -341,6 +358,25 @@ impl PodWorker {
             stopped = true;
         }
         stopped
+    }
+
+    /// Evicts the pod under node pressure: its containers stop at once and it fails with
+    /// reason `Evicted` (the object stays, as upstream's evicted pods do).
+    async fn evict(&mut self, pod: &Pod, message: &str) -> anyhow::Result<()> {
+        let obs = self.observe().await?;
+        self.kill_containers(pod, &obs, Some(0)).await;
+        let obs = self.observe().await?;
+        self.report_failed(pod, &obs, "Evicted", message).await
+    }
+
+    /// Why the node refuses a pod it has not started (node pressure), as upstream's admission.
+    fn refused(&self, pod: &Pod, obs: &Observed) -> Option<String> {
+        let never_started = obs.sandbox.is_none() && obs.containers.is_empty();
+        let running = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+        if !never_started || running || is_static(pod) {
+            return None;
+        }
+        self.agent.pressure.refuses(is_best_effort(pod))
     }
 
     /// `activeDeadlineSeconds` passed since the pod started.
@@ -760,7 +796,12 @@ impl PodWorker {
         status["phase"] = json!("Failed");
         status["reason"] = json!(reason);
         status["message"] = json!(message);
-        self.events.record(None, "Normal", reason, message).await;
+        let type_ = if reason == "Evicted" {
+            "Warning"
+        } else {
+            "Normal"
+        };
+        self.events.record(None, type_, reason, message).await;
         self.write_status(pod, status).await
     }
 
@@ -1104,8 +1145,25 @@ impl PodWorker {
     }
 }
 
+/// A pod with no resource requests or limits at all (QoS class BestEffort).
+fn is_best_effort(pod: &Pod) -> bool {
+    pod.spec
+        .iter()
+        .flat_map(|s| {
+            s.containers
+                .iter()
+                .chain(s.init_containers.iter().flatten())
+        })
+        .all(|c| {
+            c.resources.as_ref().is_none_or(|r| {
+                r.requests.as_ref().is_none_or(|m| m.is_empty())
+                    && r.limits.as_ref().is_none_or(|m| m.is_empty())
+            })
+        })
+}
+
 /// Whether the pod comes from a manifest file (a static pod).
-fn is_static(pod: &Pod) -> bool {
+pub fn is_static(pod: &Pod) -> bool {
     pod.metadata
         .annotations
         .as_ref()
