@@ -328,6 +328,7 @@ kind: Pod
 metadata: {{name: p, labels: {{app: demo}}}}
 spec:
   restartPolicy: Never
+  subdomain: sub
   initContainers:
   - {{name: first, image: "{BUSYBOX}", command: [sh, -c, "echo one >> /work/order"], volumeMounts: [{{name: work, mountPath: /work}}]}}
   - {{name: second, image: "{BUSYBOX}", command: [sh, -c, "echo two >> /work/order"], volumeMounts: [{{name: work, mountPath: /work}}]}}
@@ -358,6 +359,7 @@ spec:
         echo "token=$(test -s /var/run/secrets/kubernetes.io/serviceaccount/token && echo yes) ns=$(cat /var/run/secrets/kubernetes.io/serviceaccount/namespace)"
         echo "mem=$(grep ' /scratch ' /proc/mounts | cut -d' ' -f3)"
         echo "k8s=$KUBERNETES_SERVICE_HOST"
+        echo "hosts=$(grep "^$POD_IP" /etc/hosts)"
       }} > /dev/termination-log
     volumeMounts:
     - {{name: work, mountPath: /work}}
@@ -400,6 +402,7 @@ spec:
         "token=yes ns=init\n".into(),
         "mem=tmpfs\n".into(),
         "k8s=10.43.0.1\n".into(),
+        format!("hosts={ip}\tp.sub.init.svc.cluster.local\tp\n"),
     ];
     assert_eq!(message, expected.concat(), "{message}");
 }
@@ -452,6 +455,26 @@ spec:
         })
     });
     assert_eq!(container(&pod, "tcp")["started"], true);
+    // Pods reach each other on the node's pod network.
+    let ip = pod["status"]["podIP"].as_str().unwrap().to_string();
+    c.ok(&[
+        "run",
+        "client",
+        "-n",
+        ns,
+        "--image",
+        BUSYBOX,
+        "--restart=Never",
+        "--",
+        "sh",
+        "-c",
+        &format!("wget -q -O /dev/termination-log http://{ip}:8080/index.html"),
+    ]);
+    let client = wait_pod(c, ns, "client", "Succeeded", phase_is("Succeeded"));
+    assert_eq!(
+        container(&client, "client")["state"]["terminated"]["message"],
+        "ok\n"
+    );
     assert!(
         events(c, ns, "readiness").contains("Readiness probe failed: Get \"http://"),
         "{}",
@@ -523,7 +546,8 @@ spec:
     let started = Instant::now();
     c.ok(&["delete", "pod", "polite", "-n", ns]);
     let polite = started.elapsed();
-    assert!(polite < Duration::from_secs(3), "took {polite:?}");
+    // Well inside its 30 s grace period: it stopped on SIGTERM.
+    assert!(polite < Duration::from_secs(10), "took {polite:?}");
     let started = Instant::now();
     c.ok(&["delete", "pod", "stubborn", "-n", ns]);
     let stubborn = started.elapsed();

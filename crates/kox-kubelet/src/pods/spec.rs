@@ -167,6 +167,40 @@ pub fn hostname(pod: &Pod) -> String {
         .to_string()
 }
 
+/// The cluster's DNS domain.
+pub const CLUSTER_DOMAIN: &str = "cluster.local";
+
+/// The kubelet's managed `/etc/hosts`: localhost entries, the pod's address with its name
+/// (and `<hostname>.<subdomain>.<ns>.svc.<domain>` with a subdomain), then `hostAliases`.
+pub fn hosts_file(pod: &Pod, pod_ip: &str) -> String {
+    let mut text = String::from(
+        "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n",
+    );
+    let name = hostname(pod);
+    let spec = pod.spec.as_ref();
+    match spec
+        .and_then(|s| s.subdomain.as_deref())
+        .filter(|s| !s.is_empty())
+    {
+        Some(sub) => {
+            let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+            text.push_str(&format!(
+                "{pod_ip}\t{name}.{sub}.{ns}.svc.{CLUSTER_DOMAIN}\t{name}\n"
+            ));
+        }
+        None => text.push_str(&format!("{pod_ip}\t{name}\n")),
+    }
+    let aliases = spec.and_then(|s| s.host_aliases.as_ref());
+    if aliases.is_some_and(|a| !a.is_empty()) {
+        text.push_str("\n# Entries added by HostAliases.\n");
+        for a in aliases.into_iter().flatten() {
+            let names = a.hostnames.clone().unwrap_or_default().join("\t");
+            text.push_str(&format!("{}\t{names}\n", a.ip));
+        }
+    }
+    text
+}
+
 /// The sandbox config of `pod`, the `attempt`-th sandbox of it.
 pub fn sandbox_config(pod: &Pod, attempt: u32, log_dir: &Path) -> api::PodSandboxConfig {
     let psc: PodSecurityContext = pod
@@ -429,6 +463,26 @@ pub fn container_config(agent: &Agent, i: ContainerInputs<'_>) -> api::Container
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts_file_names_the_pod_as_the_kubelet_does() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-0", "namespace": "shop"},
+            "spec": {"containers": [], "subdomain": "web",
+                     "hostAliases": [{"ip": "10.1.2.3", "hostnames": ["a.example", "b"]}]},
+        }))
+        .unwrap();
+        let text = hosts_file(&pod, "10.42.0.9");
+        assert!(text.starts_with("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n"));
+        assert!(
+            text.contains("10.42.0.9\tweb-0.web.shop.svc.cluster.local\tweb-0\n"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("# Entries added by HostAliases.\n10.1.2.3\ta.example\tb\n"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn cpu_and_memory_become_cgroup_limits() {

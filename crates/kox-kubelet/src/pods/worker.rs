@@ -694,6 +694,21 @@ impl PodWorker {
         Ok(())
     }
 
+    /// The pod's `/etc/hosts`, written by the agent as the kubelet's managed hosts file (the
+    /// pod's own name and FQDN, `hostAliases`); none with host networking.
+    fn hosts_file(&self, pod: &Pod, pod_ip: &str) -> Result<Option<PathBuf>, String> {
+        let spec = pod.spec.clone().unwrap_or_default();
+        if spec.host_network.unwrap_or(false) || pod_ip.is_empty() {
+            return Ok(None);
+        }
+        let path = volumes::pod_dir(&self.agent, pod).join("etc-hosts");
+        std::fs::write(&path, spec::hosts_file(pod, pod_ip))
+            .map_err(|e| format!("writing /etc/hosts: {e}"))?;
+        let _ =
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644));
+        Ok(Some(path))
+    }
+
     /// Registry credentials for `image` from the pod's `imagePullSecrets`.
     async fn pull_auth(&self, pod: &Pod, image: &str) -> Vec<api::AuthConfig> {
         let sources = env::Sources {
@@ -737,7 +752,14 @@ impl PodWorker {
             &term_file,
             std::os::unix::fs::PermissionsExt::from_mode(0o666),
         );
-        let mounts = spec::mounts(c, &volumes, &term_file)?;
+        let mut mounts = spec::mounts(c, &volumes, &term_file)?;
+        if let Some(hosts) = self.hosts_file(pod, &obs.pod_ip())? {
+            mounts.push(api::Mount {
+                container_path: "/etc/hosts".into(),
+                host_path: hosts.display().to_string(),
+                ..Default::default()
+            });
+        }
         Ok(spec::container_config(
             &self.agent,
             spec::ContainerInputs {
