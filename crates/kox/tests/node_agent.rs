@@ -153,6 +153,7 @@ fn pods_run_on_the_servers_own_node() {
         ("bad input", bad_input_leaves_waiting_reasons),
         ("config updates", config_map_volume_follows_changes),
         ("static pods", static_pods_and_their_mirrors),
+        ("sidecars and deadlines", sidecars_deadlines_and_claims),
     ];
     let failures: Vec<String> = std::thread::scope(|s| {
         let handles: Vec<_> = cases
@@ -852,6 +853,122 @@ fn static_pods_and_their_mirrors(c: &Cluster) {
     wait_for("the mirror pod gone", Duration::from_secs(60), || {
         (!c.kubectl(&["get", "pod", &name, "-n", ns]).status.success()).then_some(())
     });
+}
+
+fn sidecars_deadlines_and_claims(c: &Cluster) {
+    let ns = "more";
+    namespace(c, ns);
+    let pv_dir = c.dir.path().join("pv-data");
+    std::fs::create_dir_all(pv_dir.join("sub")).unwrap();
+    std::fs::write(pv_dir.join("sub/file"), "on the volume").unwrap();
+    c.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "keys",
+        "-n",
+        ns,
+        "--from-literal=a=1",
+        "--from-literal=b=2",
+    ]);
+    apply(
+        c,
+        ns,
+        &format!(
+            r#"
+apiVersion: v1
+kind: PersistentVolume
+metadata: {{name: more-pv}}
+spec:
+  capacity: {{storage: 1Gi}}
+  accessModes: [ReadWriteOnce]
+  hostPath: {{path: "{pv}"}}
+  claimRef: {{namespace: more, name: claim}}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {{name: claim}}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {{requests: {{storage: 1Gi}}}}
+  volumeName: more-pv
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: with-sidecar}}
+spec:
+  securityContext: {{fsGroup: 1234}}
+  initContainers:
+  - {{name: side, image: "{BUSYBOX}", restartPolicy: Always, command: [sleep, "600"]}}
+  containers:
+  - name: main
+    image: {BUSYBOX}
+    command:
+    - sh
+    - -c
+    - |
+      {{
+        echo "claim=$(cat /data/file)"
+        echo "ro=$(touch /data/x 2>/dev/null && echo writable || echo read-only)"
+        echo "keys=$(ls /keys | tr '\n' ' ')mode=$(stat -L -c %a /keys/renamed)"
+        echo "group=$(stat -c %g /scratch)"
+      }} > /dev/termination-log
+      sleep 600
+    volumeMounts:
+    - {{name: claim, mountPath: /data, subPath: sub, readOnly: true}}
+    - {{name: keys, mountPath: /keys}}
+    - {{name: scratch, mountPath: /scratch}}
+  volumes:
+  - {{name: claim, persistentVolumeClaim: {{claimName: claim}}}}
+  - {{name: keys, secret: {{secretName: keys, defaultMode: 0400, items: [{{key: a, path: renamed}}]}}}}
+  - {{name: scratch, emptyDir: {{}}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: deadline}}
+spec:
+  activeDeadlineSeconds: 3
+  containers: [{{name: c, image: "{BUSYBOX}", command: [sleep, "600"]}}]
+"#,
+            pv = pv_dir.display()
+        ),
+    );
+    let pod = wait_pod(c, ns, "with-sidecar", "both containers running", |p| {
+        p["status"]["phase"] == "Running"
+            && p["status"]["initContainerStatuses"][0]["state"]["running"].is_object()
+    });
+    assert_eq!(
+        pod["status"]["initContainerStatuses"][0]["started"], true,
+        "{pod}"
+    );
+    // The app container's report is in its termination file only once it exits: read the
+    // file on the node instead.
+    let uid = pod["metadata"]["uid"].as_str().unwrap().to_string();
+    let report = c
+        .dir
+        .path()
+        .join("agent/pods")
+        .join(&uid)
+        .join("containers/main/termination-0");
+    let text = wait_for(
+        "the main container's report",
+        Duration::from_secs(30),
+        || {
+            std::fs::read_to_string(&report)
+                .ok()
+                .filter(|t| t.contains("group="))
+        },
+    );
+    assert_eq!(
+        text,
+        "claim=on the volume\nro=read-only\nkeys=renamed mode=400\ngroup=1234\n"
+    );
+    let pod = wait_pod(c, ns, "deadline", "Failed", phase_is("Failed"));
+    assert_eq!(pod["status"]["reason"], "DeadlineExceeded", "{pod}");
+    assert_eq!(
+        pod["status"]["message"],
+        "Pod was active on the node longer than the specified deadline"
+    );
 }
 
 /// The web Deployment's containers, as `containerID restartCount` lines.
