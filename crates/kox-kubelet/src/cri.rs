@@ -17,6 +17,8 @@ pub use k8s_cri::v1 as api;
 pub struct Cri {
     pub runtime: RuntimeServiceClient<Channel>,
     pub images: ImageServiceClient<Channel>,
+    /// The connection itself, for containerd's own services on the same socket.
+    pub channel: Channel,
 }
 
 /// `unix:///run/x.sock` or `/run/x.sock` as a path.
@@ -41,7 +43,8 @@ impl Cri {
             }));
         Ok(Cri {
             runtime: RuntimeServiceClient::new(channel.clone()).max_decoding_message_size(64 << 20),
-            images: ImageServiceClient::new(channel).max_decoding_message_size(64 << 20),
+            images: ImageServiceClient::new(channel.clone()).max_decoding_message_size(64 << 20),
+            channel,
         })
     }
 
@@ -89,5 +92,45 @@ impl Cri {
                 Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }
+    }
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct SubscribeRequest {
+    #[prost(string, repeated, tag = "1")]
+    filters: Vec<String>,
+}
+
+/// containerd's event envelope; only the topic is read (the rest stays encoded).
+#[derive(Clone, PartialEq, prost::Message)]
+struct Envelope {
+    #[prost(string, tag = "2")]
+    namespace: String,
+    #[prost(string, tag = "3")]
+    topic: String,
+}
+
+impl Cri {
+    /// Follows containerd's task events (`/tasks/start`, `/tasks/exit`, `/tasks/oom`, …) in the
+    /// `k8s.io` namespace, calling `on_event` for each, until the stream ends; an error when the
+    /// runtime is not containerd or is down.
+    pub async fn follow_task_events(&self, mut on_event: impl FnMut(&str)) -> Result<()> {
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        grpc.ready().await.context("the runtime's events service")?;
+        let path =
+            http::uri::PathAndQuery::from_static("/containerd.services.events.v1.Events/Subscribe");
+        let codec = tonic_prost::ProstCodec::<SubscribeRequest, Envelope>::default();
+        let request = SubscribeRequest {
+            filters: vec![r#"namespace==k8s.io,topic~="^/tasks/""#.into()],
+        };
+        let mut stream = grpc
+            .server_streaming(tonic::Request::new(request), path, codec)
+            .await
+            .context("subscribing to containerd's events")?
+            .into_inner();
+        while let Some(envelope) = stream.message().await? {
+            on_event(&envelope.topic);
+        }
+        Ok(())
     }
 }

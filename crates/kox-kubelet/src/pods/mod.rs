@@ -127,8 +127,9 @@ async fn delete_mirror(agent: Arc<Agent>, ns: String, name: String) {
     let _ = api.delete(&name, &params).await;
 }
 
-/// How often the runtime is relisted for container state changes.
-const RELIST: Duration = Duration::from_millis(500);
+/// How often the runtime is relisted for container state changes when no event says so
+/// earlier (containerd's task events trigger a relist at once).
+const RELIST: Duration = Duration::from_secs(1);
 
 /// What a worker is told: the pod as last seen, or that it is gone from the API.
 #[derive(Clone, Debug)]
@@ -159,6 +160,12 @@ pub async fn run(agent: Arc<Agent>, stop: CancellationToken) {
     let mut listing: Option<Vec<String>> = None;
     let mut states: HashMap<String, (String, i32)> = HashMap::new();
     let mut relist = tokio::time::interval(RELIST);
+    let runtime_changed = Arc::new(tokio::sync::Notify::new());
+    tokio::spawn(follow_runtime(
+        agent.clone(),
+        runtime_changed.clone(),
+        stop.clone(),
+    ));
     let mut statics = Statics::default();
     let mut scan = tokio::time::interval(STATIC_SCAN);
     let mut eviction = tokio::time::interval(EVICTION_CHECK);
@@ -167,7 +174,7 @@ pub async fn run(agent: Arc<Agent>, stop: CancellationToken) {
             _ = stop.cancelled() => break,
             _ = eviction.tick() => evict_one(&agent, &workers).await,
             _ = scan.tick() => statics.sync(&agent, &mut workers, &stop),
-            _ = relist.tick() => {
+            _ = async { tokio::select! { _ = relist.tick() => {}, _ = runtime_changed.notified() => {} } } => {
                 for uid in changed_pods(&agent, &mut states).await {
                     if let Some(w) = workers.get(&uid) {
                         w.wake.notify_one();
@@ -343,6 +350,35 @@ async fn evict_one(agent: &Agent, workers: &HashMap<String, Worker>) {
             *slot = Some(message);
         }
         w.wake.notify_one();
+    }
+}
+
+/// Wakes the relist on each of containerd's task events, so a container's exit is seen at
+/// once; with another runtime (or containerd down) the periodic relist does alone.
+async fn follow_runtime(
+    agent: Arc<Agent>,
+    changed: Arc<tokio::sync::Notify>,
+    stop: CancellationToken,
+) {
+    while !stop.is_cancelled() {
+        let followed = stop
+            .run_until_cancelled(agent.cri.follow_task_events(|topic| {
+                tracing::trace!(topic, "runtime event");
+                changed.notify_one();
+            }))
+            .await;
+        match followed {
+            None => return,
+            Some(Err(e)) => tracing::debug!("runtime events: {e:#}"),
+            Some(Ok(())) => {}
+        }
+        if stop
+            .run_until_cancelled(tokio::time::sleep(Duration::from_secs(2)))
+            .await
+            .is_none()
+        {
+            return;
+        }
     }
 }
 
