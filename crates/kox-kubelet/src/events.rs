@@ -39,7 +39,8 @@ impl PodEvents {
     }
 
     /// Records an event about the pod, or about one of its containers (`field`:
-    /// `spec.containers{name}`).
+    /// `spec.containers{name}`). The write happens in the background, as upstream's
+    /// broadcaster does: a pod's start never waits on its events.
     pub async fn record(&mut self, field: Option<&str>, type_: &str, reason: &str, message: &str) {
         let key = (reason.to_string(), message.to_string());
         let now = crate::now_rfc3339();
@@ -48,14 +49,16 @@ impl PodEvents {
         {
             *count += 1;
             let patch = json!({"count": *count, "lastTimestamp": now});
-            if self
-                .api
-                .patch(name, &PatchParams::default(), &Patch::Merge(patch))
-                .await
-                .is_ok()
-            {
-                return;
-            }
+            let (api, name) = (self.api.clone(), name.clone());
+            tokio::spawn(async move {
+                if let Err(e) = api
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+                    .await
+                {
+                    tracing::debug!("updating event {name}: {e}");
+                }
+            });
+            return;
         }
         let mut involved = self.involved.clone();
         if let Some(field) = field {
@@ -70,16 +73,16 @@ impl PodEvents {
             "firstTimestamp": now, "lastTimestamp": now, "count": 1,
             "reportingComponent": "kubelet", "reportingInstance": self.host,
         });
-        let event = match serde_json::from_value(event) {
-            Ok(e) => e,
-            Err(_) => return,
+        let Ok(event) = serde_json::from_value::<k8s_openapi::api::core::v1::Event>(event) else {
+            return;
         };
-        match self.api.create(&PostParams::default(), &event).await {
-            Ok(_) => {
-                self.recorded.insert(key, (name, 1, Instant::now()));
+        self.recorded.insert(key, (name, 1, Instant::now()));
+        let (api, reason) = (self.api.clone(), reason.to_string());
+        tokio::spawn(async move {
+            if let Err(e) = api.create(&PostParams::default(), &event).await {
+                tracing::debug!("recording event {reason}: {e}");
             }
-            Err(e) => tracing::debug!("recording event {reason}: {e}"),
-        }
+        });
     }
 }
 

@@ -426,6 +426,7 @@ impl PodWorker {
                 .await;
         }
         let config = spec::sandbox_config(pod, obs.sandboxes, &log_dir);
+        let started = Instant::now();
         let request = api::RunPodSandboxRequest {
             config: Some(config),
             runtime_handler: String::new(),
@@ -438,7 +439,10 @@ impl PodWorker {
             .run_pod_sandbox(request)
             .await
         {
-            Ok(_) => true,
+            Ok(_) => {
+                tracing::debug!(pod = %key(pod), took = ?started.elapsed(), "sandbox running");
+                true
+            }
             Err(e) => {
                 let message = format!("Failed to create pod sandbox: {}", e.message());
                 self.events
@@ -628,6 +632,7 @@ impl PodWorker {
             &self.log_dir(pod),
         );
         let mut runtime = self.agent.cri.runtime.clone();
+        let started = Instant::now();
         let created = runtime
             .create_container(api::CreateContainerRequest {
                 pod_sandbox_id: sandbox.id.clone(),
@@ -660,6 +665,7 @@ impl PodWorker {
                 message: e.message().to_string(),
             });
         }
+        tracing::debug!(pod = %key(pod), container = %c.name, took = ?started.elapsed(), "container created and started");
         if let Err(message) =
             super::hooks::post_start(&self.agent, c, &created, &obs.pod_ip()).await
         {
