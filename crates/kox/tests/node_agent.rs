@@ -925,6 +925,17 @@ spec:
 ---
 apiVersion: v1
 kind: Pod
+metadata: {{name: too-much}}
+spec:
+  containers:
+  - name: c
+    image: {BUSYBOX}
+    command: [sh, -c, "head -c 3000000 /dev/zero > /scratch/fill; sleep 600"]
+    volumeMounts: [{{name: scratch, mountPath: /scratch}}]
+  volumes: [{{name: scratch, emptyDir: {{sizeLimit: 1Mi}}}}]
+---
+apiVersion: v1
+kind: Pod
 metadata: {{name: deadline}}
 spec:
   activeDeadlineSeconds: 3
@@ -962,6 +973,12 @@ spec:
     assert_eq!(
         text,
         "claim=on the volume\nro=read-only\nkeys=renamed mode=400\ngroup=1234\n"
+    );
+    let pod = wait_pod(c, ns, "too-much", "evicted", phase_is("Failed"));
+    assert_eq!(pod["status"]["reason"], "Evicted", "{pod}");
+    assert_eq!(
+        pod["status"]["message"],
+        "Usage of EmptyDir volume \"scratch\" exceeds the limit \"1Mi\". "
     );
     let pod = wait_pod(c, ns, "deadline", "Failed", phase_is("Failed"));
     assert_eq!(pod["status"]["reason"], "DeadlineExceeded", "{pod}");

@@ -260,6 +260,7 @@ fn dispatch(
 /// pods and pods already finished are not candidates).
 async fn evict_one(agent: &Agent, workers: &HashMap<String, Worker>) {
     use crate::eviction::{self, Candidate};
+    evict_over_local_limits(agent, workers);
     let t = &agent.config.eviction_hard;
     let memory = eviction::observe_memory(t);
     let disk = eviction::observe_disk(t, &agent.config.data_dir);
@@ -378,6 +379,26 @@ async fn follow_runtime(
             .is_none()
         {
             return;
+        }
+    }
+}
+
+/// Evicts the pods whose disk-backed emptyDir volumes hold more than their `sizeLimit`, as
+/// the kubelet's local storage eviction does, pressure or not.
+fn evict_over_local_limits(agent: &Agent, workers: &HashMap<String, Worker>) {
+    for w in workers.values() {
+        let message = match &*w.desired.borrow() {
+            Desired::Pod(pod) if !worker::is_static(pod) => {
+                volumes::empty_dir_over_limit(agent, pod)
+            }
+            _ => None,
+        };
+        if let Some(message) = message
+            && let Ok(mut slot) = w.evict.lock()
+            && slot.is_none()
+        {
+            *slot = Some(message);
+            w.wake.notify_one();
         }
     }
 }

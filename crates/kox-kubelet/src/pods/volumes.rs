@@ -544,6 +544,34 @@ fn give_group(path: &Path, gid: u32) {
     }
 }
 
+/// The first disk-backed emptyDir of `pod` that holds more than its `sizeLimit`, as the
+/// kubelet's eviction message: `Usage of EmptyDir volume "x" exceeds the limit "1Mi". `.
+pub fn empty_dir_over_limit(agent: &Agent, pod: &Pod) -> Option<String> {
+    let dir = pod_dir(agent, pod).join("volumes");
+    pod.spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .find_map(|v| {
+            let e = v
+                .empty_dir
+                .as_ref()
+                .filter(|e| e.medium.as_deref() != Some("Memory"))?;
+            let limit = e.size_limit.as_ref()?;
+            let bytes = kox_api::quantity::Quantity::parse(&limit.0).ok()?.value();
+            let used: u64 = walk(&dir.join(&v.name))
+                .iter()
+                .filter_map(|p| std::fs::symlink_metadata(p).ok())
+                .map(|m| m.len())
+                .sum();
+            (used as i64 > bytes).then(|| {
+                format!(
+                    "Usage of EmptyDir volume \"{}\" exceeds the limit \"{}\". ",
+                    v.name, limit.0
+                )
+            })
+        })
+}
+
 /// Unmounts the pod's memory-backed volumes and removes its folder.
 pub fn tear_down(agent: &Agent, pod_uid: &str) {
     let dir = agent.config.pods_dir().join(pod_uid);
