@@ -41,7 +41,7 @@ impl PodEvents {
     /// Records an event about the pod, or about one of its containers (`field`:
     /// `spec.containers{name}`). The write happens in the background, as upstream's
     /// broadcaster does: a pod's start never waits on its events.
-    pub async fn record(&mut self, field: Option<&str>, type_: &str, reason: &str, message: &str) {
+    pub fn record(&mut self, field: Option<&str>, type_: &str, reason: &str, message: &str) {
         let key = (reason.to_string(), message.to_string());
         let now = crate::now_rfc3339();
         if let Some((name, count, first)) = self.recorded.get_mut(&key)

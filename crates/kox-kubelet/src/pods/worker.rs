@@ -317,8 +317,7 @@ impl PodWorker {
         for (id, message) in self.probers.drain_unhealthy() {
             let field = fields.get(&id).cloned();
             self.events
-                .record(field.as_deref(), "Warning", "Unhealthy", &message)
-                .await;
+                .record(field.as_deref(), "Warning", "Unhealthy", &message);
         }
     }
 
@@ -345,8 +344,7 @@ impl PodWorker {
                 kind.to_lowercase()
             );
             self.events
-                .record(Some(&field_path(c, false)), "Normal", "Killing", &message)
-                .await;
+                .record(Some(&field_path(c, false)), "Normal", "Killing", &message);
             let deadline = Instant::now() + Duration::from_secs(grace as u64);
             super::hooks::pre_stop(&self.agent, c, &s.id, &obs.pod_ip(), deadline).await;
             let left = seconds_left(deadline);
@@ -404,9 +402,7 @@ impl PodWorker {
         let prepared = match volumes::prepare(&self.agent, pod, &mut self.tokens).await {
             Ok(v) => v,
             Err(message) => {
-                self.events
-                    .record(None, "Warning", "FailedMount", &message)
-                    .await;
+                self.events.record(None, "Warning", "FailedMount", &message);
                 return false;
             }
         };
@@ -416,14 +412,12 @@ impl PodWorker {
         if let Some(old) = &obs.sandbox {
             // A sandbox that died takes its containers with it: they start again in the new one.
             self.agent.cri.stop_sandbox(&old.id).await;
-            self.events
-                .record(
-                    None,
-                    "Normal",
-                    "SandboxChanged",
-                    "Pod sandbox changed, it will be killed and re-created.",
-                )
-                .await;
+            self.events.record(
+                None,
+                "Normal",
+                "SandboxChanged",
+                "Pod sandbox changed, it will be killed and re-created.",
+            );
         }
         let config = spec::sandbox_config(pod, obs.sandboxes, &log_dir);
         let started = Instant::now();
@@ -446,8 +440,7 @@ impl PodWorker {
             Err(e) => {
                 let message = format!("Failed to create pod sandbox: {}", e.message());
                 self.events
-                    .record(None, "Warning", "FailedCreatePodSandBox", &message)
-                    .await;
+                    .record(None, "Warning", "FailedCreatePodSandBox", &message);
                 self.wake_at = Some(Instant::now() + Duration::from_secs(5));
                 false
             }
@@ -527,14 +520,12 @@ impl PodWorker {
                         message: message.clone(),
                     },
                 );
-                self.events
-                    .record(
-                        Some(&field_path(c, init)),
-                        "Warning",
-                        "BackOff",
-                        "Back-off restarting failed container",
-                    )
-                    .await;
+                self.events.record(
+                    Some(&field_path(c, init)),
+                    "Warning",
+                    "BackOff",
+                    "Back-off restarting failed container",
+                );
                 self.wake_at = Some(
                     self.wake_at
                         .map_or(Instant::now() + left, |w| w.min(Instant::now() + left)),
@@ -552,14 +543,12 @@ impl PodWorker {
                 true
             }
             Err(w) => {
-                self.events
-                    .record(
-                        Some(&field_path(c, init)),
-                        "Warning",
-                        "Failed",
-                        &format!("Error: {}", w.reason),
-                    )
-                    .await;
+                self.events.record(
+                    Some(&field_path(c, init)),
+                    "Warning",
+                    "Failed",
+                    &format!("Error: {}", w.reason),
+                );
                 if w.reason != "ErrImagePull" && w.reason != "ImagePullBackOff" {
                     self.backoff.next(&c.name);
                 }
@@ -600,7 +589,7 @@ impl PodWorker {
         })
         .await;
         for (t, r, m) in pull_events {
-            self.events.record(Some(&field), &t, &r, &m).await;
+            self.events.record(Some(&field), &t, &r, &m);
         }
         let image_ref = match pulled {
             Ok(r) => {
@@ -646,14 +635,12 @@ impl PodWorker {
             })?
             .into_inner()
             .container_id;
-        self.events
-            .record(
-                Some(&field),
-                "Normal",
-                "Created",
-                &format!("Created container {}", c.name),
-            )
-            .await;
+        self.events.record(
+            Some(&field),
+            "Normal",
+            "Created",
+            &format!("Created container {}", c.name),
+        );
         if let Err(e) = runtime
             .start_container(api::StartContainerRequest {
                 container_id: created.clone(),
@@ -672,8 +659,7 @@ impl PodWorker {
             // As the kubelet: a failed postStart hook kills the container, which then restarts
             // by its policy.
             self.events
-                .record(Some(&field), "Warning", "FailedPostStartHook", &message)
-                .await;
+                .record(Some(&field), "Warning", "FailedPostStartHook", &message);
             let grace = pod
                 .spec
                 .as_ref()
@@ -689,14 +675,12 @@ impl PodWorker {
                 message,
             });
         }
-        self.events
-            .record(
-                Some(&field),
-                "Normal",
-                "Started",
-                &format!("Started container {}", c.name),
-            )
-            .await;
+        self.events.record(
+            Some(&field),
+            "Normal",
+            "Started",
+            &format!("Started container {}", c.name),
+        );
         Ok(())
     }
 
@@ -829,7 +813,7 @@ impl PodWorker {
         } else {
             "Normal"
         };
-        self.events.record(None, type_, reason, message).await;
+        self.events.record(None, type_, reason, message);
         self.write_status(pod, status).await
     }
 
@@ -1113,14 +1097,12 @@ impl PodWorker {
             let c = c.clone();
             let id = s.id.clone();
             let pod_ip = obs.pod_ip();
-            self.events
-                .record(
-                    Some(&field_path(&c, false)),
-                    "Normal",
-                    "Killing",
-                    &format!("Stopping container {}", c.name),
-                )
-                .await;
+            self.events.record(
+                Some(&field_path(&c, false)),
+                "Normal",
+                "Killing",
+                &format!("Stopping container {}", c.name),
+            );
             stops.push(tokio::spawn(async move {
                 super::hooks::pre_stop(&agent, &c, &id, &pod_ip, deadline).await;
                 let left = seconds_left(deadline);
