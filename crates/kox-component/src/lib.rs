@@ -5,7 +5,9 @@
 //! - `client_switch.rs` — a client whose credentials can be swapped while it is in use, for
 //!   certificate rotation and refreshed service-account tokens;
 //! - `healthz.rs` — the HTTPS `/healthz`, `/livez`, `/readyz` and `/metrics` endpoint on the
-//!   component's secure port, which the API server's `componentstatuses` probes.
+//!   component's secure port, which the API server's `componentstatuses` probes;
+//! - `probe_tls.rs` — TLS that accepts any certificate, for health probes (the kubelet's HTTPS
+//!   probes, the API server's component checks).
 //!
 //! **Architecture invariant:** components talk to the cluster only through the Kubernetes API;
 //! this crate does not read flags, environment or files (the `kox` binary builds the client).
@@ -15,6 +17,7 @@ pub mod client_switch;
 pub mod delegated_auth;
 pub mod healthz;
 pub mod leader;
+pub mod probe_tls;
 
 pub use client_switch::ClientSwitch;
 pub use healthz::MetricsSource;

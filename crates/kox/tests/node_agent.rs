@@ -456,6 +456,31 @@ spec:
         })
     });
     assert_eq!(container(&pod, "tcp")["started"], true);
+    // An HTTPS probe (here against the API server's own /readyz, from the node) checks that
+    // something answers, not its certificate.
+    apply(
+        c,
+        ns,
+        &format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: https}}
+spec:
+  containers:
+  - name: c
+    image: {BUSYBOX}
+    command: [sleep, "600"]
+    readinessProbe:
+      httpGet: {{host: 127.0.0.1, port: {port}, path: /readyz, scheme: HTTPS}}
+      periodSeconds: 1
+"#,
+            port = c.port
+        ),
+    );
+    wait_pod(c, ns, "https", "ready through an HTTPS probe", |p| {
+        container(p, "c")["ready"] == true
+    });
     // Pods reach each other on the node's pod network.
     let ip = pod["status"]["podIP"].as_str().unwrap().to_string();
     c.ok(&[

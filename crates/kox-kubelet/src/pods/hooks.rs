@@ -85,7 +85,8 @@ async fn run(
             .map(|h| (h.name.clone(), h.value.clone()))
             .collect();
         let path = http.path.as_deref().unwrap_or("/");
-        return super::probes::http_get(std::net::SocketAddr::new(ip, port), path, &headers)
+        let https = http.scheme.as_deref() == Some("HTTPS");
+        return super::probes::http_get(https, std::net::SocketAddr::new(ip, port), path, &headers)
             .await
             .map_err(|e| {
                 format!(

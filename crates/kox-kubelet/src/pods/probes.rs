@@ -307,16 +307,14 @@ async fn run(p: &Probe, target: &Target, timeout: Duration) -> Result<(), String
     if let Some(http) = &p.http_get {
         let port = port_of(&target.container, &http.port)?;
         let addr = address(target, http.host.as_deref(), port)?;
-        if http.scheme.as_deref() == Some("HTTPS") {
-            return Err("HTTPS probes are not supported by kox yet".into());
-        }
         let headers: Vec<(String, String)> = http
             .http_headers
             .iter()
             .flatten()
             .map(|h| (h.name.clone(), h.value.clone()))
             .collect();
-        return http_get(addr, http.path.as_deref().unwrap_or("/"), &headers).await;
+        let https = http.scheme.as_deref() == Some("HTTPS");
+        return http_get(https, addr, http.path.as_deref().unwrap_or("/"), &headers).await;
     }
     if let Some(tcp) = &p.tcp_socket {
         let port = port_of(&target.container, &tcp.port)?;
@@ -344,18 +342,39 @@ fn go_dial_error(e: &std::io::Error) -> String {
     }
 }
 
-/// An HTTP/1.1 GET as the kubelet's prober sends it; 200–399 is success.
+/// An HTTP/1.1 GET as the kubelet's prober sends it (HTTPS without checking the
+/// certificate, as upstream); 200–399 is success.
 pub async fn http_get(
+    https: bool,
     addr: SocketAddr,
     path: &str,
     headers: &[(String, String)],
 ) -> Result<(), String> {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| {
-        format!(
-            "Get \"http://{addr}{path}\": dial tcp {addr}: {}",
-            go_dial_error(&e)
-        )
-    })?;
+    let scheme = if https { "https" } else { "http" };
+    let url = format!("{scheme}://{addr}{path}");
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("Get \"{url}\": dial tcp {addr}: {}", go_dial_error(&e)))?;
+    let request = http_request(addr, path, headers);
+    let code = if https {
+        let connector = kox_component::probe_tls::connector().map_err(|e| e.to_string())?;
+        let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+        let tls = connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("Get \"{url}\": {e}"))?;
+        status_code(tls, &request).await?
+    } else {
+        status_code(tcp, &request).await?
+    };
+    if (200..400).contains(&code) {
+        Ok(())
+    } else {
+        Err(format!("HTTP probe failed with statuscode: {code}"))
+    }
+}
+
+fn http_request(addr: SocketAddr, path: &str, headers: &[(String, String)]) -> String {
     let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n");
     let has = |name: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
     if !has("user-agent") {
@@ -368,6 +387,14 @@ pub async fn http_get(
         request.push_str(&format!("{k}: {v}\r\n"));
     }
     request.push_str("Connection: close\r\n\r\n");
+    request
+}
+
+/// Sends `request` and reads the status code of the answer.
+async fn status_code<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut stream: S,
+    request: &str,
+) -> Result<u16, String> {
     stream
         .write_all(request.as_bytes())
         .await
@@ -379,16 +406,10 @@ pub async fn http_get(
         .next()
         .unwrap_or("")
         .to_string();
-    let code: u16 = line
-        .split_whitespace()
+    line.split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("malformed HTTP response {line:?}"))?;
-    if (200..400).contains(&code) {
-        Ok(())
-    } else {
-        Err(format!("HTTP probe failed with statuscode: {code}"))
-    }
+        .ok_or_else(|| format!("malformed HTTP response {line:?}"))
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
