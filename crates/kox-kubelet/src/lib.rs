@@ -166,7 +166,17 @@ pub async fn killall(data_dir: &std::path::Path) -> Result<()> {
         Some(containerd::spawn(layout.clone(), stop.clone())?)
     };
     cri.wait_ready(Duration::from_secs(30)).await?;
-    let removed = pods::remove_all(&cri).await?;
+    // A sandbox still being created when the agent stopped appears only later: sweep until
+    // none is left.
+    let mut removed = 0;
+    for _ in 0..5 {
+        let now = pods::remove_all(&cri).await?;
+        removed += now;
+        if now == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     tracing::info!(removed, "pods stopped and removed");
     stop.cancel();
     match supervisor {

@@ -140,7 +140,7 @@ type Case = fn(&Cluster);
 
 #[test]
 fn pods_run_on_the_servers_own_node() {
-    let c = node_cluster(&[]);
+    let c = node_cluster(&["--kube-reserved", "cpu=100m,memory=100Mi"]);
     node_reports_the_machine(&c);
     let cases: &[(&str, Case)] = &[
         ("exit codes", exit_codes_and_termination_messages),
@@ -180,6 +180,17 @@ fn node_reports_the_machine(c: &Cluster) {
         assert!(node["status"]["allocatable"][r].is_string(), "{r}: {node}");
     }
     assert_eq!(node["status"]["capacity"]["pods"], "110");
+    // Allocatable is the capacity less the reservations (and, for memory, the eviction
+    // threshold).
+    let cpus: i64 = node["status"]["capacity"]["cpu"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        node["status"]["allocatable"]["cpu"],
+        format!("{}m", cpus * 1000 - 100)
+    );
     let lease = c.ok(&["get", "lease", "-n", "kube-node-lease", "-o", "name"]);
     assert!(lease.contains("lease"), "{lease}");
 }
@@ -480,6 +491,45 @@ spec:
     );
     wait_pod(c, ns, "https", "ready through an HTTPS probe", |p| {
         container(p, "c")["ready"] == true
+    });
+    // A readiness gate holds Ready back until its condition is True.
+    apply(
+        c,
+        ns,
+        &format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: gated}}
+spec:
+  readinessGates: [{{conditionType: example.com/ready}}]
+  containers: [{{name: c, image: "{BUSYBOX}", command: [sleep, "600"]}}]
+"#
+        ),
+    );
+    let gated = wait_pod(c, ns, "gated", "containers ready", |p| {
+        container(p, "c")["ready"] == true
+    });
+    let ready = |p: &Value| {
+        p["status"]["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready").cloned())
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(ready(&gated)["reason"], "ReadinessGatesNotReady", "{gated}");
+    c.ok(&[
+        "patch",
+        "pod",
+        "gated",
+        "-n",
+        ns,
+        "--subresource=status",
+        "--type=strategic",
+        "-p",
+        r#"{"status":{"conditions":[{"type":"example.com/ready","status":"True"}]}}"#,
+    ]);
+    wait_pod(c, ns, "gated", "Ready once the gate is True", |p| {
+        ready(p)["status"] == "True"
     });
     // Pods reach each other on the node's pod network.
     let ip = pod["status"]["podIP"].as_str().unwrap().to_string();
