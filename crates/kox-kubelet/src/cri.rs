@@ -80,6 +80,31 @@ impl Cri {
         let _ = self.runtime.clone().remove_pod_sandbox(request).await;
     }
 
+    /// Runs `cmd` in a container and waits (at most `timeout`): its exit code and its
+    /// output (stdout then stderr).
+    pub async fn exec(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        timeout: Duration,
+    ) -> Result<(i32, String), String> {
+        let request = api::ExecSyncRequest {
+            container_id: id.into(),
+            cmd,
+            timeout: timeout.as_secs() as i64,
+        };
+        let r = self
+            .runtime
+            .clone()
+            .exec_sync(request)
+            .await
+            .map_err(|e| e.message().to_string())?
+            .into_inner();
+        let out =
+            String::from_utf8_lossy(&r.stdout).into_owned() + &String::from_utf8_lossy(&r.stderr);
+        Ok((r.exit_code, out))
+    }
+
     /// Waits until the runtime answers CRI calls, at most `limit`.
     pub async fn wait_ready(&self, limit: Duration) -> Result<(String, String)> {
         let deadline = tokio::time::Instant::now() + limit;

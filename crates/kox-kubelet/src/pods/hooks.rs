@@ -10,7 +10,7 @@ use crate::Agent;
 use crate::cri::api;
 
 /// Runs the container's `preStop` hook, giving up at `deadline`.
-pub async fn pre_stop(agent: &Agent, c: &Container, id: &str, pod_ip: &str, deadline: Instant) {
+async fn pre_stop(agent: &Agent, c: &Container, id: &str, pod_ip: &str, deadline: Instant) {
     let Some(hook) = c.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()) else {
         return;
     };
@@ -18,6 +18,31 @@ pub async fn pre_stop(agent: &Agent, c: &Container, id: &str, pod_ip: &str, dead
     if let Ok(Err(e)) = tokio::time::timeout(left, run(agent, c, hook, id, pod_ip, left)).await {
         tracing::info!(container = %c.name, "preStop hook failed: {e}");
     }
+}
+
+/// Stops a container as the kubelet does: its `preStop` hook, then SIGTERM and, once
+/// `deadline` passed, SIGKILL (the runtime's `StopContainer` timeout).
+pub async fn stop_gracefully(
+    agent: &Agent,
+    c: &Container,
+    id: &str,
+    pod_ip: &str,
+    deadline: Instant,
+) {
+    pre_stop(agent, c, id, pod_ip, deadline).await;
+    let request = api::StopContainerRequest {
+        container_id: id.into(),
+        timeout: seconds_left(deadline),
+    };
+    let _ = agent.cri.runtime.clone().stop_container(request).await;
+}
+
+/// Whole seconds left until `deadline`, rounded up (the runtime's stop timeout).
+fn seconds_left(deadline: Instant) -> i64 {
+    deadline
+        .saturating_duration_since(Instant::now())
+        .as_millis()
+        .div_ceil(1000) as i64
 }
 
 /// Runs the container's `postStart` hook; the error is the event's message.
@@ -43,27 +68,12 @@ async fn run(
 ) -> Result<(), String> {
     if let Some(exec) = &hook.exec {
         let command = exec.command.clone().unwrap_or_default();
-        let request = api::ExecSyncRequest {
-            container_id: id.into(),
-            cmd: command.clone(),
-            timeout: left.as_secs() as i64,
-        };
-        let r = agent
-            .cri
-            .runtime
-            .clone()
-            .exec_sync(request)
-            .await
-            .map_err(|e| e.message().to_string())?;
-        let r = r.into_inner();
-        if r.exit_code != 0 {
-            let out = String::from_utf8_lossy(&r.stdout).into_owned()
-                + &String::from_utf8_lossy(&r.stderr);
+        let (code, out) = agent.cri.exec(id, command.clone(), left).await?;
+        if code != 0 {
             return Err(format!(
-                "Exec lifecycle hook ({command:?}) for Container {:?} failed - error: command '{}' exited with {}: {out}",
+                "Exec lifecycle hook ({command:?}) for Container {:?} failed - error: command '{}' exited with {code}: {out}",
                 c.name,
                 command.join(" "),
-                r.exit_code
             ));
         }
         return Ok(());

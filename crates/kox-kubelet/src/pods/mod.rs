@@ -311,7 +311,8 @@ async fn evict_one(agent: &Agent, workers: &HashMap<String, Worker>) {
                 pod.status.as_ref().and_then(|s| s.phase.as_deref()),
                 Some("Succeeded" | "Failed")
             );
-            if done || static_pods::mirror_hash(pod).is_some() || worker::is_static(pod) {
+            // Mirror pods have no worker of their own; static pods are not evicted.
+            if done || worker::is_static(pod) {
                 return None;
             }
             let spec = pod.spec.as_ref()?;

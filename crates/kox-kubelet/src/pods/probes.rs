@@ -15,7 +15,6 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::Agent;
-use crate::cri::api;
 
 /// What the probes of one container found so far.
 #[derive(Clone, Debug, Default)]
@@ -275,34 +274,17 @@ fn address(target: &Target, host: Option<&str>, port: u16) -> Result<SocketAddr,
 /// Runs a probe once: `Ok` on success, the failure's message otherwise.
 async fn run(p: &Probe, target: &Target, timeout: Duration) -> Result<(), String> {
     if let Some(exec) = &p.exec {
-        let request = api::ExecSyncRequest {
-            container_id: target.id.clone(),
-            cmd: exec.command.clone().unwrap_or_default(),
-            timeout: timeout.as_secs() as i64,
-        };
-        let r = target
+        let command = exec.command.clone().unwrap_or_default();
+        let (code, out) = target
             .agent
             .cri
-            .runtime
-            .clone()
-            .exec_sync(request)
-            .await
-            .map_err(|e| e.message().to_string())?;
-        let r = r.into_inner();
-        if r.exit_code == 0 {
-            return Ok(());
-        }
-        let out =
-            String::from_utf8_lossy(&r.stdout).into_owned() + &String::from_utf8_lossy(&r.stderr);
-        return Err(if out.trim().is_empty() {
-            format!(
-                "command {:?} exited with {}",
-                exec.command.clone().unwrap_or_default(),
-                r.exit_code
-            )
-        } else {
-            out.trim_end().to_string()
-        });
+            .exec(&target.id, command.clone(), timeout)
+            .await?;
+        return match code {
+            0 => Ok(()),
+            _ if out.trim().is_empty() => Err(format!("command {command:?} exited with {code}")),
+            _ => Err(out.trim_end().to_string()),
+        };
     }
     if let Some(http) = &p.http_get {
         let port = port_of(&target.container, &http.port)?;

@@ -109,6 +109,11 @@ pub async fn run(
     let mut volumes_refreshed = Instant::now();
     loop {
         let current = desired.borrow_and_update().clone();
+        let eviction = evict
+            .lock()
+            .ok()
+            .and_then(|e| e.clone())
+            .filter(|_| !w.finished);
         match current {
             Desired::Gone => {
                 w.terminate(&last_pod, Some(0)).await;
@@ -120,15 +125,8 @@ pub async fn run(
                 w.delete(&pod).await;
                 return;
             }
-            Desired::Pod(pod)
-                if !w.finished && evict.lock().ok().and_then(|e| e.clone()).is_some() =>
-            {
-                let message = evict
-                    .lock()
-                    .ok()
-                    .and_then(|e| e.clone())
-                    .unwrap_or_default();
-                if let Err(e) = w.evict(&pod, &message).await {
+            Desired::Pod(pod) if let Some(message) = &eviction => {
+                if let Err(e) = w.evict(&pod, message).await {
                     tracing::warn!(pod = %key(&pod), "evicting pod: {e:#}");
                 }
                 last_pod = *pod;
@@ -346,13 +344,7 @@ impl PodWorker {
             self.events
                 .record(Some(&field_path(c, false)), "Normal", "Killing", &message);
             let deadline = Instant::now() + Duration::from_secs(grace as u64);
-            super::hooks::pre_stop(&self.agent, c, &s.id, &obs.pod_ip(), deadline).await;
-            let left = seconds_left(deadline);
-            let request = api::StopContainerRequest {
-                container_id: s.id.clone(),
-                timeout: left,
-            };
-            let _ = self.agent.cri.runtime.clone().stop_container(request).await;
+            super::hooks::stop_gracefully(&self.agent, c, &s.id, &obs.pod_ip(), deadline).await;
             stopped = true;
         }
         stopped
@@ -1104,17 +1096,7 @@ impl PodWorker {
                 &format!("Stopping container {}", c.name),
             );
             stops.push(tokio::spawn(async move {
-                super::hooks::pre_stop(&agent, &c, &id, &pod_ip, deadline).await;
-                let left = seconds_left(deadline);
-                let _ = agent
-                    .cri
-                    .runtime
-                    .clone()
-                    .stop_container(api::StopContainerRequest {
-                        container_id: id,
-                        timeout: left,
-                    })
-                    .await;
+                super::hooks::stop_gracefully(&agent, &c, &id, &pod_ip, deadline).await;
             }));
         }
         for s in stops {
@@ -1179,14 +1161,6 @@ pub fn is_static(pod: &Pod) -> bool {
         .as_ref()
         .and_then(|a| a.get(super::static_pods::CONFIG_SOURCE))
         .is_some_and(|s| s == "file")
-}
-
-/// Whole seconds left until `deadline`, rounded up (the runtime's stop timeout).
-fn seconds_left(deadline: Instant) -> i64 {
-    deadline
-        .saturating_duration_since(Instant::now())
-        .as_millis()
-        .div_ceil(1000) as i64
 }
 
 fn field_path(c: &Container, init: bool) -> String {
