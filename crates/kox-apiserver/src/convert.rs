@@ -131,6 +131,7 @@ impl Converted {
             body: body.unwrap_or_else(|| req.body.clone()),
             user: req.user.clone(),
             requested: Some(self.served),
+            upgrade: Default::default(),
         };
         Ok((req, warnings))
     }

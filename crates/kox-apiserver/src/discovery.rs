@@ -77,6 +77,16 @@ fn resource_entries(r: &ResourceDef) -> Vec<Value> {
                 &["create"],
             ),
             "finalize" => (r.kind, None, None, &["update"]),
+            "attach" => ("PodAttachOptions", None, None, &["create", "get"]),
+            "exec" => ("PodExecOptions", None, None, &["create", "get"]),
+            "portforward" => ("PodPortForwardOptions", None, None, &["create", "get"]),
+            "log" => ("Pod", None, None, &["get"]),
+            "proxy" => (
+                proxy_options_kind(r.kind),
+                None,
+                None,
+                &["create", "delete", "get", "patch", "update"],
+            ),
             _ => (r.kind, None, None, &["get"]),
         };
         let mut e = json!({
@@ -93,6 +103,15 @@ fn resource_entries(r: &ResourceDef) -> Vec<Value> {
         out.push(e);
     }
     out
+}
+
+/// The options kind upstream names for a resource's `proxy` subresource.
+fn proxy_options_kind(kind: &str) -> &'static str {
+    match kind {
+        "Node" => "NodeProxyOptions",
+        "Service" => "ServiceProxyOptions",
+        _ => "PodProxyOptions",
+    }
 }
 
 /// `/api/v1` or `/apis/<group>/<version>`, if served.

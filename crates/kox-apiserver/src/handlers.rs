@@ -34,6 +34,11 @@ impl Query {
         )
     }
 
+    /// Every pair, in order (repeated keys repeat).
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
@@ -115,9 +120,26 @@ pub struct Request {
     /// When this is the stored version's form of a request for a resource served by
     /// conversion (`convert.rs`): the resource the client named.
     pub requested: Option<&'static ResourceDef>,
+    /// The connection's pending protocol switch, for requests that ask for one (exec,
+    /// attach, port-forward, proxied WebSockets).
+    pub upgrade: parking_lot::Mutex<Option<hyper::upgrade::OnUpgrade>>,
 }
 
 impl Request {
+    /// The request as a connect subresource consumes it (its pending upgrade moved out).
+    fn take_for_connect(&self) -> Request {
+        Request {
+            method: self.method.clone(),
+            path: self.path.clone(),
+            query: self.query.clone(),
+            headers: self.headers.clone(),
+            body: self.body.clone(),
+            user: self.user.clone(),
+            requested: self.requested,
+            upgrade: parking_lot::Mutex::new(self.upgrade.lock().take()),
+        }
+    }
+
     pub(crate) fn accept(&self) -> &str {
         self.headers
             .get(header::ACCEPT)
@@ -516,6 +538,11 @@ async fn served_resource(
 ) -> ApiResult<Response> {
     if !resources::serves(group, version) {
         return Err(not_found_path(req));
+    }
+    if group.is_empty()
+        && let Some(connect) = crate::connect::Connect::parse(rest)
+    {
+        return crate::connect::serve(app, req.take_for_connect(), connect).await;
     }
     let lookup =
         |plural: &str| resources::find(group, version, plural).ok_or_else(|| not_found_path(req));

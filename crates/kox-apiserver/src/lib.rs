@@ -14,6 +14,7 @@ pub mod authn;
 pub mod authz;
 pub mod bootstrap;
 pub mod cluster_secrets;
+pub mod connect;
 pub mod connections;
 pub mod convert;
 pub mod decode_error;

@@ -232,6 +232,29 @@ pub fn renew_serving_certificate(
     issue_serving(data_dir, &issuer, sans, validity)
 }
 
+/// Issues a serving certificate for a node agent's API (`system:node:<node>`, for `sans`) with
+/// the CA under `data_dir/tls`; returns it (certificate and key PEM) without storing it.
+pub fn issue_node_serving_certificate(
+    data_dir: &Path,
+    node: &str,
+    sans: &[String],
+) -> Result<(String, String)> {
+    let dir = data_dir.join("tls");
+    let ca_cert = std::fs::read_to_string(dir.join("ca.crt")).context("reading tls/ca.crt")?;
+    let ca_key = std::fs::read_to_string(dir.join("ca.key")).context("reading tls/ca.key")?;
+    let key = KeyPair::from_pem(&ca_key).context("parsing tls/ca.key")?;
+    let issuer = Issuer::from_ca_cert_pem(&ca_cert, key).context("parsing tls/ca.crt")?;
+    let user = format!("system:node:{node}");
+    new_leaf_valid_for(
+        &issuer,
+        &user,
+        &["system:nodes"],
+        sans,
+        true,
+        Validity::default().serving,
+    )
+}
+
 /// The Unix time a PEM certificate expires at.
 pub fn not_after(cert_pem: &str) -> Option<i64> {
     let der = rustls_pemfile::certs(&mut cert_pem.as_bytes())

@@ -215,7 +215,7 @@ pub static RESOURCES: &[ResourceDef] = &[
         false,
         &["no"],
         &[],
-        &["status"],
+        &["proxy", "status"],
         &strategy::NODE
     ),
     res!(
@@ -251,7 +251,16 @@ pub static RESOURCES: &[ResourceDef] = &[
         true,
         &["po"],
         ALL,
-        &["binding", "eviction", "status"],
+        &[
+            "attach",
+            "binding",
+            "eviction",
+            "exec",
+            "log",
+            "portforward",
+            "proxy",
+            "status"
+        ],
         &strategy::POD
     ),
     res!(
@@ -323,7 +332,7 @@ pub static RESOURCES: &[ResourceDef] = &[
         true,
         &["svc"],
         ALL,
-        &["status"],
+        &["proxy", "status"],
         &strategy::SERVICE
     ),
     // apps/v1

@@ -125,6 +125,8 @@ pub struct App {
     pub audit: Option<crate::audit::AuditLog>,
     bootstrapped: AtomicBool,
     in_flight: Semaphore,
+    /// The client of node agents (logs, exec, proxies).
+    pub kubelet: crate::connect::KubeletClient,
     /// Lists in flight per user.
     lists_per_user: crate::fairness::PerUserLimit,
     request_timeout: Duration,
@@ -311,6 +313,10 @@ impl Server {
                 .transpose()?,
             bootstrapped: AtomicBool::new(false),
             in_flight: Semaphore::new(config.max_in_flight),
+            kubelet: crate::connect::KubeletClient::new(
+                config.data_dir.clone(),
+                validity(&config).client,
+            ),
             lists_per_user: crate::fairness::PerUserLimit::new(config.max_lists_per_user),
             request_timeout: config.request_timeout,
         });
@@ -506,7 +512,8 @@ async fn handle(
 ) -> Response {
     let received = jiff::Timestamp::now();
     let started = Instant::now();
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
     let query = Query::parse(parts.uri.query());
     let is_watch = matches!(query.get("watch"), Some("true" | "1"));
     let verb = if is_watch {
@@ -609,6 +616,7 @@ async fn handle(
         body,
         user,
         requested: None,
+        upgrade: parking_lot::Mutex::new(upgrade),
     };
     let resp = if is_watch {
         handlers::dispatch(app.clone(), request).await

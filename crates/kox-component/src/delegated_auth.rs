@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use http::HeaderMap;
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use k8s_openapi::api::authorization::v1::{
-    NonResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+    NonResourceAttributes, ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
 };
 use kube::Api;
 use kube::api::PostParams;
@@ -33,13 +33,82 @@ pub enum Verdict {
     Forbidden(String),
 }
 
-/// A request as the reviews see it: bearer token (empty: anonymous), verb, path.
-type Asked = (String, String, String);
+/// Who is asking: a bearer token still to be reviewed, or a user already authenticated (by
+/// a client certificate of the cluster CA), or nobody.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Caller {
+    Token(String),
+    User { name: String, groups: Vec<String> },
+    Anonymous,
+}
+
+/// What is asked: a verb on a non-resource path, or on a resource (the kubelet API's
+/// `nodes/proxy`, `nodes/log`, … checks).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Asked {
+    Path {
+        verb: String,
+        path: String,
+    },
+    Resource {
+        verb: String,
+        resource: String,
+        subresource: String,
+        name: String,
+    },
+}
+
+impl Asked {
+    fn attributes(&self) -> (Option<NonResourceAttributes>, Option<ResourceAttributes>) {
+        match self {
+            Asked::Path { verb, path } => (
+                Some(NonResourceAttributes {
+                    path: Some(path.clone()),
+                    verb: Some(verb.clone()),
+                }),
+                None,
+            ),
+            Asked::Resource {
+                verb,
+                resource,
+                subresource,
+                name,
+            } => (
+                None,
+                Some(ResourceAttributes {
+                    verb: Some(verb.clone()),
+                    version: Some("v1".into()),
+                    resource: Some(resource.clone()),
+                    subresource: (!subresource.is_empty()).then(|| subresource.clone()),
+                    name: Some(name.clone()),
+                    ..Default::default()
+                }),
+            ),
+        }
+    }
+
+    /// Upstream's wording of a refusal.
+    fn forbidden(&self, user: &str) -> String {
+        match self {
+            Asked::Path { verb, path } => {
+                format!("forbidden: User \"{user}\" cannot {verb} path \"{path}\"")
+            }
+            Asked::Resource {
+                verb,
+                resource,
+                subresource,
+                ..
+            } => format!(
+                "Forbidden (user={user}, verb={verb}, resource={resource}, subresource={subresource})"
+            ),
+        }
+    }
+}
 
 /// Asks the API server, through the component's own client.
 pub struct DelegatedAuth {
     client: kube::Client,
-    answers: Mutex<HashMap<Asked, (Instant, Verdict)>>,
+    answers: Mutex<HashMap<(Caller, Asked), (Instant, Verdict)>>,
 }
 
 impl DelegatedAuth {
@@ -55,14 +124,23 @@ impl DelegatedAuth {
         if ALWAYS_ALLOWED.contains(&path) {
             return Verdict::Allowed;
         }
-        let token = bearer_token(headers).unwrap_or_default();
-        let key = (token.clone(), verb.to_string(), path.to_string());
+        let caller = bearer_token(headers).map_or(Caller::Anonymous, Caller::Token);
+        let asked = Asked::Path {
+            verb: verb.to_string(),
+            path: path.to_string(),
+        };
+        self.authorize(caller, asked).await
+    }
+
+    /// Whether `caller` may do what is `asked`, as the API server answers (cached).
+    pub async fn authorize(&self, caller: Caller, asked: Asked) -> Verdict {
+        let key = (caller, asked);
         if let Some((at, verdict)) = self.answers.lock().get(&key)
             && at.elapsed() < CACHE_FOR
         {
             return verdict.clone();
         }
-        let verdict = match self.review(&token, verb, path).await {
+        let verdict = match self.review(&key.0, &key.1).await {
             Ok(v) => v,
             // The API server could not say: refuse, and ask again next time.
             Err(e) => return Verdict::Forbidden(format!("authorization failed: {e}")),
@@ -75,47 +153,51 @@ impl DelegatedAuth {
         verdict
     }
 
-    async fn review(&self, token: &str, verb: &str, path: &str) -> kube::Result<Verdict> {
-        let (user, groups, uid, extra) = if token.is_empty() {
-            (
+    async fn review(&self, caller: &Caller, asked: &Asked) -> kube::Result<Verdict> {
+        let (user, groups, uid, extra) = match caller {
+            Caller::Anonymous => (
                 "system:anonymous".to_string(),
                 vec!["system:unauthenticated".to_string()],
                 None,
                 None,
-            )
-        } else {
-            let review = TokenReview {
-                spec: TokenReviewSpec {
-                    token: Some(token.to_string()),
+            ),
+            Caller::User { name, groups } => {
+                let mut groups = groups.clone();
+                groups.push("system:authenticated".to_string());
+                (name.clone(), groups, None, None)
+            }
+            Caller::Token(token) => {
+                let review = TokenReview {
+                    spec: TokenReviewSpec {
+                        token: Some(token.to_string()),
+                        ..Default::default()
+                    },
                     ..Default::default()
-                },
-                ..Default::default()
-            };
-            let reviewed = Api::<TokenReview>::all(self.client.clone())
-                .create(&PostParams::default(), &review)
-                .await?;
-            let status = reviewed.status.unwrap_or_default();
-            let Some(user) = status.user.filter(|_| status.authenticated == Some(true)) else {
-                return Ok(Verdict::Unauthenticated);
-            };
-            (
-                user.username.unwrap_or_default(),
-                user.groups.unwrap_or_default(),
-                user.uid,
-                user.extra,
-            )
+                };
+                let reviewed = Api::<TokenReview>::all(self.client.clone())
+                    .create(&PostParams::default(), &review)
+                    .await?;
+                let status = reviewed.status.unwrap_or_default();
+                let Some(user) = status.user.filter(|_| status.authenticated == Some(true)) else {
+                    return Ok(Verdict::Unauthenticated);
+                };
+                (
+                    user.username.unwrap_or_default(),
+                    user.groups.unwrap_or_default(),
+                    user.uid,
+                    user.extra,
+                )
+            }
         };
+        let (non_resource_attributes, resource_attributes) = asked.attributes();
         let access = SubjectAccessReview {
             spec: SubjectAccessReviewSpec {
                 user: Some(user.clone()),
                 groups: Some(groups),
                 uid,
                 extra,
-                non_resource_attributes: Some(NonResourceAttributes {
-                    path: Some(path.to_string()),
-                    verb: Some(verb.to_string()),
-                }),
-                ..Default::default()
+                non_resource_attributes,
+                resource_attributes,
             },
             ..Default::default()
         };
@@ -125,15 +207,13 @@ impl DelegatedAuth {
         Ok(if answered.status.is_some_and(|s| s.allowed) {
             Verdict::Allowed
         } else {
-            Verdict::Forbidden(format!(
-                "forbidden: User \"{user}\" cannot {verb} path \"{path}\""
-            ))
+            Verdict::Forbidden(asked.forbidden(&user))
         })
     }
 }
 
 /// The token of an `Authorization: Bearer …` header.
-fn bearer_token(headers: &HeaderMap) -> Option<String> {
+pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme

@@ -6,6 +6,8 @@
 //!   certificate rotation and refreshed service-account tokens;
 //! - `healthz.rs` — the HTTPS `/healthz`, `/livez`, `/readyz` and `/metrics` endpoint on the
 //!   component's secure port, which the API server's `componentstatuses` probes;
+//! - `http_proxy.rs` — one HTTP request forwarded to a backend, upgrades (exec, port-forward
+//!   streams) spliced through;
 //! - `probe_tls.rs` — TLS that accepts any certificate, for health probes (the kubelet's HTTPS
 //!   probes, the API server's component checks).
 //!
@@ -16,8 +18,10 @@
 pub mod client_switch;
 pub mod delegated_auth;
 pub mod healthz;
+pub mod http_proxy;
 pub mod leader;
 pub mod probe_tls;
+pub mod x509_user;
 
 pub use client_switch::ClientSwitch;
 pub use healthz::MetricsSource;

@@ -19,6 +19,28 @@ pub fn connector() -> Result<tokio_rustls::TlsConnector, rustls::Error> {
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
+/// A TLS connector that presents a client certificate (PEM chain and key) and accepts any
+/// server certificate: the API server's connections to node agents, whose serving
+/// certificates upstream does not check unless told a CA (`--kubelet-certificate-authority`).
+pub fn connector_presenting(
+    cert_pem: &str,
+    key_pem: &str,
+) -> anyhow::Result<tokio_rustls::TlsConnector> {
+    let chain = rustls_pemfile::certs(&mut cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>()?;
+    let key = rustls_pemfile::private_key(&mut key_pem.as_bytes())?
+        .ok_or_else(|| anyhow::anyhow!("no private key in the PEM"))?;
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .dangerous()
+    .with_custom_certificate_verifier(Arc::new(AnyCertificate))
+    .with_client_auth_cert(chain, key)?;
+    // Upgrades (exec, port-forward) need HTTP/1.1.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
 /// Accepts any server certificate (signatures are still checked).
 #[derive(Debug)]
 struct AnyCertificate;

@@ -5,6 +5,7 @@
 //! with the identity `system:node:<name>` — held to its own node by the Node authorizer and
 //! NodeRestriction — and never reads the store.
 
+pub mod api;
 pub mod cni;
 pub mod containerd;
 pub mod cri;
@@ -50,6 +51,10 @@ pub struct AgentConfig {
     pub pod_manifest_path: Option<PathBuf>,
     /// Hard eviction thresholds (`--eviction-hard`).
     pub eviction_hard: eviction::Thresholds,
+    /// The port of the agent's API (0: any free port).
+    pub api_port: u16,
+    /// The agent API's certificates.
+    pub api_tls: api::ApiTls,
 }
 
 impl AgentConfig {
@@ -81,6 +86,8 @@ pub struct Agent {
     pub node_uid: std::sync::OnceLock<String>,
     /// Memory or disk pressure, as the node status last found it.
     pub pressure: eviction::Pressure,
+    /// The port the agent's API listens on (reported in the Node's `daemonEndpoints`).
+    pub api_port: u16,
 }
 
 /// Runs the agent until `stop`.
@@ -112,7 +119,11 @@ pub async fn run(client: Client, config: AgentConfig, stop: CancellationToken) -
     let runtime_version = cri.wait_ready(Duration::from_secs(30)).await?;
     tracing::info!(runtime = %runtime_version.0, version = %runtime_version.1, socket = %socket.display(), "container runtime ready");
     images::ensure_pause(&cri, &socket, &agent_dir, &config.pause_image).await?;
+    let listener = api::bind(config.api_port).await?;
+    let api_port = listener.local_addr()?.port();
+    let api_tls = config.api_tls.clone();
     let agent = Arc::new(Agent {
+        api_port,
         machine: node::Machine::read(&config.data_dir),
         config,
         client,
@@ -132,6 +143,14 @@ pub async fn run(client: Client, config: AgentConfig, stop: CancellationToken) -
             stop.clone(),
         )),
         tokio::spawn(pods::run(agent.clone(), stop.clone())),
+        tokio::spawn({
+            let (agent, stop) = (agent.clone(), stop.clone());
+            async move {
+                if let Err(e) = api::serve(agent, listener, &api_tls, stop).await {
+                    tracing::error!("the agent's API: {e:#}");
+                }
+            }
+        }),
     ];
     for t in tasks {
         let _ = t.await;

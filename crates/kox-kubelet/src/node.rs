@@ -303,7 +303,7 @@ async fn status(agent: &Agent, now: &str) -> Value {
             {"type": "InternalIP", "address": c.node_ip.to_string()},
             {"type": "Hostname", "address": c.node_name},
         ],
-        "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": agent.api_port}},
         "nodeInfo": {
             "machineID": text_of("/etc/machine-id"),
             "systemUUID": text_of("/sys/class/dmi/id/product_uuid"),

@@ -52,6 +52,20 @@ pub struct AgentArgs {
     /// The node's pod range (the one-node pod network hands pod IPs out of it).
     #[arg(long, default_value = "10.42.0.0/24")]
     pub pod_cidr: String,
+    /// The port of the agent's API (logs, exec, attach, port-forward); 0 picks a free one.
+    #[arg(long, default_value_t = kox_kubelet::api::DEFAULT_PORT)]
+    pub kubelet_port: u16,
+    /// The serving certificate of the agent's API (PEM) [default: the server issues one to
+    /// its own agent; a standalone agent without one uses a self-signed certificate].
+    #[arg(long, requires = "tls_private_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The key of `--tls-cert-file` (PEM).
+    #[arg(long, requires = "tls_cert_file")]
+    pub tls_private_key_file: Option<PathBuf>,
+    /// The CA whose client certificates the agent's API accepts [default: the cluster CA of
+    /// the agent's kubeconfig].
+    #[arg(long)]
+    pub client_ca_file: Option<PathBuf>,
 }
 
 /// Flags of `kox agent`.
@@ -144,7 +158,50 @@ pub fn config(
         pod_manifest_path: args.pod_manifest_path.clone(),
         eviction_hard: kox_kubelet::eviction::Thresholds::parse(&args.eviction_hard)
             .map_err(|e| anyhow!("--eviction-hard: {e}"))?,
+        api_port: args.kubelet_port,
+        api_tls: api_tls(args)?,
     })
+}
+
+/// The agent API's certificates given by flags.
+fn api_tls(args: &AgentArgs) -> Result<kox_kubelet::api::ApiTls> {
+    let read =
+        |p: &Path| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()));
+    let serving = match (&args.tls_cert_file, &args.tls_private_key_file) {
+        (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
+        _ => None,
+    };
+    let client_ca = args.client_ca_file.as_deref().map(read).transpose()?;
+    Ok(kox_kubelet::api::ApiTls { serving, client_ca })
+}
+
+/// The cluster CA (PEM) a kubeconfig trusts for its current context's server.
+fn kubeconfig_ca(path: &Path) -> Result<Option<String>> {
+    use base64::Engine;
+    let config = kube::config::Kubeconfig::read_from(path)?;
+    let context = config
+        .contexts
+        .iter()
+        .find(|c| Some(&c.name) == config.current_context.as_ref())
+        .or(config.contexts.first())
+        .and_then(|c| c.context.as_ref());
+    let cluster = config
+        .clusters
+        .iter()
+        .find(|c| context.is_none_or(|ctx| ctx.cluster == c.name))
+        .and_then(|c| c.cluster.as_ref());
+    let Some(cluster) = cluster else {
+        return Ok(None);
+    };
+    if let Some(data) = &cluster.certificate_authority_data {
+        let pem = base64::engine::general_purpose::STANDARD.decode(data.trim())?;
+        return Ok(Some(String::from_utf8(pem)?));
+    }
+    cluster
+        .certificate_authority
+        .as_deref()
+        .map(|p| std::fs::read_to_string(p).with_context(|| format!("reading {p}")))
+        .transpose()
 }
 
 /// Flags of `kox killall`.
@@ -170,7 +227,11 @@ pub async fn run(args: AgentCmdArgs) -> Result<()> {
         .data_dir
         .clone()
         .unwrap_or_else(crate::server::default_data_dir);
-    let config = config(&args.agent, &data_dir, &[])?;
+    let mut config = config(&args.agent, &data_dir, &[])?;
+    if config.api_tls.client_ca.is_none() {
+        config.api_tls.client_ca = kubeconfig_ca(&args.kubeconfig)
+            .with_context(|| format!("reading the cluster CA of {}", args.kubeconfig.display()))?;
+    }
     let client = crate::kubeconfig_client::following(&args.kubeconfig, "kubelet")
         .await
         .with_context(|| format!("loading {}", args.kubeconfig.display()))?;
@@ -190,8 +251,26 @@ pub fn spawn_in_process(
     args: &AgentArgs,
     stop: CancellationToken,
 ) -> Result<tokio::task::JoinHandle<()>> {
-    let config = config(args, data_dir, &[])?;
+    let mut config = config(args, data_dir, &[])?;
     let kubeconfig = node_kubeconfig(data_dir, admin_kubeconfig, &config.node_name)?;
+    if config.api_tls.serving.is_none() {
+        let sans = [
+            config.node_name.clone(),
+            config.node_ip.to_string(),
+            "localhost".into(),
+        ];
+        config.api_tls.serving = Some(kox_apiserver::pki::issue_node_serving_certificate(
+            data_dir,
+            &config.node_name,
+            &sans,
+        )?);
+    }
+    if config.api_tls.client_ca.is_none() {
+        config.api_tls.client_ca = Some(
+            std::fs::read_to_string(data_dir.join("tls/ca.crt"))
+                .context("reading the cluster CA")?,
+        );
+    }
     tokio::spawn(label_control_plane(
         admin_kubeconfig.to_path_buf(),
         config.node_name.clone(),

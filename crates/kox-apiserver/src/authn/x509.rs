@@ -8,21 +8,7 @@ use crate::user::UserInfo;
 
 /// The user a verified client certificate names, or `None` when it names nobody (no CN).
 pub fn user_from_der(der: &[u8]) -> Option<UserInfo> {
-    let (_, cert) = X509Certificate::from_der(der).ok()?;
-    let subject = cert.subject();
-    let name = subject
-        .iter_common_name()
-        .next()
-        .and_then(|cn| cn.as_str().ok())?
-        .to_string();
-    if name.is_empty() {
-        return None;
-    }
-    let groups = subject
-        .iter_organization()
-        .filter_map(|o| o.as_str().ok())
-        .map(str::to_string)
-        .collect();
+    let (name, groups) = kox_component::x509_user::subject_user(der)?;
     Some(UserInfo {
         name,
         groups,

@@ -418,6 +418,20 @@ pub fn cluster_roles() -> Vec<Value> {
                 rule(&["create"], &[""], &["serviceaccounts/token"]),
             ],
         ),
+        // Full access to the node agents' API (upstream's bootstrap role).
+        role(
+            "system:kubelet-api-admin",
+            &[],
+            vec![
+                rule(&["get", "list", "watch"], &[""], &["nodes"]),
+                rule(&["proxy"], &[""], &["nodes"]),
+                rule(
+                    &["*"],
+                    &[""],
+                    &["nodes/proxy", "nodes/metrics", "nodes/stats", "nodes/log"],
+                ),
+            ],
+        ),
         role(
             "system:kube-scheduler",
             &[],
@@ -624,6 +638,11 @@ pub fn cluster_role_bindings() -> Vec<Value> {
             "system:volume-scheduler",
             "system:volume-scheduler",
             &[("User", "system:kube-scheduler")],
+        ),
+        binding(
+            "kox:kube-apiserver-kubelet-client",
+            "system:kubelet-api-admin",
+            &[("User", crate::connect::KUBELET_CLIENT_USER)],
         ),
         binding("system:node", "system:node", &[]),
         binding(

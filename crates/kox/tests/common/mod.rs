@@ -69,6 +69,13 @@ impl Cluster {
             ])
             .arg(self.dir.path())
             .args((!self.agent).then_some("--disable-agent"))
+            // Clusters run side by side: each agent's API on a free port.
+            .args(
+                self.agent
+                    .then_some(["--kubelet-port", "0"])
+                    .into_iter()
+                    .flatten(),
+            )
             .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(log)

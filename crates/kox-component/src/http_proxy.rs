@@ -1,0 +1,157 @@
+//! Forwarding one HTTP request to a backend over a connection the caller opened (TCP to a
+//! loopback stream server, TLS to a node agent), as upstream's `UpgradeAwareHandler`: an
+//! ordinary request gets the backend's answer streamed back; an upgrade (WebSocket, SPDY) that
+//! the backend accepts with `101` has both upgraded connections spliced until either side
+//! closes, so the two ends speak their protocol to each other unchanged.
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// A connection of any kind (TCP, TLS) to forward over.
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
+
+/// A response body that may stream (a followed log) or be whole (an error).
+pub type Body = BoxBody<Bytes, hyper::Error>;
+
+/// Headers that carry the client's own credentials or describe one hop's connection: never
+/// passed to the backend (the hop to the backend authenticates itself).
+const NOT_FORWARDED: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "keep-alive",
+    "te",
+    "trailer",
+    "sec-websocket-extensions",
+];
+
+/// Whether a request asks to switch protocols (`Connection: Upgrade` with an `Upgrade` header).
+pub fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// The headers of `from` worth passing on to a backend.
+pub fn forwarded_headers(from: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for (name, value) in from {
+        let n = name.as_str();
+        if NOT_FORWARDED.contains(&n) || n.starts_with("impersonate-") {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    out
+}
+
+/// Sends `method path_and_query` with `headers` and `body` over `io` (HTTP/1.1) and returns the
+/// backend's response. When `client` is the client's pending upgrade and the backend answers
+/// `101 Switching Protocols`, the two connections are spliced in the background.
+pub async fn forward<IO>(
+    io: IO,
+    authority: &str,
+    method: http::Method,
+    path_and_query: &str,
+    headers: HeaderMap,
+    body: Bytes,
+    client: Option<OnUpgrade>,
+) -> anyhow::Result<Response<Body>>
+where
+    IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
+    tokio::spawn(async move {
+        let _ = conn.with_upgrades().await;
+    });
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path_and_query)
+        .body(Full::new(body))?;
+    *req.headers_mut() = headers;
+    req.headers_mut().insert(header::HOST, authority.parse()?);
+    let mut resp = sender.send_request(req).await?;
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let Some(client) = client else {
+            anyhow::bail!("the backend switched protocols on a request that did not ask to");
+        };
+        let backend = hyper::upgrade::on(&mut resp);
+        tokio::spawn(splice(client, backend));
+        let (parts, _) = resp.into_parts();
+        return Ok(Response::from_parts(parts, empty()));
+    }
+    Ok(resp.map(|b| b.boxed()))
+}
+
+/// Copies bytes both ways between two upgraded connections until both directions are done.
+async fn splice(client: OnUpgrade, backend: OnUpgrade) {
+    let (Ok(client), Ok(backend)) = (client.await, backend.await) else {
+        return;
+    };
+    let (mut client, mut backend) = (TokioIo::new(client), TokioIo::new(backend));
+    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut backend).await {
+        tracing::debug!(error = %e, "upgraded stream ended");
+    }
+}
+
+/// An empty body.
+pub fn empty() -> Body {
+    Full::new(Bytes::new())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// A whole body.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// The header names of the stream protocols (for callers that build requests by hand).
+pub const STREAM_PROTOCOL_VERSION: HeaderName =
+    HeaderName::from_static("x-stream-protocol-version");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upgrades_are_recognised_by_both_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(header::UPGRADE, "websocket".parse().unwrap());
+        assert!(!is_upgrade(&h));
+        h.insert(header::CONNECTION, "keep-alive, Upgrade".parse().unwrap());
+        assert!(is_upgrade(&h));
+    }
+
+    #[test]
+    fn credentials_are_not_forwarded() {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, "Bearer x".parse().unwrap());
+        h.insert("impersonate-user", "bob".parse().unwrap());
+        h.append(
+            STREAM_PROTOCOL_VERSION,
+            "v4.channel.k8s.io".parse().unwrap(),
+        );
+        h.append(
+            STREAM_PROTOCOL_VERSION,
+            "v3.channel.k8s.io".parse().unwrap(),
+        );
+        let f = forwarded_headers(&h);
+        assert_eq!(f.len(), 2);
+        assert!(f.get(header::AUTHORIZATION).is_none());
+    }
+}
