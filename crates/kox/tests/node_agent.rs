@@ -6,6 +6,8 @@
 //! (the test script installs them).
 
 mod common;
+#[path = "node_agent/streams.rs"]
+mod streams;
 
 use std::time::{Duration, Instant};
 
@@ -154,6 +156,10 @@ fn pods_run_on_the_servers_own_node() {
         ("config updates", config_map_volume_follows_changes),
         ("static pods", static_pods_and_their_mirrors),
         ("sidecars and deadlines", sidecars_deadlines_and_claims),
+        ("logs", streams::logs),
+        ("exec, cp and attach", streams::exec_cp_attach),
+        ("port-forward and proxies", streams::port_forward_and_proxy),
+        ("stream permissions", streams::stream_permissions),
     ];
     let failures: Vec<String> = std::thread::scope(|s| {
         let handles: Vec<_> = cases

@@ -1,0 +1,546 @@
+//! Debugging through the API server, as users type it: `kubectl logs`, `exec`, `cp`,
+//! `attach`, `port-forward`, `proxy`, with today's kubectl and with 1.29 (SPDY), and the
+//! refusals a user without the subresource permissions gets. Runs on the node agent suite's
+//! shared cluster.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use super::common::{Cluster, StreamedLines};
+use super::{BUSYBOX, apply, namespace, phase_is, wait_for, wait_pod};
+
+/// An older kubectl beside the current one (SPDY for exec and port-forward).
+const KUBECTL_1_29: &str = "/usr/lib/google-cloud-sdk/bin/kubectl.1.29";
+
+fn old_kubectl(c: &Cluster, args: &[&str]) -> std::process::Output {
+    c.kubectl_program_cmd(Path::new(KUBECTL_1_29), args)
+        .output()
+        .expect("run kubectl 1.29")
+}
+
+fn stdout_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn running(c: &Cluster, ns: &str, pod: &str) {
+    wait_pod(c, ns, pod, "Running", phase_is("Running"));
+}
+
+pub fn logs(c: &Cluster) {
+    let ns = "logs";
+    namespace(c, ns);
+    apply(
+        c,
+        ns,
+        &format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: talker, labels: {{app: talker}}}}
+spec:
+  containers:
+  - name: counter
+    image: {BUSYBOX}
+    command: [sh, -c, 'for i in 1 2 3 4 5; do echo "line $i"; done; echo oops >&2; i=6; while true; do echo "line $i"; i=$((i+1)); sleep 0.5; done']
+  - name: quiet
+    image: {BUSYBOX}
+    command: [sh, -c, 'echo "quiet here"; exec sleep 3600']
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: restarter}}
+spec:
+  containers:
+  - name: c
+    image: {BUSYBOX}
+    command: [sh, -c, 'echo "run at $(date +%s%N)"; sleep 2; exit 1']
+"#
+        ),
+    );
+    running(c, ns, "talker");
+    wait_for("the first lines", Duration::from_secs(30), || {
+        let out = c.kubectl(&["logs", "talker", "-n", ns, "-c", "counter"]);
+        stdout_of(&out).contains("line 6").then_some(())
+    });
+    // stdout and stderr come from two pipes: each in order, interleaved as they came.
+    let all = c.ok(&["logs", "talker", "-n", ns, "-c", "counter"]);
+    let stdout: Vec<&str> = all.lines().filter(|l| *l != "oops").take(6).collect();
+    assert_eq!(
+        stdout,
+        ["line 1", "line 2", "line 3", "line 4", "line 5", "line 6"],
+        "{all}"
+    );
+    assert!(all.lines().any(|l| l == "oops"), "{all}");
+    // --tail, --timestamps, --limit-bytes, --since.
+    let tail = c.ok(&["logs", "talker", "-n", ns, "-c", "counter", "--tail=2"]);
+    assert_eq!(tail.lines().count(), 2, "{tail}");
+    let stamped = c.ok(&["logs", "talker", "-n", ns, "-c", "quiet", "--timestamps"]);
+    let (time, text) = stamped.trim_end().split_once(' ').expect("a timestamp");
+    assert!(
+        time.contains('T') && time.ends_with('Z') && text == "quiet here",
+        "{stamped}"
+    );
+    let limited = c.ok(&[
+        "logs",
+        "talker",
+        "-n",
+        ns,
+        "-c",
+        "counter",
+        "--limit-bytes=9",
+    ]);
+    assert_eq!(limited, "line 1\nli");
+    let recent = c.ok(&["logs", "talker", "-n", ns, "-c", "counter", "--since=2s"]);
+    assert!(
+        !recent.contains("line 1\n") && recent.contains("line"),
+        "{recent}"
+    );
+    // Two containers: kubectl picks the first and says so; the server wants a name.
+    let out = c.kubectl(&["logs", "talker", "-n", ns, "--tail=1"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Defaulted container \"counter\""));
+    let raw = c.fails(&[
+        "get",
+        "--raw",
+        &format!("/api/v1/namespaces/{ns}/pods/talker/log"),
+    ]);
+    assert!(
+        raw.contains(
+            "a container name must be specified for pod talker, choose one of: [counter quiet]"
+        ),
+        "{raw}"
+    );
+    let bad = c.fails(&["logs", "talker", "-n", ns, "-c", "nope"]);
+    assert!(
+        bad.contains("container nope is not valid for pod talker"),
+        "{bad}"
+    );
+    let gone = c.fails(&["logs", "nobody", "-n", ns]);
+    assert!(gone.contains("pods \"nobody\" not found"), "{gone}");
+    // --all-containers, a label selector with prefixes.
+    let both = c.ok(&["logs", "talker", "-n", ns, "--all-containers", "--tail=1"]);
+    assert!(both.contains("quiet here"), "{both}");
+    let prefixed = c.ok(&[
+        "logs",
+        "-l",
+        "app=talker",
+        "-n",
+        ns,
+        "-c",
+        "quiet",
+        "--prefix",
+    ]);
+    assert_eq!(prefixed.trim(), "[pod/talker/quiet] quiet here");
+    // -f streams new lines as they are written.
+    let follow = StreamedLines::spawn(c.kubectl_cmd(&[
+        "logs", "-f", "talker", "-n", ns, "-c", "counter", "--tail=1",
+    ]));
+    let first: u32 = number_of(&follow.line_with("line", 20));
+    let later: u32 = number_of(&follow.line_with("line", 10));
+    assert!(later > first, "{first} then {later}");
+    // --previous: the run before the last restart.
+    let pod = wait_pod(c, ns, "restarter", "a restart", |p| {
+        p["status"]["containerStatuses"][0]["restartCount"]
+            .as_i64()
+            .is_some_and(|n| n >= 1)
+    });
+    assert!(pod["status"]["containerStatuses"][0]["lastState"]["terminated"].is_object());
+    let previous = c.ok(&["logs", "restarter", "-n", ns, "--previous"]);
+    assert!(previous.starts_with("run at "), "{previous}");
+    let never = c.fails(&["logs", "talker", "-n", ns, "-c", "quiet", "--previous"]);
+    assert!(
+        never.contains("previous terminated container \"quiet\" in pod \"talker\" not found"),
+        "{never}"
+    );
+    // A Deployment's logs through deploy/NAME.
+    c.ok(&[
+        "create",
+        "deployment",
+        "hello",
+        "-n",
+        ns,
+        "--image",
+        BUSYBOX,
+        "--",
+        "sh",
+        "-c",
+        "echo hello from deploy; exec sleep 3600",
+    ]);
+    wait_for("deploy/hello's logs", Duration::from_secs(60), || {
+        let out = c.kubectl(&["logs", "deploy/hello", "-n", ns]);
+        stdout_of(&out).contains("hello from deploy").then_some(())
+    });
+}
+
+fn number_of(line: &str) -> u32 {
+    line.trim()
+        .rsplit(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number in {line:?}"))
+}
+
+pub fn exec_cp_attach(c: &Cluster) {
+    let ns = "exec";
+    namespace(c, ns);
+    apply(
+        c,
+        ns,
+        &format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: shell}}
+spec:
+  containers:
+  - name: c
+    image: {BUSYBOX}
+    command: [sh, -c, 'i=0; while true; do echo "tick $i"; i=$((i+1)); sleep 0.5; done']
+"#
+        ),
+    );
+    running(c, ns, "shell");
+    // Output, and the command's exit code as kubectl's.
+    let out = c.kubectl(&[
+        "exec",
+        "shell",
+        "-n",
+        ns,
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(stdout_of(&out), "out\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("err"));
+    // Piped stdin reaches the command, and its end ends the command.
+    let echoed = c.ok_stdin(
+        &["exec", "-i", "shell", "-n", ns, "--", "sh", "-c", "wc -l"],
+        "a\nb\nc\n",
+    );
+    assert_eq!(echoed.trim(), "3");
+    // A TTY.
+    let tty = Command::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "kubectl --kubeconfig {} exec -it shell -n {ns} -- tty",
+            c.kubeconfig().display()
+        ))
+        .arg("/dev/null")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run script");
+    assert!(stdout_of(&tty).contains("/dev/pts/"), "{tty:?}");
+    // kubectl cp both ways, a 1 MiB file intact.
+    let dir = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..1_048_576u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let local = dir.path().join("blob");
+    std::fs::write(&local, &data).unwrap();
+    c.ok(&[
+        "cp",
+        local.to_str().unwrap(),
+        &format!("{ns}/shell:/tmp/blob"),
+    ]);
+    let size = c.ok(&["exec", "shell", "-n", ns, "--", "wc", "-c", "/tmp/blob"]);
+    assert!(size.starts_with("1048576"), "{size}");
+    let back = dir.path().join("back");
+    c.ok(&[
+        "cp",
+        &format!("{ns}/shell:/tmp/blob"),
+        back.to_str().unwrap(),
+    ]);
+    assert!(std::fs::read(&back).unwrap() == data, "the copy differs");
+    // The same with kubectl 1.29, which speaks SPDY.
+    let old = old_kubectl(
+        c,
+        &[
+            "exec",
+            "shell",
+            "-n",
+            ns,
+            "--",
+            "sh",
+            "-c",
+            "echo old; exit 4",
+        ],
+    );
+    assert_eq!(
+        (old.status.code(), stdout_of(&old).as_str()),
+        (Some(4), "old\n"),
+        "{old:?}"
+    );
+    // Errors.
+    let bad = c.fails(&["exec", "shell", "-n", ns, "-c", "nope", "--", "true"]);
+    assert!(
+        bad.contains("container nope is not valid for pod shell"),
+        "{bad}"
+    );
+    let missing = c.fails(&["exec", "shell", "-n", ns, "--", "/no/such/program"]);
+    assert!(
+        missing.contains("no such file or directory") || missing.contains("not found"),
+        "{missing}"
+    );
+    // kubectl attach shows the running output.
+    let attach = StreamedLines::spawn(c.kubectl_cmd(&["attach", "shell", "-n", ns]));
+    attach.line_with("tick", 20);
+}
+
+pub fn port_forward_and_proxy(c: &Cluster) {
+    let ns = "forward";
+    namespace(c, ns);
+    apply(
+        c,
+        ns,
+        &format!(
+            r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web}}
+spec:
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      containers:
+      - name: httpd
+        image: {BUSYBOX}
+        command: [sh, -c, 'mkdir -p /www /alt && echo hello web > /www/index.html && echo alt > /alt/index.html && head -c 4194304 /dev/urandom > /www/big && httpd -p 8081 -h /alt && exec httpd -f -p 8080 -h /www']
+        ports: [{{name: http, containerPort: 8080}}, {{name: alt, containerPort: 8081}}]
+        readinessProbe: {{httpGet: {{path: /, port: 8080}}, periodSeconds: 1}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web}}
+spec:
+  selector: {{app: web}}
+  ports: [{{name: http, port: 80, targetPort: http}}, {{name: alt, port: 81, targetPort: 8081}}]
+"#
+        ),
+    );
+    c.ok(&[
+        "rollout",
+        "status",
+        "deployment/web",
+        "-n",
+        ns,
+        "--timeout=90s",
+    ]);
+    let pod = c.ok(&[
+        "get",
+        "pods",
+        "-n",
+        ns,
+        "-l",
+        "app=web",
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+    ]);
+    let big = c.ok(&["exec", &pod, "-n", ns, "--", "md5sum", "/www/big"]);
+    let big_md5 = big.split_whitespace().next().unwrap().to_string();
+    // Several ports of a pod, a deployment and a service; many connections at once.
+    for (target, kubectl) in [
+        (format!("pod/{pod}"), None),
+        ("deploy/web".to_string(), None),
+        ("svc/web".to_string(), None),
+        (format!("pod/{pod}"), Some(KUBECTL_1_29)),
+    ] {
+        let (p1, p2) = (super::common::free_port(), super::common::free_port());
+        let (remote1, remote2) = if target.starts_with("svc/") {
+            ("80", "81")
+        } else {
+            ("8080", "8081")
+        };
+        let args = [
+            "port-forward",
+            &target,
+            "-n",
+            ns,
+            &format!("{p1}:{remote1}"),
+            &format!("{p2}:{remote2}"),
+        ];
+        let cmd = match kubectl {
+            Some(k) => c.kubectl_program_cmd(Path::new(k), &args),
+            None => c.kubectl_cmd(&args),
+        };
+        let forward = StreamedLines::spawn(cmd);
+        forward.line_with(&format!("Forwarding from 127.0.0.1:{p2}"), 30);
+        assert_eq!(http_get(p1, "/index.html"), b"hello web\n", "{target}");
+        assert_eq!(http_get(p2, "/index.html"), b"alt\n", "{target}");
+        let many: Vec<_> = (0..20)
+            .map(|_| std::thread::spawn(move || http_get(p1, "/index.html")))
+            .collect();
+        for h in many {
+            assert_eq!(h.join().unwrap(), b"hello web\n", "{target}");
+        }
+        let body = http_get(p1, "/big");
+        assert_eq!(body.len(), 4_194_304, "{target}");
+        assert_eq!(
+            format!("{:x}", md5(&body)),
+            big_md5,
+            "{target}: the transfer differs"
+        );
+    }
+    // The API server's proxies: a pod's port by name, a service's port by name and number.
+    let via_pod = c.ok(&[
+        "get",
+        "--raw",
+        &format!("/api/v1/namespaces/{ns}/pods/{pod}:http/proxy/index.html"),
+    ]);
+    assert_eq!(via_pod, "hello web\n");
+    let via_svc = c.ok(&[
+        "get",
+        "--raw",
+        &format!("/api/v1/namespaces/{ns}/services/web:alt/proxy/"),
+    ]);
+    assert_eq!(via_svc, "alt\n");
+    // kubectl proxy, then plain HTTP to a service through it.
+    let proxy = StreamedLines::spawn(c.kubectl_cmd(&["proxy", "--port=0"]));
+    let line = proxy.line_with("Starting to serve on", 20);
+    let port: u16 = line.rsplit(':').next().unwrap().trim().parse().unwrap();
+    let through = http_get(
+        port,
+        &format!("/api/v1/namespaces/{ns}/services/web:80/proxy/index.html"),
+    );
+    assert_eq!(through, b"hello web\n");
+    let none = c.fails(&[
+        "get",
+        "--raw",
+        &format!("/api/v1/namespaces/{ns}/services/nothing/proxy/"),
+    ]);
+    assert!(none.contains("not found"), "{none}");
+}
+
+/// A GET over plain HTTP/1.0 to a loopback port; the body.
+fn http_get(port: u16, path: &str) -> Vec<u8> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).expect("read");
+    let split = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head")
+        + 4;
+    let head = String::from_utf8_lossy(&all[..split]).into_owned();
+    assert!(
+        head.starts_with("HTTP/1.") && head.contains(" 200 "),
+        "{head}"
+    );
+    all.split_off(split)
+}
+
+fn md5(data: &[u8]) -> u128 {
+    let mut child = Command::new("md5sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("md5sum");
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    u128::from_str_radix(
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap(),
+        16,
+    )
+    .unwrap()
+}
+
+pub fn stream_permissions(c: &Cluster) {
+    let ns = "streamauth";
+    namespace(c, ns);
+    apply(
+        c,
+        ns,
+        &format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: p}}
+spec:
+  containers: [{{name: c, image: "{BUSYBOX}", command: [sh, -c, 'echo secret output; exec sleep 3600']}}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: viewer}}
+rules: [{{apiGroups: [""], resources: [pods], verbs: [get, list]}}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: viewer}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: viewer}}
+subjects: [{{kind: User, name: viewer}}]
+"#
+        ),
+    );
+    running(c, ns, "p");
+    let as_viewer = |args: &[&str]| {
+        // Flags first: what follows `--` is the command.
+        let mut all = vec!["-n", ns, "--as", "viewer"];
+        all.extend(args);
+        c.fails(&all)
+    };
+    let logs = as_viewer(&["logs", "p"]);
+    assert!(logs.contains("cannot get resource \"pods/log\""), "{logs}");
+    let exec = as_viewer(&["exec", "p", "--", "true"]);
+    assert!(
+        exec.contains("cannot create resource \"pods/exec\""),
+        "{exec}"
+    );
+    let attach = as_viewer(&["attach", "p"]);
+    assert!(attach.contains("pods/attach"), "{attach}");
+    let forward = as_viewer(&[
+        "port-forward",
+        "p",
+        &format!("{}:80", super::common::free_port()),
+    ]);
+    assert!(forward.contains("pods/portforward"), "{forward}");
+    let proxy = as_viewer(&[
+        "get",
+        "--raw",
+        &format!("/api/v1/namespaces/{ns}/pods/p/proxy/"),
+    ]);
+    assert!(proxy.contains("pods/proxy"), "{proxy}");
+    // The agent's own port: nobody without credentials; a ServiceAccount without nodes/proxy
+    // is refused by the API server's SubjectAccessReview.
+    let port = c.ok(&[
+        "get",
+        "nodes",
+        "-o",
+        "jsonpath={.items[0].status.daemonEndpoints.kubeletEndpoint.Port}",
+    ]);
+    let url = format!("https://127.0.0.1:{port}/pods");
+    let anonymous = curl_status(&url, None);
+    assert_eq!(anonymous, "401");
+    c.ok(&["create", "serviceaccount", "nobody", "-n", ns]);
+    let token = c.ok(&["create", "token", "nobody", "-n", ns]);
+    assert_eq!(curl_status(&url, Some(token.trim())), "403");
+    // Through the API server, the admin reads the agent's pods.
+    let pods = c.ok(&[
+        "get",
+        "--raw",
+        &format!("/api/v1/nodes/{}/proxy/pods", node_name(c)),
+    ]);
+    assert!(pods.contains("\"PodList\""), "{pods}");
+}
+
+fn node_name(c: &Cluster) -> String {
+    c.ok(&["get", "nodes", "-o", "jsonpath={.items[0].metadata.name}"])
+}
+
+fn curl_status(url: &str, token: Option<&str>) -> String {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sk", "-o", "/dev/null", "-w", "%{http_code}", url]);
+    if let Some(t) = token {
+        cmd.arg("-H").arg(format!("Authorization: Bearer {t}"));
+    }
+    let out = cmd.output().expect("curl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
