@@ -9,7 +9,8 @@ mod upgrade;
 pub use conn::{Config, Connection, INITIAL_WINDOW, RecvStream, Role, SendStream, Stream};
 pub use frame::{Frame, FrameDecoder, FrameEncoder, Setting};
 pub use upgrade::{
-    HEADER_PROTOCOL_VERSION, UPGRADE_SPDY_31, client_upgrade, client_upgrade_with_config,
+    HEADER_PROTOCOL_VERSION, UPGRADE_SPDY_31, Upgraded, client_upgrade, client_upgrade_with_config,
+    upgrade_raw,
 };
 
 /// The header naming a Kubernetes stream's role (`error`, `stdin`, `stdout`, `stderr`,

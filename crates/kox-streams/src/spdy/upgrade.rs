@@ -44,6 +44,17 @@ pub async fn client_upgrade_with_config(
     protocols: &[&str],
     config: Config,
 ) -> Result<(Connection, Option<String>), Error> {
+    let (io, protocol) = upgrade_raw(url_or_addr, path_and_query, protocols).await?;
+    Ok((Connection::with_config(io, Role::Client, config), protocol))
+}
+
+/// The upgrade of [`client_upgrade`] without starting a SPDY connection: returns the upgraded
+/// transport (for relaying a tunneled SPDY connection as bytes) and the chosen protocol.
+pub async fn upgrade_raw(
+    url_or_addr: &str,
+    path_and_query: &str,
+    protocols: &[&str],
+) -> Result<(Upgraded, Option<String>), Error> {
     let (authority, url_path) = split_target(url_or_addr)?;
     let target = if path_and_query.is_empty() {
         url_path
@@ -82,11 +93,13 @@ pub async fn client_upgrade_with_config(
         .header(HEADER_PROTOCOL_VERSION)
         .map(|p| p.trim().to_string())
         .filter(|p| !p.is_empty());
-    let io = Prefixed {
-        prefix: rest,
-        io: tcp,
-    };
-    Ok((Connection::with_config(io, Role::Client, config), protocol))
+    Ok((
+        Upgraded {
+            prefix: rest,
+            io: tcp,
+        },
+        protocol,
+    ))
 }
 
 fn split_target(url_or_addr: &str) -> Result<(String, String), Error> {
@@ -231,13 +244,22 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A transport whose first bytes were already read off it.
-struct Prefixed<T> {
+/// The transport of an accepted upgrade: the TCP connection, plus whatever the server sent
+/// right behind its 101 (already protocol bytes).
+pub struct Upgraded {
     prefix: Bytes,
-    io: T,
+    io: TcpStream,
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
+impl std::fmt::Debug for Upgraded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upgraded")
+            .field("peer", &self.io.peer_addr().ok())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AsyncRead for Upgraded {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -253,7 +275,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
+impl AsyncWrite for Upgraded {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
