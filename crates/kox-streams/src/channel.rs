@@ -86,9 +86,14 @@ impl std::fmt::Display for Protocol {
 /// One decoded channel message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChannelMessage {
-    Data { channel: u8, data: Bytes },
+    Data {
+        channel: u8,
+        data: Bytes,
+    },
     /// v5: the sender of `channel` is done.
-    Close { channel: u8 },
+    Close {
+        channel: u8,
+    },
 }
 
 /// A message that does not follow the negotiated protocol.

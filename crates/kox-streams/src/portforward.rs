@@ -29,7 +29,7 @@ use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes};
 use futures::{Sink, Stream};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -168,37 +168,52 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsByteStream<S> {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        use tokio_tungstenite::tungstenite::Error as E;
         if !self.close_sent {
-            ready!(Pin::new(&mut self.ws).poll_ready(cx)).map_err(ws_err)?;
-            Pin::new(&mut self.ws)
-                .start_send(Message::Close(Some(CloseFrame {
+            let sent = match ready!(Pin::new(&mut self.ws).poll_ready(cx)) {
+                Ok(()) => Pin::new(&mut self.ws).start_send(Message::Close(Some(CloseFrame {
                     code: CloseCode::Normal,
                     reason: "".into(),
-                })))
-                .map_err(ws_err)?;
+                }))),
+                Err(e) => Err(e),
+            };
             self.close_sent = true;
+            match sent {
+                Ok(()) => {}
+                // The peer closed first and its close was answered: the close is done.
+                Err(E::ConnectionClosed | E::AlreadyClosed) => return Poll::Ready(Ok(())),
+                Err(e) => return Poll::Ready(Err(ws_err(e))),
+            }
         }
         match ready!(Pin::new(&mut self.ws).poll_flush(cx)) {
-            Ok(()) => Poll::Ready(Ok(())),
-            // The peer may have closed first; the close is done either way.
-            Err(tokio_tungstenite::tungstenite::Error::ConnectionClosed) => Poll::Ready(Ok(())),
+            Ok(()) | Err(E::ConnectionClosed | E::AlreadyClosed) => Poll::Ready(Ok(())),
             Err(e) => Poll::Ready(Err(ws_err(e))),
         }
     }
 }
 
 /// Relays bytes both ways between the tunneling WebSocket and the upgraded upstream transport
-/// until both directions are done (each EOF is passed on as a half-close: a WebSocket close
-/// frame one way, a write shutdown the other). Returns the byte counts (client to upstream,
-/// upstream to client).
+/// until both directions are done. Upstream's EOF becomes a normal WebSocket close; the
+/// client's close (which, in WebSocket, ends both directions) becomes EOF upstream, and
+/// whatever upstream still sends then is dropped without counting as an error.
 pub async fn tunnel_websocket_to_spdy<S, U>(
     ws: WebSocketStream<S>,
     mut upstream: U,
-) -> io::Result<(u64, u64)>
+) -> io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     U: AsyncRead + AsyncWrite + Unpin,
 {
     let mut client = WsByteStream::new(ws);
-    tokio::io::copy_bidirectional(&mut client, &mut upstream).await
+    match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+        Ok((up, down)) => {
+            tracing::debug!(up, down, "port-forward tunnel finished");
+            Ok(())
+        }
+        Err(e) if client.read_done && e.kind() == io::ErrorKind::BrokenPipe => {
+            let _ = upstream.shutdown().await;
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
 }

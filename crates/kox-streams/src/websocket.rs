@@ -2,7 +2,9 @@
 
 /// The `Sec-WebSocket-Accept` value answering a `Sec-WebSocket-Key`.
 pub fn websocket_accept_key(sec_websocket_key: &str) -> String {
-    tokio_tungstenite::tungstenite::handshake::derive_accept_key(sec_websocket_key.trim().as_bytes())
+    tokio_tungstenite::tungstenite::handshake::derive_accept_key(
+        sec_websocket_key.trim().as_bytes(),
+    )
 }
 
 /// Picks the subprotocol to answer from the `Sec-WebSocket-Protocol` request header values

@@ -99,7 +99,11 @@ fn every_frame_type_round_trips_through_one_compression_context() {
     }
     assert_eq!(got, frames);
     // The same header block repeated compresses better the second time (shared context).
-    let h = hdrs(&[("streamtype", "stdin"), ("port", "8080"), ("requestid", "0")]);
+    let h = hdrs(&[
+        ("streamtype", "stdin"),
+        ("port", "8080"),
+        ("requestid", "0"),
+    ]);
     let mut enc = FrameEncoder::new();
     let mut first = BytesMut::new();
     let mut second = BytesMut::new();
@@ -310,7 +314,10 @@ async fn writer_never_exceeds_the_window_of_a_reader_that_does_not_read() {
         s
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(!write.is_finished(), "a 200 KiB write cannot fit a 64 KiB window");
+    assert!(
+        !write.is_finished(),
+        "a 200 KiB write cannot fit a 64 KiB window"
+    );
     let mut got = vec![0u8; 200 * 1024];
     peer.read_exact(&mut got).await.unwrap();
     write.await.unwrap();

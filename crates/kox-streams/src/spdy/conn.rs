@@ -379,11 +379,7 @@ impl Connection {
             }
             self.shared.fail(&mut st, "closed locally".into());
         }
-        let writer = self
-            .writer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(w) = writer {
             let _ = w.await;
         }

@@ -244,7 +244,9 @@ impl FrameEncoder {
 
 fn check_len(len: usize) -> Result<(), Error> {
     if len > MAX_FRAME_PAYLOAD {
-        return Err(Error::Protocol(format!("frame payload of {len} bytes too large")));
+        return Err(Error::Protocol(format!(
+            "frame payload of {len} bytes too large"
+        )));
     }
     Ok(())
 }
@@ -286,7 +288,9 @@ impl FrameDecoder {
         let version = ((first >> 16) & 0x7fff) as u16;
         let frame_type = (first & 0xffff) as u16;
         if version != VERSION {
-            return Err(Error::Protocol(format!("unsupported SPDY version {version}")));
+            return Err(Error::Protocol(format!(
+                "unsupported SPDY version {version}"
+            )));
         }
         let need = |p: &Bytes, n: usize| -> Result<(), Error> {
             if p.len() < n {

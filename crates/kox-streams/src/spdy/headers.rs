@@ -249,9 +249,9 @@ impl HeaderDecompressor {
             }
             let before_in = self.z.total_in();
             let before_out = out.len();
-            let res = self
-                .z
-                .decompress_vec(&compressed[consumed..], &mut out, FlushDecompress::Sync);
+            let res =
+                self.z
+                    .decompress_vec(&compressed[consumed..], &mut out, FlushDecompress::Sync);
             consumed += (self.z.total_in() - before_in) as usize;
             match res {
                 Ok(Status::StreamEnd) => {
