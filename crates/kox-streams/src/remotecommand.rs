@@ -21,6 +21,10 @@ use crate::spdy::{self, Connection, HEADER_STREAM_TYPE, RecvStream, SendStream};
 /// The SPDY sub-protocol the bridge needs from the runtime.
 pub const SPDY_PROTOCOL_V4: &str = "v4.channel.k8s.io";
 
+/// How long the runtime gets to answer each stream's SYN_STREAM (its own wait for the
+/// client's streams, the kubelet's default stream creation timeout, is as long).
+const STREAM_CREATION_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// `streamType` header values.
 pub mod stream_type {
     pub const ERROR: &str = "error";
@@ -136,9 +140,11 @@ async fn open(
 ) -> Result<(RecvStream, SendStream), BridgeError> {
     let mut h = HeaderMap::new();
     h.insert(HEADER_STREAM_TYPE, HeaderValue::from_static(kind));
-    let s = conn
-        .open_stream(h)
+    let s = tokio::time::timeout(STREAM_CREATION_TIMEOUT, conn.open_stream(h))
         .await
+        .map_err(|_| {
+            BridgeError::OpenStream(kind, spdy::Error::Protocol("no SYN_REPLY in time".into()))
+        })?
         .map_err(|e| BridgeError::OpenStream(kind, e))?;
     Ok(s.into_split())
 }
