@@ -330,6 +330,8 @@ async fn read_status(mut error: RecvStream) -> Bytes {
             Bytes::from_static(SUCCESS_STATUS.as_bytes())
         }
         Ok(_) => buf.into(),
+        // The status written before a reset (the runtime resets the stream as it closes).
+        Err(_) if !buf.iter().all(u8::is_ascii_whitespace) => buf.into(),
         Err(e) => internal_error_status(&format!("error stream: {e}")).into(),
     }
 }

@@ -128,9 +128,10 @@ fn agent_path(sub: &str, namespace: &str, name: &str, container: &str, req: &Req
     };
     for (k, v) in req.query.pairs() {
         if let Some((_, to)) = renames.iter().find(|(from, _)| *from == k) {
+            // The kubelet's flags are 1 and 0; a command's words are passed as they are.
             let v = match v {
-                "true" => "1",
-                "false" => "0",
+                "true" if *to != "command" => "1",
+                "false" if *to != "command" => "0",
                 v => v,
             };
             query.append_pair(to, v);

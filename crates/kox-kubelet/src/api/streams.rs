@@ -1,8 +1,11 @@
 //! `/exec`, `/attach` and `/portForward`: the runtime opens the stream (CRI `Exec`, `Attach`,
 //! `PortForward` give a one-time URL on containerd's loopback stream server), and the agent
-//! forwards the client's upgrade request there and splices the upgraded connections, as the
-//! kubelet does without redirects. The client's protocol (SPDY or WebSocket, its version) is
-//! negotiated with the runtime's stream server.
+//! connects the client to it. The runtime speaks SPDY (and WebSocket protocols up to v4), so
+//! what it does not speak the agent translates, as upstream's API server does: WebSocket
+//! exec/attach clients (`v5.channel.k8s.io`, kubectl's default since 1.30, and the older
+//! channel protocols) are bridged to a SPDY session, and port-forward tunnelled in a WebSocket
+//! (`SPDY/3.1+portforward.k8s.io`, kubectl ≥ 1.31) is relayed as bytes to a SPDY upgrade.
+//! Plain SPDY upgrades (older clients) are forwarded and spliced unchanged.
 
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -92,8 +95,133 @@ pub async fn exec_or_attach(
             .map(|r| r.into_inner().url)
     }
     .map_err(|e| ApiError::internal(format!("the runtime refused the {kind}: {}", e.message())))?;
+    if let Some(protocol) = websocket_protocol(&req, EXEC_PROTOCOLS) {
+        return bridged_exec(&url, req, &protocol, &opts).await;
+    }
     let upgrade = hyper::upgrade::on(&mut req);
     to_stream_server(&url, req, upgrade).await
+}
+
+/// The WebSocket subprotocols of exec and attach the agent bridges, most preferred first.
+const EXEC_PROTOCOLS: &[&str] = &[
+    "v5.channel.k8s.io",
+    "v4.channel.k8s.io",
+    "v4.base64.channel.k8s.io",
+    "base64.channel.k8s.io",
+    "channel.k8s.io",
+];
+
+/// The WebSocket subprotocol to answer, when the request is a WebSocket upgrade offering one
+/// of `supported`.
+fn websocket_protocol(req: &Request<Incoming>, supported: &[&str]) -> Option<String> {
+    if !is_websocket(req) {
+        return None;
+    }
+    let offered = req
+        .headers()
+        .get_all(http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    kox_streams::websocket::select_subprotocol(offered, supported)
+}
+
+/// Answers the WebSocket handshake with `protocol` and runs `session` on the socket once the
+/// connection is switched.
+fn accept_websocket<F, Fut>(
+    mut req: Request<Incoming>,
+    protocol: &str,
+    session: F,
+) -> Result<Response<Body>, ApiError>
+where
+    F: FnOnce(WebSocket) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let key = req
+        .headers()
+        .get(http::header::SEC_WEBSOCKET_KEY)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| ApiError::bad_request("missing Sec-WebSocket-Key"))?
+        .to_string();
+    let upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else {
+            return;
+        };
+        let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            hyper_util::rt::TokioIo::new(upgraded),
+            tokio_tungstenite::tungstenite::protocol::Role::Server,
+            None,
+        )
+        .await;
+        session(ws).await;
+    });
+    let mut resp = Response::new(http_proxy::empty());
+    *resp.status_mut() = http::StatusCode::SWITCHING_PROTOCOLS;
+    let h = resp.headers_mut();
+    let value =
+        |s: &str| http::HeaderValue::from_str(s).map_err(|_| ApiError::bad_request("bad header"));
+    h.insert(http::header::UPGRADE, value("websocket")?);
+    h.insert(http::header::CONNECTION, value("Upgrade")?);
+    h.insert(
+        http::header::SEC_WEBSOCKET_ACCEPT,
+        value(&kox_streams::websocket::websocket_accept_key(&key))?,
+    );
+    if !protocol.is_empty() {
+        h.insert(http::header::SEC_WEBSOCKET_PROTOCOL, value(protocol)?);
+    }
+    Ok(resp)
+}
+
+type WebSocket =
+    tokio_tungstenite::WebSocketStream<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>;
+
+/// A WebSocket exec/attach client bridged to a SPDY session with the runtime.
+async fn bridged_exec(
+    url: &str,
+    req: Request<Incoming>,
+    protocol: &str,
+    opts: &StreamOptions,
+) -> Result<Response<Body>, ApiError> {
+    use kox_streams::remotecommand::{BridgeOptions, SPDY_PROTOCOL_V4, bridge_websocket_to_spdy};
+    let channel = kox_streams::channel::Protocol::from_name(protocol)
+        .ok_or_else(|| ApiError::bad_request(format!("unsupported protocol {protocol}")))?;
+    let (spdy, _) = kox_streams::spdy::client_upgrade(url, "", &[SPDY_PROTOCOL_V4])
+        .await
+        .map_err(|e| ApiError::internal(format!("the runtime's stream server: {e}")))?;
+    let bridge = BridgeOptions {
+        stdin: opts.stdin,
+        stdout: opts.stdout,
+        stderr: opts.stderr,
+        tty: opts.tty,
+        ..BridgeOptions::new(channel)
+    };
+    accept_websocket(req, protocol, move |ws| async move {
+        if let Err(e) = bridge_websocket_to_spdy(ws, spdy, bridge).await {
+            tracing::debug!(error = %e, "exec session ended");
+        }
+    })
+}
+
+/// Port-forward tunnelled in a WebSocket, relayed as bytes to a SPDY upgrade of the runtime.
+async fn tunneled_port_forward(
+    url: &str,
+    req: Request<Incoming>,
+    offered: Vec<String>,
+) -> Result<Response<Body>, ApiError> {
+    use kox_streams::portforward::{tunnel_subprotocol, tunnel_websocket_to_spdy};
+    let protocols: Vec<&str> = offered.iter().map(String::as_str).collect();
+    let (upstream, chosen) = kox_streams::spdy::upgrade_raw(url, "", &protocols)
+        .await
+        .map_err(|e| ApiError::internal(format!("the runtime's stream server: {e}")))?;
+    let answer = chosen
+        .as_deref()
+        .map(tunnel_subprotocol)
+        .unwrap_or_default();
+    accept_websocket(req, &answer, move |ws| async move {
+        if let Err(e) = tunnel_websocket_to_spdy(ws, upstream).await {
+            tracing::debug!(error = %e, "port-forward tunnel ended");
+        }
+    })
 }
 
 pub async fn port_forward(
@@ -121,8 +249,34 @@ pub async fn port_forward(
         })?
         .into_inner()
         .url;
+    let offered = tunneled_protocols(&req);
+    if !offered.is_empty() {
+        return tunneled_port_forward(&url, req, offered).await;
+    }
     let upgrade = hyper::upgrade::on(&mut req);
     to_stream_server(&url, req, upgrade).await
+}
+
+/// The SPDY protocols a WebSocket port-forward client tunnels (`SPDY/3.1+portforward.k8s.io`).
+fn tunneled_protocols(req: &Request<Incoming>) -> Vec<String> {
+    if !is_websocket(req) {
+        return Vec::new();
+    }
+    kox_streams::portforward::tunneled_spdy_protocols(
+        req.headers()
+            .get_all(http::header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    )
+}
+
+/// Whether the request is a WebSocket handshake.
+fn is_websocket(req: &Request<Incoming>) -> bool {
+    req.headers()
+        .get(http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+        && http_proxy::is_upgrade(req.headers())
 }
 
 /// The runtime id of the running container `name` of `pod` (the kubelet's "container not

@@ -429,7 +429,11 @@ impl StreamRef {
                 "stream is gone",
             )));
         };
-        if let Some(status) = s.reset {
+        // What the peer sent before a reset is still read (Kubernetes' stream servers reset
+        // the error stream right after writing the exit status); then the reset is an error.
+        if s.recv_buf.is_empty()
+            && let Some(status) = s.reset
+        {
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::ConnectionReset,
                 format!("stream reset (status {status})"),
@@ -892,8 +896,6 @@ fn handle_frame(shared: &Arc<Shared>, frame: Frame) -> Option<u32> {
             Frame::RstStream { stream_id, status } => {
                 if let Some(s) = st.streams.get_mut(&stream_id) {
                     s.reset = Some(status);
-                    s.recv_buf.clear();
-                    s.recv_buffered = 0;
                     if let Some(r) = s.reply.take() {
                         let _ = r.send(Err(Error::Reset(status)));
                     }

@@ -216,6 +216,12 @@ spec:
     assert_eq!(out.status.code(), Some(3), "{out:?}");
     assert_eq!(stdout_of(&out), "out\n");
     assert!(String::from_utf8_lossy(&out.stderr).contains("err"));
+    // A command's words are passed as they are (`true` is not a flag).
+    c.ok(&["exec", "shell", "-n", ns, "--", "true"]);
+    let echo = c.ok(&[
+        "exec", "shell", "-n", ns, "--", "echo", "true", "false", "a b",
+    ]);
+    assert_eq!(echo, "true false a b\n");
     // Piped stdin reaches the command, and its end ends the command.
     let echoed = c.ok_stdin(
         &["exec", "-i", "shell", "-n", ns, "--", "sh", "-c", "wc -l"],
