@@ -12,6 +12,7 @@ pub mod cri;
 mod events;
 pub mod eviction;
 pub mod images;
+pub mod log_rotation;
 mod node;
 pub mod oci;
 mod pods;
@@ -55,6 +56,8 @@ pub struct AgentConfig {
     pub api_port: u16,
     /// The agent API's certificates.
     pub api_tls: api::ApiTls,
+    /// When container logs are rotated.
+    pub log_limits: log_rotation::LogLimits,
 }
 
 impl AgentConfig {
@@ -143,6 +146,7 @@ pub async fn run(client: Client, config: AgentConfig, stop: CancellationToken) -
             stop.clone(),
         )),
         tokio::spawn(pods::run(agent.clone(), stop.clone())),
+        tokio::spawn(log_rotation::run(agent.clone(), stop.clone())),
         tokio::spawn({
             let (agent, stop) = (agent.clone(), stop.clone());
             async move {

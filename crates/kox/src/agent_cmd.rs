@@ -52,6 +52,12 @@ pub struct AgentArgs {
     /// The node's pod range (the one-node pod network hands pod IPs out of it).
     #[arg(long, default_value = "10.42.0.0/24")]
     pub pod_cidr: String,
+    /// A container's log file is rotated when it grows past this size.
+    #[arg(long, default_value = "10Mi")]
+    pub container_log_max_size: String,
+    /// Log files kept per container, the current one included (at least 2).
+    #[arg(long, default_value_t = 5)]
+    pub container_log_max_files: usize,
     /// The port of the agent's API (logs, exec, attach, port-forward); 0 picks a free one.
     #[arg(long, default_value_t = kox_kubelet::api::DEFAULT_PORT)]
     pub kubelet_port: u16,
@@ -159,7 +165,28 @@ pub fn config(
         eviction_hard: kox_kubelet::eviction::Thresholds::parse(&args.eviction_hard)
             .map_err(|e| anyhow!("--eviction-hard: {e}"))?,
         api_port: args.kubelet_port,
+        log_limits: log_limits(args)?,
         api_tls: api_tls(args)?,
+    })
+}
+
+fn log_limits(args: &AgentArgs) -> Result<kox_kubelet::log_rotation::LogLimits> {
+    let size = Quantity::parse(&args.container_log_max_size).map_err(|e| {
+        anyhow!(
+            "--container-log-max-size {:?}: {e}",
+            args.container_log_max_size
+        )
+    })?;
+    let max_size = u64::try_from(size.value())
+        .ok()
+        .filter(|s| *s > 0)
+        .ok_or_else(|| anyhow!("--container-log-max-size must be a positive size, e.g. 10Mi"))?;
+    if args.container_log_max_files < 2 {
+        anyhow::bail!("--container-log-max-files must be at least 2");
+    }
+    Ok(kox_kubelet::log_rotation::LogLimits {
+        max_size,
+        max_files: args.container_log_max_files,
     })
 }
 

@@ -142,7 +142,14 @@ type Case = fn(&Cluster);
 
 #[test]
 fn pods_run_on_the_servers_own_node() {
-    let c = node_cluster(&["--kube-reserved", "cpu=100m,memory=100Mi"]);
+    let c = node_cluster(&[
+        "--kube-reserved",
+        "cpu=100m,memory=100Mi",
+        "--container-log-max-size",
+        "200Ki",
+        "--container-log-max-files",
+        "3",
+    ]);
     node_reports_the_machine(&c);
     let cases: &[(&str, Case)] = &[
         ("exit codes", exit_codes_and_termination_messages),
@@ -157,6 +164,7 @@ fn pods_run_on_the_servers_own_node() {
         ("static pods", static_pods_and_their_mirrors),
         ("sidecars and deadlines", sidecars_deadlines_and_claims),
         ("logs", streams::logs),
+        ("log rotation", streams::log_rotation),
         ("exec, cp and attach", streams::exec_cp_attach),
         ("port-forward and proxies", streams::port_forward_and_proxy),
         ("stream permissions", streams::stream_permissions),

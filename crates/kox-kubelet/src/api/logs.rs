@@ -14,7 +14,7 @@ use hyper::body::Frame;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use kox_component::http_proxy::Body;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
 use super::ApiError;
@@ -254,9 +254,9 @@ async fn send_log(
     opts: &LogOptions,
     tx: &mpsc::Sender<Bytes>,
 ) -> anyhow::Result<()> {
-    let mut file = tokio::fs::File::open(path).await?;
+    let mut log = FollowedFile::open(path).await?;
     let mut pending = Vec::new();
-    file.read_to_end(&mut pending).await?;
+    log.read_more(&mut pending).await?;
     let mut budget = opts.limit_bytes.unwrap_or(u64::MAX);
     let start = match opts.tail_lines {
         Some(n) => tail_start(&pending, n),
@@ -266,22 +266,18 @@ async fn send_log(
     if !send_records(&mut pending, opts, &mut budget, tx).await? || !opts.follow {
         return Ok(());
     }
-    let mut offset = file.stream_position().await?;
     let mut polls = 0u32;
     loop {
-        let before = pending.len();
-        let read = read_more(path, &mut offset, &mut pending).await?;
-        if read > 0 {
+        if log.read_more(&mut pending).await? > 0 {
             if !send_records(&mut pending, opts, &mut budget, tx).await? {
                 return Ok(());
             }
             continue;
         }
-        debug_assert_eq!(before, pending.len());
         polls += 1;
         if polls.is_multiple_of(FOLLOW_STATE_EVERY) && !running(cri, id).await {
             // One more read: lines written just before the exit.
-            if read_more(path, &mut offset, &mut pending).await? > 0 {
+            if log.read_more(&mut pending).await? > 0 {
                 send_records(&mut pending, opts, &mut budget, tx).await?;
             }
             return Ok(());
@@ -293,21 +289,41 @@ async fn send_log(
     }
 }
 
-async fn read_more(
-    path: &std::path::Path,
-    offset: &mut u64,
-    into: &mut Vec<u8>,
-) -> anyhow::Result<usize> {
-    let mut file = tokio::fs::File::open(path).await?;
-    let len = file.metadata().await?.len();
-    if len < *offset {
-        // The file was rotated: start again at the new file's beginning.
-        *offset = 0;
+/// A log file read as it grows, across rotations: the open file is read to its end before
+/// the new file at the same path (after the agent's rotation) is opened.
+struct FollowedFile {
+    path: PathBuf,
+    file: tokio::fs::File,
+    inode: u64,
+}
+
+impl FollowedFile {
+    async fn open(path: &std::path::Path) -> anyhow::Result<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let file = tokio::fs::File::open(path).await?;
+        let inode = file.metadata().await?.ino();
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            inode,
+        })
     }
-    file.seek(std::io::SeekFrom::Start(*offset)).await?;
-    let read = file.read_to_end(into).await?;
-    *offset += read as u64;
-    Ok(read)
+
+    /// Appends what was written since the last read; 0 when nothing new.
+    async fn read_more(&mut self, into: &mut Vec<u8>) -> anyhow::Result<usize> {
+        use std::os::unix::fs::MetadataExt;
+        let read = self.file.read_to_end(into).await?;
+        if read > 0 {
+            return Ok(read);
+        }
+        match tokio::fs::metadata(&self.path).await {
+            Ok(m) if m.ino() != self.inode => {
+                *self = Self::open(&self.path).await?;
+                Ok(self.file.read_to_end(into).await?)
+            }
+            _ => Ok(0),
+        }
+    }
 }
 
 async fn running(cri: &crate::cri::Cri, id: &str) -> bool {

@@ -174,11 +174,68 @@ spec:
     });
 }
 
+/// The shared cluster rotates logs past 200 KiB and keeps 3 files: a chatty container's log
+/// is rotated while `kubectl logs -f` follows it, and the follower misses no line.
+pub fn log_rotation(c: &Cluster) {
+    let ns = "rotation";
+    namespace(c, ns);
+    apply(
+        c,
+        ns,
+        &format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: chatty}}
+spec:
+  containers:
+  - name: c
+    image: {BUSYBOX}
+    command: [sh, -c, 'i=0; while true; do echo "n $i ................................................................................................"; i=$((i+1)); usleep 1000; done']
+"#
+        ),
+    );
+    let pod = wait_pod(c, ns, "chatty", "Running", phase_is("Running"));
+    let uid = pod["metadata"]["uid"].as_str().unwrap().to_string();
+    let logs = c.data_dir().join(format!("agent/pods/{uid}/logs/c"));
+    let files = || -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&logs)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    let follow =
+        StreamedLines::spawn(c.kubectl_cmd(&["logs", "-f", "chatty", "-n", ns, "--tail=1"]));
+    let mut last = number_of(&follow.line_with("n ", 20));
+    // Two rotations: at most three files are kept, the current one among them.
+    wait_for("two rotations", Duration::from_secs(60), || {
+        let rotated = files().iter().filter(|f| f.starts_with("0.log.")).count();
+        // Keep reading so that the follower's pipe never fills.
+        while let Some(line) = follow.next_line(Duration::from_millis(1)) {
+            let n = number_of(&line);
+            assert_eq!(n, last + 1, "the follower skipped lines across a rotation");
+            last = n;
+        }
+        (rotated >= 2).then_some(())
+    });
+    let kept = files();
+    assert!(
+        kept.len() <= 3 && kept.contains(&"0.log".to_string()),
+        "{kept:?}"
+    );
+    // kubectl logs reads the current file only, as upstream.
+    let current = c.ok(&["logs", "chatty", "-n", ns]);
+    assert!(!current.starts_with("n 0 "), "the log was not rotated");
+}
+
 fn number_of(line: &str) -> u32 {
-    line.trim()
-        .rsplit(' ')
-        .next()
-        .and_then(|n| n.parse().ok())
+    line.split_whitespace()
+        .find_map(|w| w.parse().ok())
         .unwrap_or_else(|| panic!("no number in {line:?}"))
 }
 
