@@ -81,6 +81,7 @@ fn resource_entries(r: &ResourceDef) -> Vec<Value> {
             "exec" => ("PodExecOptions", None, None, &["create", "get"]),
             "portforward" => ("PodPortForwardOptions", None, None, &["create", "get"]),
             "log" => ("Pod", None, None, &["get"]),
+            "ephemeralcontainers" => (r.kind, None, None, &["get", "patch", "update"]),
             "proxy" => (
                 proxy_options_kind(r.kind),
                 None,

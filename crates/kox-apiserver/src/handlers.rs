@@ -677,7 +677,7 @@ async fn served_resource(
                 &[],
             ))
         }
-        (&Method::GET, Some(name), Some("status")) => {
+        (&Method::GET, Some(name), Some("status" | "ephemeralcontainers")) => {
             let obj = reg
                 .get(ObjectRef {
                     def,
@@ -742,7 +742,11 @@ async fn served_resource(
             )
             .await
         }
-        (&Method::PUT, Some(name), sub @ (None | Some("status") | Some("finalize"))) => {
+        (
+            &Method::PUT,
+            Some(name),
+            sub @ (None | Some("status" | "finalize" | "ephemeralcontainers")),
+        ) => {
             let opts = req.write_options()?;
             let r = ObjectRef {
                 def,
@@ -769,7 +773,7 @@ async fn served_resource(
             w.warnings.extend(warnings);
             Ok(written(req, w, render, def))
         }
-        (&Method::PATCH, Some(name), sub @ (None | Some("status"))) => {
+        (&Method::PATCH, Some(name), sub @ (None | Some("status" | "ephemeralcontainers"))) => {
             let opts = req.write_options()?;
             let r = ObjectRef {
                 def,

@@ -410,7 +410,10 @@ impl Registry {
             let new_admitted = attrs.object.take().unwrap_or_default();
             // Metadata checks for every kind first, then the kind's own (BeforeUpdate).
             let mut errs = meta::validate_common_update(&new_admitted, &current, def.namespaced);
-            let validate_update = opts.requested.unwrap_or(def).strategy.validate_update;
+            let validate_update = match subresource {
+                Some("ephemeralcontainers") => crate::validation::pods::ephemeral_containers_update,
+                _ => opts.requested.unwrap_or(def).strategy.validate_update,
+            };
             errs.extend(validate_update(&new_admitted, &current));
             if !errs.is_empty() {
                 return Err(ApiError::invalid(def.kind, def.group, r.name, &errs.0));
@@ -556,6 +559,21 @@ impl Registry {
         match subresource {
             // The server's own subresources build the whole new object themselves.
             Some("binding") => {}
+            Some("ephemeralcontainers") => {
+                // Only the ephemeral containers change (upstream's
+                // podEphemeralContainersStrategy).
+                let mut kept = old.clone();
+                match new.pointer("/spec/ephemeralContainers") {
+                    Some(e) => kept["spec"]["ephemeralContainers"] = e.clone(),
+                    None => {
+                        kept["spec"]
+                            .as_object_mut()
+                            .map(|m| m.remove("ephemeralContainers"));
+                    }
+                }
+                kept["metadata"] = new["metadata"].clone();
+                *new = kept;
+            }
             Some("status") => {
                 // Only status changes; the rest stays as stored.
                 let status = new.get("status").cloned();

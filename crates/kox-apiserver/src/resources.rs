@@ -254,6 +254,7 @@ pub static RESOURCES: &[ResourceDef] = &[
         &[
             "attach",
             "binding",
+            "ephemeralcontainers",
             "eviction",
             "exec",
             "log",

@@ -168,6 +168,7 @@ fn pods_run_on_the_servers_own_node() {
         ("exec, cp and attach", streams::exec_cp_attach),
         ("port-forward and proxies", streams::port_forward_and_proxy),
         ("stream permissions", streams::stream_permissions),
+        ("debug", streams::debug_with_ephemeral_containers),
     ];
     let failures: Vec<String> = std::thread::scope(|s| {
         let handles: Vec<_> = cases

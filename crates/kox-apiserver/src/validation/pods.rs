@@ -527,6 +527,91 @@ pub fn pod_update(new: &Value, old: &Value) -> FieldErrors {
     errs
 }
 
+/// The `ephemeralcontainers` subresource: ephemeral containers are added, never changed or
+/// removed, and have only what an ephemeral container may have (upstream's
+/// ValidatePodEphemeralContainersUpdate and validateEphemeralContainers).
+pub fn ephemeral_containers_update(new: &Value, old: &Value) -> FieldErrors {
+    let mut errs = FieldErrors::default();
+    let list = |v: &Value| {
+        v.pointer("/spec/ephemeralContainers")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (new_list, old_list) = (list(new), list(old));
+    for (i, o) in old_list.iter().enumerate() {
+        let name = o["name"].as_str().unwrap_or("");
+        match new_list.iter().find(|n| n["name"] == o["name"]) {
+            None => errs.push(FieldError::forbidden(
+                &p("spec"),
+                format!("existing ephemeral containers {name:?} may not be removed\n"),
+            )),
+            Some(n) if n != o => errs.push(FieldError::forbidden(
+                &p(&format!("spec.ephemeralContainers[{i}]")),
+                format!("existing ephemeral containers {name:?} may not be changed\n"),
+            )),
+            _ => {}
+        }
+    }
+    let spec = new.get("spec").cloned().unwrap_or_default();
+    let names_in = |list: &str| -> BTreeSet<String> {
+        spec.get(list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["name"].as_str().map(str::to_string))
+            .collect()
+    };
+    let targets: BTreeSet<String> = names_in("containers")
+        .into_iter()
+        .chain(names_in("initContainers"))
+        .collect();
+    let volumes = names_in("volumes");
+    let mut names = targets.clone();
+    for (i, c) in new_list.iter().enumerate() {
+        let path = format!("spec.ephemeralContainers[{i}]");
+        container(c, &path, &volumes, &mut names, &mut errs);
+        ephemeral_only(c, &path, &targets, &mut errs);
+    }
+    errs
+}
+
+/// What an ephemeral container may not have, and the container it targets.
+fn ephemeral_only(c: &Value, path: &str, targets: &BTreeSet<String>, errs: &mut FieldErrors) {
+    let set = |v: &Value| match v {
+        Value::Null => false,
+        Value::Object(m) => !m.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        _ => true,
+    };
+    for field in [
+        "ports",
+        "livenessProbe",
+        "readinessProbe",
+        "startupProbe",
+        "lifecycle",
+        "resources",
+        "resizePolicy",
+        "restartPolicy",
+    ] {
+        if c.get(field).is_some_and(set) {
+            errs.push(FieldError::forbidden(
+                &p(&format!("{path}.{field}")),
+                "cannot be set for an Ephemeral Container",
+            ));
+        }
+    }
+    if let Some(target) = c.get("targetContainerName").and_then(Value::as_str)
+        && !target.is_empty()
+        && !targets.contains(target)
+    {
+        errs.push(FieldError::not_found(
+            &p(&format!("{path}.targetContainerName")),
+            target,
+        ));
+    }
+}
+
 /// Nobody turns a pod into a mirror pod or back (upstream's
 /// `ValidatePodSpecificAnnotationUpdates`): what a mirror pod may refer to is checked only
 /// when it is created, and the Node authorizer trusts the annotation.

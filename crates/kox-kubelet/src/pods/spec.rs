@@ -407,6 +407,38 @@ pub struct ContainerInputs<'a> {
     pub mounts: Vec<api::Mount>,
 }
 
+/// The pod's ephemeral containers as containers (the fields they share), with the container
+/// each one targets, if any.
+pub fn ephemeral_containers(pod: &Pod) -> Vec<(Container, Option<String>)> {
+    let ephemeral = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.ephemeral_containers.clone())
+        .unwrap_or_default();
+    ephemeral
+        .into_iter()
+        .filter_map(|e| {
+            let target = e.target_container_name.clone().filter(|t| !t.is_empty());
+            let mut v = serde_json::to_value(e).ok()?;
+            v.as_object_mut()?.remove("targetContainerName");
+            Some((serde_json::from_value(v).ok()?, target))
+        })
+        .collect()
+}
+
+/// Puts the container in `target`'s process namespace (`kubectl debug --target`).
+pub fn share_processes_with(config: &mut api::ContainerConfig, target: &str) {
+    let ns = config
+        .linux
+        .get_or_insert_with(Default::default)
+        .security_context
+        .get_or_insert_with(Default::default)
+        .namespace_options
+        .get_or_insert_with(Default::default);
+    ns.pid = api::NamespaceMode::Target as i32;
+    ns.target_id = target.to_string();
+}
+
 pub fn container_config(agent: &Agent, i: ContainerInputs<'_>) -> api::ContainerConfig {
     let c = i.container;
     let vars: std::collections::BTreeMap<String, String> = i.env.iter().cloned().collect();

@@ -483,6 +483,12 @@ impl PodWorker {
                 started |= self.start_or_back_off(pod, c, obs, false).await;
             }
         }
+        // Ephemeral containers run once, never restarted (`kubectl debug`).
+        for (c, _) in spec::ephemeral_containers(pod) {
+            if obs.latest(&c.name).is_none() {
+                started |= self.start_or_back_off(pod, &c, obs, false).await;
+            }
+        }
         started
     }
 
@@ -742,7 +748,7 @@ impl PodWorker {
                 ..Default::default()
             });
         }
-        Ok(spec::container_config(
+        let mut config = spec::container_config(
             &self.agent,
             spec::ContainerInputs {
                 pod,
@@ -752,7 +758,19 @@ impl PodWorker {
                 env,
                 mounts,
             },
-        ))
+        );
+        let target = spec::ephemeral_containers(pod)
+            .into_iter()
+            .find(|(e, _)| e.name == c.name)
+            .and_then(|(_, target)| target);
+        if let Some(target) = target {
+            let running = obs
+                .latest(&target)
+                .filter(|s| s.state == RUNNING)
+                .ok_or_else(|| format!("the target container {target:?} is not running"))?;
+            spec::share_processes_with(&mut config, &running.id);
+        }
+        Ok(config)
     }
 
     /// The termination message of an exited container: its termination file, or (with
@@ -1013,6 +1031,18 @@ impl PodWorker {
         }
         if !init_statuses.is_empty() {
             status["initContainerStatuses"] = json!(init_statuses);
+        }
+        let ephemeral: Vec<Value> = spec::ephemeral_containers(pod)
+            .iter()
+            .map(|(c, _)| {
+                // Ephemeral containers are never ready: no probe, no traffic.
+                let mut s = view(c, self.waiting.get(&c.name));
+                s["ready"] = json!(false);
+                s
+            })
+            .collect();
+        if !ephemeral.is_empty() {
+            status["ephemeralContainerStatuses"] = json!(ephemeral);
         }
         status
     }

@@ -607,3 +607,82 @@ fn curl_status(url: &str, token: Option<&str>) -> String {
     let out = cmd.output().expect("curl");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// `kubectl debug` with an ephemeral container sharing the target's processes; the
+/// subresource refuses changes to an existing one and fields ephemeral containers cannot have.
+pub fn debug_with_ephemeral_containers(c: &Cluster) {
+    let ns = "debug";
+    namespace(c, ns);
+    apply(
+        c,
+        ns,
+        &format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: app}}
+spec:
+  containers: [{{name: main, image: "{BUSYBOX}", command: [sh, -c, 'exec sleep 3601']}}]
+"#
+        ),
+    );
+    running(c, ns, "app");
+    c.ok(&[
+        "debug",
+        "app",
+        "-n",
+        ns,
+        "--image",
+        BUSYBOX,
+        "--target=main",
+        "-c",
+        "dbg",
+        "--",
+        "sh",
+        "-c",
+        "ps; exec sleep 3600",
+    ]);
+    let pod = wait_pod(c, ns, "app", "the ephemeral container running", |p| {
+        p["status"]["ephemeralContainerStatuses"][0]["state"]["running"].is_object()
+    });
+    assert_eq!(
+        pod["status"]["ephemeralContainerStatuses"][0]["name"],
+        "dbg"
+    );
+    assert_eq!(pod["status"]["phase"], "Running");
+    wait_for("the target's processes", Duration::from_secs(20), || {
+        let out = c.kubectl(&["logs", "app", "-n", ns, "-c", "dbg"]);
+        stdout_of(&out).contains("sleep 3601").then_some(())
+    });
+    let inside = c.ok(&["exec", "app", "-n", ns, "-c", "dbg", "--", "echo", "in dbg"]);
+    assert_eq!(inside, "in dbg\n");
+    // Existing ephemeral containers stay as they are; new ones have no ports.
+    let url = format!("/api/v1/namespaces/{ns}/pods/app/ephemeralcontainers");
+    let mut pod: serde_json::Value = serde_json::from_str(&c.ok(&["get", "--raw", &url])).unwrap();
+    // Unconditional writes: the agent updates the pod's status meanwhile.
+    pod["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("resourceVersion");
+    pod["spec"]["ephemeralContainers"][0]["image"] = "busybox:other".into();
+    let changed = c.kubectl_stdin(&["replace", "--raw", &url, "-f", "-"], &pod.to_string());
+    let err = String::from_utf8_lossy(&changed.stderr);
+    assert!(
+        err.contains("existing ephemeral containers \"dbg\" may not be changed"),
+        "{err}"
+    );
+    pod["spec"]["ephemeralContainers"][0]["image"] = BUSYBOX.into();
+    let mut extra = pod["spec"]["ephemeralContainers"][0].clone();
+    extra["name"] = "ported".into();
+    extra["ports"] = serde_json::json!([{"containerPort": 80}]);
+    pod["spec"]["ephemeralContainers"]
+        .as_array_mut()
+        .unwrap()
+        .push(extra);
+    let ported = c.kubectl_stdin(&["replace", "--raw", &url, "-f", "-"], &pod.to_string());
+    let err = String::from_utf8_lossy(&ported.stderr);
+    assert!(
+        err.contains("cannot be set for an Ephemeral Container"),
+        "{err}"
+    );
+}
