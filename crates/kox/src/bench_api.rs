@@ -2,7 +2,8 @@
 //! startup | engines`), measured against a real `kox server` started as a child process, the
 //! controller manager's (`kox bench controllers`), with `kox controller-manager` beside it, and
 //! the scheduler's (`kox bench scheduler`), with `kox scheduler` and `kox fake-nodes` beside it,
-//! and the node agent's (`kox bench pod-startup`), with `kox agent` on the real containerd.
+//! and the node agent's (`kox bench pod-startup`, `kox bench streams`), with `kox agent` on
+//! the real containerd.
 //!
 //! Each prints a table and, with `--json FILE`, writes its result with the machine it ran on;
 //! the goals are those of the project's performance design, printed met or missed.
@@ -19,6 +20,7 @@ mod scheduler;
 mod server_proc;
 mod startup;
 mod store_base;
+mod streams;
 mod watch;
 mod write;
 
@@ -29,5 +31,6 @@ pub use list::{ApiListArgs, run as api_list};
 pub use pod_startup::{PodStartupArgs, run as pod_startup};
 pub use scheduler::{SchedulerBenchArgs, run as scheduler};
 pub use startup::{StartupArgs, run as startup};
+pub use streams::{StreamsArgs, run as streams};
 pub use watch::{WatchFanoutArgs, run as watch_fanout};
 pub use write::{ApiWriteArgs, run as api_write};

@@ -77,6 +77,9 @@ enum BenchCommand {
     /// 30 and 100 pods on one real node (containerd): create → Running p50/p99, and the
     /// agent's idle RSS and CPU with 30 pods running.
     PodStartup(crate::bench_api::PodStartupArgs),
+    /// Port-forward throughput against a direct read from the pod, exec round trips over
+    /// WebSocket, and `logs -f` delivery latency, through the API server and a real agent.
+    Streams(crate::bench_api::StreamsArgs),
 }
 
 pub fn run() -> ExitCode {
@@ -111,6 +114,7 @@ pub fn run() -> ExitCode {
             BenchCommand::Controllers(a) => run_async(crate::bench_api::controllers(a)),
             BenchCommand::Scheduler(a) => run_async(crate::bench_api::scheduler(a)),
             BenchCommand::PodStartup(a) => run_async(crate::bench_api::pod_startup(a)),
+            BenchCommand::Streams(a) => run_async(crate::bench_api::streams(a)),
         },
     }
 }

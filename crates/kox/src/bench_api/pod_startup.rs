@@ -31,9 +31,9 @@ const GOAL_P99_SECS: f64 = 2.0;
 const GOAL_AGENT_MB: f64 = 30.0;
 /// A k3s agent's RSS, the anchor.
 const ANCHOR_AGENT_MB: f64 = 275.0;
-const NAMESPACE: &str = "bench";
-const NODE: &str = "bench-node";
-const IMAGE: &str = "busybox:1.35";
+pub(super) const NAMESPACE: &str = "bench";
+pub(super) const NODE: &str = "bench-node";
+pub(super) const IMAGE: &str = "busybox:1.35";
 
 /// Flags of `kox bench pod-startup`.
 #[derive(Args, Debug)]
@@ -97,7 +97,7 @@ pub async fn run(args: PodStartupArgs) -> Result<()> {
     Ok(())
 }
 
-async fn start_agent(server_dir: &Path, agent_dir: &Path, log: &Path) -> Result<Helper> {
+pub(super) async fn start_agent(server_dir: &Path, agent_dir: &Path, log: &Path) -> Result<Helper> {
     std::fs::create_dir_all(agent_dir.join("agent/images"))?;
     let kubeconfig = agent_dir.join("kubelet.kubeconfig");
     let exe = std::env::current_exe()?;
@@ -118,7 +118,7 @@ async fn start_agent(server_dir: &Path, agent_dir: &Path, log: &Path) -> Result<
     Helper::agent(&kubeconfig, agent_dir, NODE, log)
 }
 
-async fn wait_node_ready(client: &kube::Client) -> Result<()> {
+pub(super) async fn wait_node_ready(client: &kube::Client) -> Result<()> {
     let nodes: Api<Node> = Api::all(client.clone());
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -146,7 +146,7 @@ async fn wait_node_ready(client: &kube::Client) -> Result<()> {
     }
 }
 
-async fn prepare_namespace(client: &kube::Client) -> Result<()> {
+pub(super) async fn prepare_namespace(client: &kube::Client) -> Result<()> {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let ns = serde_json::from_value(json!({"metadata": {"name": NAMESPACE}}))?;
     namespaces.create(&PostParams::default(), &ns).await?;

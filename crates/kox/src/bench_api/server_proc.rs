@@ -25,7 +25,7 @@ pub struct ServerProcess {
 }
 
 /// A port nobody listens on right now.
-fn free_port() -> Result<u16> {
+pub(super) fn free_port() -> Result<u16> {
     let l = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .context("binding an ephemeral port")?;
     Ok(l.local_addr()?.port())
@@ -242,6 +242,8 @@ impl Helper {
                 data_dir.as_os_str(),
                 "--node-name".as_ref(),
                 node.as_ref(),
+                "--kubelet-port".as_ref(),
+                "0".as_ref(),
             ],
             log,
         )
