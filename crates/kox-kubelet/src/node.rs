@@ -479,3 +479,34 @@ async fn renew(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meminfo_fields_are_read_in_bytes() {
+        let text = "MemTotal:       2048 kB\nMemFree:         512 kB\nBogus:\n";
+        let cases = [
+            ("MemTotal:", Some(2048 * 1024)),
+            ("MemFree:", Some(512 * 1024)),
+            ("Bogus:", None),
+            ("SwapTotal:", None),
+        ];
+        for (field, want) in cases {
+            assert_eq!(meminfo_field(text, field), want, "{field}");
+        }
+    }
+
+    #[test]
+    fn statvfs_describes_the_filesystem() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fs = fs_usage(dir.path()).expect("statvfs");
+        assert!(fs.capacity > 0 && fs.available <= fs.capacity && fs.used <= fs.capacity);
+        assert!(fs.inodes_free <= fs.inodes);
+        let (total, available) = disk_bytes(dir.path()).expect("disk bytes");
+        assert_eq!(total as u64, fs.capacity);
+        assert_eq!(available as u64, fs.available);
+        assert_eq!(fs_usage(&dir.path().join("missing")), None);
+    }
+}

@@ -1,6 +1,7 @@
 //! The agent's own API on its port (10250 by default), as the kubelet's: container logs,
-//! exec, attach and port-forward streams, the pods it runs, health. The API server reaches it
-//! with its kubelet client certificate; anyone else needs a bearer token. Every request is
+//! exec, attach and port-forward streams, the pods it runs, resource usage (`/stats/summary`,
+//! `/metrics/resource`), health. The API server reaches it with its kubelet client
+//! certificate; anyone else needs a bearer token. Every request is
 //! authorized by the API server (SubjectAccessReview on `nodes/<subresource>` of this node),
 //! anonymous requests are refused.
 

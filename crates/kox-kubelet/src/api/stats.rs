@@ -584,8 +584,10 @@ struct Runtime {
 }
 
 async fn ask_runtime(agent: &Agent, with_fs: bool) -> Result<Runtime, ApiError> {
-    let mut rt = agent.cri.runtime.clone();
-    let (mut rt2, mut rt3, mut rt4) = (rt.clone(), rt.clone(), rt.clone());
+    // A client per concurrent call (clones share the one connection).
+    let runtime = &agent.cri.runtime;
+    let (mut for_sandboxes, mut for_containers) = (runtime.clone(), runtime.clone());
+    let (mut for_stats, mut for_pod_stats) = (runtime.clone(), runtime.clone());
     let mut images = agent.cri.images.clone();
     let fail = |what: &str, e: tonic::Status| {
         ApiError::internal(format!(
@@ -594,12 +596,12 @@ async fn ask_runtime(agent: &Agent, with_fs: bool) -> Result<Runtime, ApiError> 
         ))
     };
     let (sandboxes, containers, stats, pod_stats) = tokio::join!(
-        rt.list_pod_sandbox(api::ListPodSandboxRequest { filter: None }),
-        rt2.list_containers(api::ListContainersRequest { filter: None }),
-        rt3.list_container_stats(api::ListContainerStatsRequest { filter: None }),
+        for_sandboxes.list_pod_sandbox(api::ListPodSandboxRequest { filter: None }),
+        for_containers.list_containers(api::ListContainersRequest { filter: None }),
+        for_stats.list_container_stats(api::ListContainerStatsRequest { filter: None }),
         // An empty filter, not none: containerd then skips sandboxes that are not ready
         // (without one it fails the whole list on the first stopped sandbox).
-        rt4.list_pod_sandbox_stats(api::ListPodSandboxStatsRequest {
+        for_pod_stats.list_pod_sandbox_stats(api::ListPodSandboxStatsRequest {
             filter: Some(api::PodSandboxStatsFilter::default()),
         }),
     );
