@@ -47,21 +47,45 @@ impl Machine {
 /// A `/proc/meminfo` field in bytes.
 pub fn meminfo(field: &str) -> Option<i64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    meminfo_field(&text, field)
+}
+
+/// A field of `/proc/meminfo` text (`MemTotal:`, given in KiB) in bytes.
+pub fn meminfo_field(text: &str, field: &str) -> Option<i64> {
     let line = text.lines().find(|l| l.starts_with(field))?;
     let kib: i64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }
 
+/// What `statvfs` tells of a filesystem, in bytes and inodes.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct FsUsage {
+    pub capacity: u64,
+    /// Free to unprivileged users (what `df` calls available).
+    pub available: u64,
+    /// Used by anything (capacity less the free blocks, the root-reserved ones included).
+    pub used: u64,
+    pub inodes: u64,
+    pub inodes_free: u64,
+}
+
+/// The filesystem holding `path`.
+pub fn fs_usage(path: &std::path::Path) -> Option<FsUsage> {
+    let st = rustix::fs::statvfs(path).ok()?;
+    let block = st.f_frsize;
+    Some(FsUsage {
+        capacity: st.f_blocks * block,
+        available: st.f_bavail * block,
+        used: st.f_blocks.saturating_sub(st.f_bfree) * block,
+        inodes: st.f_files,
+        inodes_free: st.f_ffree,
+    })
+}
+
 /// (total, available) bytes of the filesystem holding `path`.
 pub fn disk_bytes(path: &std::path::Path) -> Option<(i64, i64)> {
-    let out = std::process::Command::new("df")
-        .args(["-B1", "--output=size,avail"])
-        .arg(path)
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut fields = text.lines().nth(1)?.split_whitespace();
-    Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
+    let fs = fs_usage(path)?;
+    Some((fs.capacity as i64, fs.available as i64))
 }
 
 fn reserved(agent: &Agent, resource: &str) -> i64 {
@@ -453,5 +477,36 @@ async fn renew(
             tracing::debug!("renewing the node's lease: {e}");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meminfo_fields_are_read_in_bytes() {
+        let text = "MemTotal:       2048 kB\nMemFree:         512 kB\nBogus:\n";
+        let cases = [
+            ("MemTotal:", Some(2048 * 1024)),
+            ("MemFree:", Some(512 * 1024)),
+            ("Bogus:", None),
+            ("SwapTotal:", None),
+        ];
+        for (field, want) in cases {
+            assert_eq!(meminfo_field(text, field), want, "{field}");
+        }
+    }
+
+    #[test]
+    fn statvfs_describes_the_filesystem() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fs = fs_usage(dir.path()).expect("statvfs");
+        assert!(fs.capacity > 0 && fs.available <= fs.capacity && fs.used <= fs.capacity);
+        assert!(fs.inodes_free <= fs.inodes);
+        let (total, available) = disk_bytes(dir.path()).expect("disk bytes");
+        assert_eq!(total as u64, fs.capacity);
+        assert_eq!(available as u64, fs.available);
+        assert_eq!(fs_usage(&dir.path().join("missing")), None);
     }
 }

@@ -1,10 +1,12 @@
 //! The agent's own API on its port (10250 by default), as the kubelet's: container logs,
-//! exec, attach and port-forward streams, the pods it runs, health. The API server reaches it
-//! with its kubelet client certificate; anyone else needs a bearer token. Every request is
+//! exec, attach and port-forward streams, the pods it runs, resource usage (`/stats/summary`,
+//! `/metrics/resource`), health. The API server reaches it with its kubelet client
+//! certificate; anyone else needs a bearer token. Every request is
 //! authorized by the API server (SubjectAccessReview on `nodes/<subresource>` of this node),
 //! anonymous requests are refused.
 
 mod logs;
+mod stats;
 mod streams;
 
 use std::convert::Infallible;
@@ -52,6 +54,7 @@ pub async fn serve(
 ) -> Result<()> {
     let acceptor = tokio_rustls::TlsAcceptor::from(server_config(tls, &agent)?);
     let auth = Arc::new(DelegatedAuth::new(agent.client.clone()));
+    let rates = Arc::new(stats::CpuRates::default());
     loop {
         let (tcp, _) = tokio::select! {
             _ = stop.cancelled() => return Ok(()),
@@ -63,7 +66,8 @@ pub async fn serve(
                 }
             },
         };
-        let (agent, auth, acceptor) = (agent.clone(), auth.clone(), acceptor.clone());
+        let (agent, auth, acceptor, rates) =
+            (agent.clone(), auth.clone(), acceptor.clone(), rates.clone());
         tokio::spawn(async move {
             let Ok(Ok(stream)) =
                 tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
@@ -77,8 +81,9 @@ pub async fn serve(
                 .and_then(|c| c.first())
                 .and_then(|leaf| kox_component::x509_user::subject_user(leaf));
             let service = hyper::service::service_fn(move |req| {
-                let (agent, auth, caller) = (agent.clone(), auth.clone(), caller.clone());
-                async move { Ok::<_, Infallible>(handle(&agent, &auth, caller, req).await) }
+                let (agent, auth, caller, rates) =
+                    (agent.clone(), auth.clone(), caller.clone(), rates.clone());
+                async move { Ok::<_, Infallible>(handle(&agent, &auth, &rates, caller, req).await) }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection_with_upgrades(TokioIo::new(stream), service)
@@ -132,6 +137,7 @@ fn server_config(tls: &ApiTls, agent: &Agent) -> Result<Arc<rustls::ServerConfig
 async fn handle(
     agent: &Arc<Agent>,
     auth: &DelegatedAuth,
+    rates: &stats::CpuRates,
     cert_user: Option<(String, Vec<String>)>,
     req: Request<Incoming>,
 ) -> Response<Body> {
@@ -147,18 +153,28 @@ async fn handle(
         name: agent.config.node_name.clone(),
     };
     match auth.authorize(caller, asked).await {
-        Verdict::Allowed => route(agent, req).await,
+        Verdict::Allowed => route(agent, rates, req).await,
         Verdict::Unauthenticated => text(StatusCode::UNAUTHORIZED, "Unauthorized"),
         Verdict::Forbidden(why) => text(StatusCode::FORBIDDEN, &why),
     }
 }
 
-async fn route(agent: &Arc<Agent>, req: Request<Incoming>) -> Response<Body> {
+async fn route(
+    agent: &Arc<Agent>,
+    rates: &stats::CpuRates,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let path = req.uri().path().to_string();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let result = match (req.method(), segments.as_slice()) {
         (&Method::GET, ["healthz"]) => Ok(text(StatusCode::OK, "ok")),
         (&Method::GET, ["pods"]) => pods(agent).await,
+        (&Method::GET, ["stats", "summary"]) => {
+            stats::serve_summary(agent, rates, req.uri().query()).await
+        }
+        (&Method::GET, ["metrics", "resource"]) => {
+            Ok(stats::serve_resource_metrics(agent, rates).await)
+        }
         (&Method::GET, ["containerLogs", ns, pod, container]) => {
             logs::serve(agent, ns, pod, container, req.uri().query()).await
         }
