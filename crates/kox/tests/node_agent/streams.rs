@@ -585,6 +585,43 @@ subjects: [{{kind: User, name: viewer}}]
     c.ok(&["create", "serviceaccount", "nobody", "-n", ns]);
     let token = c.ok(&["create", "token", "nobody", "-n", ns]);
     assert_eq!(curl_status(&url, Some(token.trim())), "403");
+    // The agent's stats through the API server: the node and the running pod's containers.
+    let node = node_name(c);
+    let summary: serde_json::Value = serde_json::from_str(&c.ok(&[
+        "get",
+        "--raw",
+        &format!("/api/v1/nodes/{node}/proxy/stats/summary"),
+    ]))
+    .unwrap();
+    assert_eq!(summary["node"]["nodeName"], node.as_str());
+    assert!(
+        summary["node"]["cpu"]["usageCoreNanoSeconds"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+    );
+    assert!(summary["node"]["fs"]["capacityBytes"].as_u64().unwrap_or(0) > 0);
+    let ours = summary["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["podRef"]["namespace"] == ns && p["podRef"]["name"] == "p")
+        .expect("the pod in the summary");
+    assert!(
+        ours["memory"]["workingSetBytes"].as_u64().unwrap_or(0) > 0,
+        "{ours}"
+    );
+    let metrics = c.ok(&[
+        "get",
+        "--raw",
+        &format!("/api/v1/nodes/{node}/proxy/metrics/resource"),
+    ]);
+    assert!(
+        metrics.contains(&format!(
+            "container_memory_working_set_bytes{{container=\"c\",namespace=\"{ns}\",pod=\"p\"}}"
+        )),
+        "{metrics}"
+    );
     // Through the API server, the admin reads the agent's pods.
     let pods = c.ok(&[
         "get",
