@@ -15,6 +15,8 @@ command -v runc >/dev/null || need_pkgs+=(runc)
 dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
 command -v ip >/dev/null || need_pkgs+=(iproute2)
 command -v mount >/dev/null || need_pkgs+=(mount)
+command -v script >/dev/null || need_pkgs+=(bsdutils)                # a terminal for `kubectl exec -it`
+command -v python3 >/dev/null || need_pkgs+=(python3 python3-pip)   # the Python client's streams
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq
@@ -24,6 +26,10 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
     exit 1
   fi
 fi
+
+# The official Python client, for its exec streams (a pinned release, from PyPI).
+python3 -c "import kubernetes" 2>/dev/null || python3 -m pip install -q "kubernetes==31.0.0" ||
+  python3 -m pip install -q --break-system-packages "kubernetes==31.0.0"
 
 command -v kubectl >/dev/null || { echo "kubectl (1.32) is needed by the end-to-end tests; install it and run again" >&2; exit 1; }
 

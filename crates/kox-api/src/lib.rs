@@ -19,6 +19,7 @@ pub mod field_selector;
 pub mod label_selector;
 pub mod pod_refs;
 pub mod quantity;
+pub mod query;
 pub mod status;
 pub mod strategic_merge;
 pub mod validation;

@@ -9,7 +9,7 @@ use http::{HeaderMap, HeaderName, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 /// A connection of any kind (TCP, TLS) to forward over.
 pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
@@ -87,8 +87,13 @@ where
         let Some(client) = client else {
             anyhow::bail!("the backend switched protocols on a request that did not ask to");
         };
+        let websocket = resp
+            .headers()
+            .get(header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
         let backend = hyper::upgrade::on(&mut resp);
-        tokio::spawn(splice(client, backend));
+        tokio::spawn(splice(client, backend, websocket));
         let (parts, _) = resp.into_parts();
         return Ok(Response::from_parts(parts, empty()));
     }
@@ -96,14 +101,80 @@ where
 }
 
 /// Copies bytes both ways between two upgraded connections until both directions are done.
-async fn splice(client: OnUpgrade, backend: OnUpgrade) {
+/// A WebSocket's messages to the client go one per write (so one per TLS record): clients that
+/// poll their socket before reading a message (the Python client's `stream()`) would otherwise
+/// never see messages that arrived in one record with an earlier one.
+async fn splice(client: OnUpgrade, backend: OnUpgrade, websocket: bool) {
     let (Ok(client), Ok(backend)) = (client.await, backend.await) else {
         return;
     };
     let (mut client, mut backend) = (TokioIo::new(client), TokioIo::new(backend));
-    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut backend).await {
-        tracing::debug!(error = %e, "upgraded stream ended");
+    if !websocket {
+        if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut backend).await {
+            tracing::debug!(error = %e, "upgraded stream ended");
+        }
+        return;
     }
+    let (mut from_client, mut to_client) = tokio::io::split(client);
+    let (mut from_backend, mut to_backend) = tokio::io::split(backend);
+    let up = async {
+        let _ = tokio::io::copy(&mut from_client, &mut to_backend).await;
+        let _ = to_backend.shutdown().await;
+    };
+    let down = async {
+        let _ = copy_frames(&mut from_backend, &mut to_client).await;
+        let _ = to_client.shutdown().await;
+    };
+    tokio::join!(up, down);
+}
+
+/// Above this, a WebSocket frame still incomplete is passed on in parts.
+const MAX_HELD_FRAME: usize = 1 << 20;
+
+/// Copies WebSocket frames from `from` to `to`, each complete frame in one write.
+async fn copy_frames<R, W>(from: &mut R, to: &mut W) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = bytes::BytesMut::with_capacity(64 << 10);
+    loop {
+        while let Some(len) = frame_len(&buf) {
+            to.write_all(&buf.split_to(len)).await?;
+            to.flush().await?;
+        }
+        if buf.len() > MAX_HELD_FRAME {
+            to.write_all(&buf.split()).await?;
+            to.flush().await?;
+        }
+        if from.read_buf(&mut buf).await? == 0 {
+            to.write_all(&buf).await?;
+            return to.flush().await;
+        }
+    }
+}
+
+/// The length of the WebSocket frame at the start of `b`, header included, once all of it is
+/// there (RFC 6455 §5.2).
+fn frame_len(b: &[u8]) -> Option<usize> {
+    let first = *b.get(1)?;
+    let (mut header, len): (usize, usize) = match first & 0x7f {
+        126 => (
+            4,
+            u16::from_be_bytes(b.get(2..4)?.try_into().ok()?) as usize,
+        ),
+        127 => (
+            10,
+            u64::from_be_bytes(b.get(2..10)?.try_into().ok()?) as usize,
+        ),
+        n => (2, n as usize),
+    };
+    if first & 0x80 != 0 {
+        header += 4;
+    }
+    let total = header.checked_add(len)?;
+    (b.len() >= total).then_some(total)
 }
 
 /// An empty body.
@@ -135,6 +206,18 @@ mod tests {
         assert!(!is_upgrade(&h));
         h.insert(header::CONNECTION, "keep-alive, Upgrade".parse().unwrap());
         assert!(is_upgrade(&h));
+    }
+
+    #[test]
+    fn websocket_frames_are_measured_once_complete() {
+        assert_eq!(frame_len(&[0x82]), None);
+        assert_eq!(frame_len(&[0x82, 0x02, 1]), None);
+        assert_eq!(frame_len(&[0x82, 0x02, 1, 2, 9]), Some(4));
+        let mut long = vec![0x82, 126, 0x01, 0x00];
+        long.extend(vec![0u8; 256]);
+        assert_eq!(frame_len(&long), Some(260));
+        // A masked (client) frame carries 4 more bytes.
+        assert_eq!(frame_len(&[0x81, 0x81, 0, 0, 0, 0, b'x']), Some(7));
     }
 
     #[test]

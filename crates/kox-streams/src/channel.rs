@@ -99,8 +99,6 @@ pub enum ChannelMessage {
 /// A message that does not follow the negotiated protocol.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChannelError {
-    #[error("{0} message where the protocol uses {1}")]
-    WrongMessageType(&'static str, &'static str),
     #[error("invalid channel byte {0}")]
     InvalidChannel(u8),
     #[error("invalid base64 payload")]
@@ -142,46 +140,38 @@ pub fn encode(protocol: Protocol, msg: &ChannelMessage) -> Option<Message> {
 /// Decodes a data message. `Ok(None)` for what carries no channel data: control messages
 /// (ping, pong, close) and empty messages.
 pub fn decode(protocol: Protocol, msg: &Message) -> Result<Option<ChannelMessage>, ChannelError> {
-    match msg {
-        Message::Binary(b) => {
-            if protocol.is_base64() {
-                return Err(ChannelError::WrongMessageType("binary", "text"));
-            }
-            let Some(&channel) = b.first() else {
-                return Ok(None);
-            };
-            if protocol.supports_close() && channel == CLOSE {
-                if b.len() != 2 {
-                    return Err(ChannelError::InvalidClose);
-                }
-                return Ok(Some(ChannelMessage::Close { channel: b[1] }));
-            }
-            Ok(Some(ChannelMessage::Data {
-                channel,
-                data: b.slice(1..),
-            }))
+    // Text and binary messages are read alike, as upstream's wsstream receives either into
+    // bytes (the Python client sends binary-protocol data as text messages).
+    let bytes: Bytes = match msg {
+        Message::Binary(b) => b.clone(),
+        Message::Text(t) => Bytes::copy_from_slice(t.as_bytes()),
+        _ => return Ok(None),
+    };
+    let Some(&first) = bytes.first() else {
+        return Ok(None);
+    };
+    if protocol.is_base64() {
+        if !first.is_ascii_digit() {
+            return Err(ChannelError::InvalidChannel(first));
         }
-        Message::Text(t) => {
-            if !protocol.is_base64() {
-                return Err(ChannelError::WrongMessageType("text", "binary"));
-            }
-            let bytes = t.as_bytes();
-            let Some(&c) = bytes.first() else {
-                return Ok(None);
-            };
-            if !c.is_ascii_digit() {
-                return Err(ChannelError::InvalidChannel(c));
-            }
-            let data = STANDARD
-                .decode(&bytes[1..])
-                .map_err(|_| ChannelError::InvalidBase64)?;
-            Ok(Some(ChannelMessage::Data {
-                channel: c - b'0',
-                data: data.into(),
-            }))
-        }
-        _ => Ok(None),
+        let data = STANDARD
+            .decode(&bytes[1..])
+            .map_err(|_| ChannelError::InvalidBase64)?;
+        return Ok(Some(ChannelMessage::Data {
+            channel: first - b'0',
+            data: data.into(),
+        }));
     }
+    if protocol.supports_close() && first == CLOSE {
+        if bytes.len() != 2 {
+            return Err(ChannelError::InvalidClose);
+        }
+        return Ok(Some(ChannelMessage::Close { channel: bytes[1] }));
+    }
+    Ok(Some(ChannelMessage::Data {
+        channel: first,
+        data: bytes.slice(1..),
+    }))
 }
 
 #[cfg(test)]
@@ -211,7 +201,14 @@ mod tests {
                     data: Bytes::from_static(b"hi")
                 })
             );
-            assert!(decode(p, &Message::Text("1aGk=".into())).is_err());
+            // A text message is read as its bytes, as upstream reads it.
+            assert_eq!(
+                decode(p, &Message::Text("\u{0}hi".into())).unwrap(),
+                Some(ChannelMessage::Data {
+                    channel: STDIN,
+                    data: Bytes::from_static(b"hi")
+                })
+            );
         }
         // An empty message on a channel (the "connection is ready" signal) has no data.
         assert_eq!(

@@ -104,6 +104,17 @@ fn container_of(pod: &Pod, asked: &str) -> ApiResult<String> {
     }
 }
 
+/// The agent's parameters that are booleans.
+const BOOLEANS: &[&str] = &[
+    "follow",
+    "previous",
+    "timestamps",
+    "input",
+    "output",
+    "error",
+    "tty",
+];
+
 /// The agent's path for the request: upstream's names of the kubelet's parameters.
 fn agent_path(sub: &str, namespace: &str, name: &str, container: &str, req: &Request) -> String {
     let mut query = form_urlencoded::Serializer::new(String::new());
@@ -128,11 +139,17 @@ fn agent_path(sub: &str, namespace: &str, name: &str, container: &str, req: &Req
     };
     for (k, v) in req.query.pairs() {
         if let Some((_, to)) = renames.iter().find(|(from, _)| *from == k) {
-            // The kubelet's flags are 1 and 0; a command's words are passed as they are.
-            let v = match v {
-                "true" if *to != "command" => "1",
-                "false" if *to != "command" => "0",
-                v => v,
+            // The kubelet's flags are 1 and 0 (clients send any Go boolean: `True` from
+            // Python); a command's words and numbers are passed as they are.
+            let v = match kox_api::query::parse_bool(v) {
+                Some(b) if BOOLEANS.contains(to) => {
+                    if b {
+                        "1"
+                    } else {
+                        "0"
+                    }
+                }
+                _ => v,
             };
             query.append_pair(to, v);
         }

@@ -348,6 +348,23 @@ spec:
         missing.contains("no such file or directory") || missing.contains("not found"),
         "{missing}"
     );
+    // The official Python client's stream() (WebSocket v4, text messages for stdin).
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/node_agent/python_exec.py"
+    );
+    let py = Command::new("python3")
+        .arg(script)
+        .arg(c.kubeconfig())
+        .args([ns, "shell"])
+        .output()
+        .expect("run python3");
+    assert_eq!(
+        stdout_of(&py),
+        "stdout: got hello\nstderr: oops\nreturncode: 3\n",
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
     // kubectl attach shows the running output.
     let attach = StreamedLines::spawn(c.kubectl_cmd(&["attach", "shell", "-n", ns]));
     attach.line_with("tick", 20);
