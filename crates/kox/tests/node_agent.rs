@@ -460,7 +460,7 @@ spec:
   containers:
   - name: web
     image: {BUSYBOX}
-    command: [sh, -c, "sleep 4; mkdir -p /www; echo ok > /www/index.html; httpd -f -p 8080 -h /www"]
+    command: [sh, -c, "sleep 8; mkdir -p /www; echo ok > /www/index.html; httpd -f -p 8080 -h /www"]
     ports: [{{name: http, containerPort: 8080}}]
     readinessProbe: {{httpGet: {{path: /index.html, port: http}}, periodSeconds: 1}}
   - name: tcp

@@ -1073,10 +1073,12 @@ impl PodWorker {
         } else {
             json!({"metadata": {"uid": self.uid}, "status": status})
         };
+        // Strategic, as the kubelet patches: conditions merge by type, so a condition another
+        // writer set (a readiness gate's) after the pod this worker last saw is kept.
         api.patch_status(
             pod.metadata.name.as_deref().unwrap_or(""),
             &PatchParams::default(),
-            &Patch::Merge(patch),
+            &Patch::Strategic(patch),
         )
         .await?;
         self.last_status = Some(status);
