@@ -637,13 +637,13 @@ spec:
     let started = Instant::now();
     c.ok(&["delete", "pod", "polite", "-n", ns]);
     let polite = started.elapsed();
-    // Well inside its 30 s grace period: it stopped on SIGTERM.
-    assert!(polite < Duration::from_secs(10), "took {polite:?}");
+    // Inside its 30 s grace period (with room for a loaded machine): it stopped on SIGTERM.
+    assert!(polite < Duration::from_secs(20), "took {polite:?}");
     let started = Instant::now();
     c.ok(&["delete", "pod", "stubborn", "-n", ns]);
     let stubborn = started.elapsed();
     assert!(
-        stubborn >= Duration::from_secs(3) && stubborn < Duration::from_secs(15),
+        stubborn >= Duration::from_secs(3) && stubborn < Duration::from_secs(25),
         "took {stubborn:?}"
     );
     assert_eq!(
