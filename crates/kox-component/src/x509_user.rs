@@ -24,3 +24,10 @@ pub fn subject_user(der: &[u8]) -> Option<(String, Vec<String>)> {
         .collect();
     Some((name, groups))
 }
+
+/// A DER certificate's validity, as Unix times (not before, not after).
+pub fn validity(der: &[u8]) -> Option<(i64, i64)> {
+    let (_, cert) = X509Certificate::from_der(der).ok()?;
+    let v = cert.validity();
+    Some((v.not_before.timestamp(), v.not_after.timestamp()))
+}

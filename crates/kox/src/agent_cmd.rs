@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
 use clap::Args;
@@ -199,7 +200,24 @@ fn api_tls(args: &AgentArgs) -> Result<kox_kubelet::api::ApiTls> {
         _ => None,
     };
     let client_ca = args.client_ca_file.as_deref().map(read).transpose()?;
-    Ok(kox_kubelet::api::ApiTls { serving, client_ca })
+    // Certificates given as files are read again when due (whoever renews them).
+    let reissue = match (&args.tls_cert_file, &args.tls_private_key_file) {
+        (Some(cert), Some(key)) => {
+            let (cert, key) = (cert.clone(), key.clone());
+            Some(Arc::new(move || {
+                Ok((
+                    std::fs::read_to_string(&cert)?,
+                    std::fs::read_to_string(&key)?,
+                ))
+            }) as kox_kubelet::api::Reissue)
+        }
+        _ => None,
+    };
+    Ok(kox_kubelet::api::ApiTls {
+        serving,
+        client_ca,
+        reissue,
+    })
 }
 
 /// The cluster CA (PEM) a kubeconfig trusts for its current context's server.
@@ -281,16 +299,13 @@ pub fn spawn_in_process(
     let mut config = config(args, data_dir, &[])?;
     let kubeconfig = node_kubeconfig(data_dir, admin_kubeconfig, &config.node_name)?;
     if config.api_tls.serving.is_none() {
-        let sans = [
-            config.node_name.clone(),
-            config.node_ip.to_string(),
-            "localhost".into(),
-        ];
-        config.api_tls.serving = Some(kox_apiserver::pki::issue_node_serving_certificate(
-            data_dir,
-            &config.node_name,
-            &sans,
-        )?);
+        // The server's own agent gets its serving certificate from the cluster CA, again
+        // whenever it is due.
+        let (dir, node) = (data_dir.to_path_buf(), config.node_name.clone());
+        let sans = [node.clone(), config.node_ip.to_string(), "localhost".into()];
+        config.api_tls.reissue = Some(Arc::new(move || {
+            kox_apiserver::pki::issue_node_serving_certificate(&dir, &node, &sans)
+        }));
     }
     if config.api_tls.client_ca.is_none() {
         config.api_tls.client_ca = Some(

@@ -29,13 +29,102 @@ use crate::Agent;
 /// The kubelet's port.
 pub const DEFAULT_PORT: u16 = 10250;
 
+/// Where a new serving certificate and key (PEM) come from when the current one nears its
+/// expiry: the cluster CA for the server's own agent, the files again for `--tls-cert-file`.
+pub type Reissue = Arc<dyn Fn() -> Result<(String, String)> + Send + Sync>;
+
 /// The TLS material of the agent's API.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct ApiTls {
     /// A serving certificate and key (PEM) from the cluster CA; a self-signed one without.
     pub serving: Option<(String, String)>,
     /// The CA whose client certificates authenticate callers (PEM).
     pub client_ca: Option<String>,
+    /// How a serving certificate is renewed; without, it is read from `serving` again.
+    pub reissue: Option<Reissue>,
+}
+
+impl std::fmt::Debug for ApiTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiTls")
+            .field("serving", &self.serving.as_ref().map(|_| "(PEM)"))
+            .field("client_ca", &self.client_ca.as_ref().map(|_| "(PEM)"))
+            .field("reissue", &self.reissue.is_some())
+            .finish()
+    }
+}
+
+/// The acceptor of the agent's API and when its certificate is to be renewed: a new one is
+/// made once two thirds of its validity have passed (as the server's own certificates).
+struct Serving {
+    tls: ApiTls,
+    acceptor: tokio_rustls::TlsAcceptor,
+    renew_at: i64,
+}
+
+impl Serving {
+    fn new(mut tls: ApiTls, agent: &Agent) -> Result<Self> {
+        let pair = match (&tls.serving, &tls.reissue) {
+            (Some(pair), _) => pair.clone(),
+            (None, Some(reissue)) => reissue()?,
+            (None, None) => self_signed(agent)?,
+        };
+        tls.serving = Some(pair.clone());
+        let config = server_config(&tls, &pair)?;
+        Ok(Self {
+            renew_at: renew_at(&pair.0),
+            acceptor: tokio_rustls::TlsAcceptor::from(config),
+            tls,
+        })
+    }
+
+    /// The acceptor for a new connection, renewed first when due.
+    fn acceptor(&mut self, agent: &Agent) -> tokio_rustls::TlsAcceptor {
+        if unix_now() >= self.renew_at {
+            let renewed = match &self.tls.reissue {
+                Some(reissue) => reissue(),
+                None => self_signed(agent),
+            };
+            match renewed.and_then(|pair| Ok((server_config(&self.tls, &pair)?, pair))) {
+                Ok((config, pair)) => {
+                    tracing::info!("the agent's API has a new serving certificate");
+                    self.renew_at = renew_at(&pair.0);
+                    self.acceptor = tokio_rustls::TlsAcceptor::from(config);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "renewing the agent's serving certificate failed; retrying in a minute");
+                    self.renew_at = unix_now() + 60;
+                }
+            }
+        }
+        self.acceptor.clone()
+    }
+}
+
+/// When a certificate (PEM) is due for renewal: two thirds into its validity (never, if it
+/// does not parse).
+fn renew_at(cert_pem: &str) -> i64 {
+    rustls_pemfile::certs(&mut cert_pem.as_bytes())
+        .next()
+        .and_then(Result::ok)
+        .and_then(|der| kox_component::x509_user::validity(&der))
+        .map_or(i64::MAX, |(from, to)| from + (to - from) * 2 / 3)
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn self_signed(agent: &Agent) -> Result<(String, String)> {
+    let names = vec![
+        agent.config.node_name.clone(),
+        agent.config.node_ip.to_string(),
+        "localhost".into(),
+    ];
+    let cert = rcgen::generate_simple_self_signed(names)?;
+    Ok((cert.cert.pem(), cert.signing_key.serialize_pem()))
 }
 
 /// Listens on `port` of every address (0: any free port); the port is what the node reports.
@@ -52,7 +141,7 @@ pub async fn serve(
     tls: &ApiTls,
     stop: CancellationToken,
 ) -> Result<()> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(server_config(tls, &agent)?);
+    let mut serving = Serving::new(tls.clone(), &agent)?;
     let auth = Arc::new(DelegatedAuth::new(agent.client.clone()));
     let rates = Arc::new(stats::CpuRates::default());
     loop {
@@ -66,8 +155,8 @@ pub async fn serve(
                 }
             },
         };
-        let (agent, auth, acceptor, rates) =
-            (agent.clone(), auth.clone(), acceptor.clone(), rates.clone());
+        let acceptor = serving.acceptor(&agent);
+        let (agent, auth, rates) = (agent.clone(), auth.clone(), rates.clone());
         tokio::spawn(async move {
             let Ok(Ok(stream)) =
                 tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
@@ -92,19 +181,10 @@ pub async fn serve(
     }
 }
 
-fn server_config(tls: &ApiTls, agent: &Agent) -> Result<Arc<rustls::ServerConfig>> {
-    let (cert_pem, key_pem) = match &tls.serving {
-        Some(pair) => pair.clone(),
-        None => {
-            let names = vec![
-                agent.config.node_name.clone(),
-                agent.config.node_ip.to_string(),
-                "localhost".into(),
-            ];
-            let cert = rcgen::generate_simple_self_signed(names)?;
-            (cert.cert.pem(), cert.signing_key.serialize_pem())
-        }
-    };
+fn server_config(
+    tls: &ApiTls,
+    (cert_pem, key_pem): &(String, String),
+) -> Result<Arc<rustls::ServerConfig>> {
     let chain = rustls_pemfile::certs(&mut cert_pem.as_bytes())
         .collect::<std::result::Result<Vec<CertificateDer<'static>>, _>>()?;
     let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut key_pem.as_bytes())?
@@ -287,6 +367,18 @@ fn json(code: StatusCode, value: &serde_json::Value) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn certificates_are_renewed_two_thirds_into_their_validity() {
+        let mut params = rcgen::CertificateParams::new(vec!["node".to_string()]).unwrap();
+        params.not_before = rcgen::date_time_ymd(2030, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2030, 1, 31);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let from = 1_893_456_000; // 2030-01-01
+        assert_eq!(renew_at(&cert.pem()), from + 20 * 86_400);
+        assert_eq!(renew_at("not a certificate"), i64::MAX);
+    }
 
     #[test]
     fn paths_are_authorized_as_upstream_node_subresources() {

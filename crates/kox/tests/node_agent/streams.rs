@@ -600,6 +600,14 @@ subjects: [{{kind: User, name: viewer}}]
     let url = format!("https://127.0.0.1:{port}/pods");
     let anonymous = curl_status(&url, None);
     assert_eq!(anonymous, "401");
+    // The agent's serving certificate comes from the cluster CA.
+    let verified = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .arg(c.data_dir().join("tls/ca.crt"))
+        .arg(format!("https://localhost:{port}/pods"))
+        .output()
+        .expect("curl");
+    assert_eq!(stdout_of(&verified), "401", "{verified:?}");
     c.ok(&["create", "serviceaccount", "nobody", "-n", ns]);
     let token = c.ok(&["create", "token", "nobody", "-n", ns]);
     assert_eq!(curl_status(&url, Some(token.trim())), "403");
