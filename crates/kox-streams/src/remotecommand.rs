@@ -82,6 +82,9 @@ pub enum BridgeError {
     WebSocket(#[from] tokio_tungstenite::tungstenite::Error),
 }
 
+/// When the first terminal size is sent to the runtime a second time.
+const FIRST_SIZE_AGAIN: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// The status sent when the runtime's error stream ends empty.
 pub const SUCCESS_STATUS: &str = r#"{"metadata":{},"status":"Success"}"#;
 
@@ -346,7 +349,23 @@ async fn ws_reader<St>(
     St: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
 {
     let mut sizes = ResizeDecoder::default();
-    while let Some(msg) = source.next().await {
+    // The first terminal size again a moment later: containerd 1.6 applies a resize only once
+    // the exec'd process runs, and drops one that comes before (the client sends its size at
+    // once, then only when the terminal changes).
+    let mut repeat: Option<(tokio::time::Instant, String)> = None;
+    let mut repeated = false;
+    loop {
+        let deadline = repeat.as_ref().map(|(at, _)| *at);
+        let msg = tokio::select! {
+            m = source.next() => m,
+            _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => {
+                if let (Some((_, line)), Some(s)) = (repeat.take(), resize.as_mut()) {
+                    let _ = s.write_all(line.as_bytes()).await;
+                }
+                continue;
+            }
+        };
+        let Some(msg) = msg else { return };
         let msg = match msg {
             Ok(Message::Close(_)) => return,
             Ok(m) => m,
@@ -385,6 +404,13 @@ async fn ws_reader<St>(
                     if s.write_all(line.as_bytes()).await.is_err() {
                         resize = None;
                         break;
+                    }
+                    if !repeated {
+                        repeated = true;
+                        repeat = Some((tokio::time::Instant::now() + FIRST_SIZE_AGAIN, line));
+                    } else {
+                        // A newer size supersedes the repeat.
+                        repeat = None;
                     }
                 }
             }

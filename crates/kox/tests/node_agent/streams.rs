@@ -298,6 +298,19 @@ spec:
         .output()
         .expect("run script");
     assert!(stdout_of(&tty).contains("/dev/pts/"), "{tty:?}");
+    // The terminal's size reaches the container (sent once more by the agent: containerd 1.6
+    // drops a size that arrives before the process runs).
+    let sized = Command::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "stty cols 123 rows 45; kubectl --kubeconfig {} exec -it shell -n {ns} -- sh -c 'sleep 1; stty size'",
+            c.kubeconfig().display()
+        ))
+        .arg("/dev/null")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run script");
+    assert!(stdout_of(&sized).contains("45 123"), "{sized:?}");
     // kubectl cp both ways, a 1 MiB file intact.
     let dir = tempfile::tempdir().unwrap();
     let data: Vec<u8> = (0..1_048_576u32)
