@@ -382,6 +382,30 @@ spec:
     // kubectl attach shows the running output.
     let attach = StreamedLines::spawn(c.kubectl_cmd(&["attach", "shell", "-n", ns]));
     attach.line_with("tick", 20);
+    // kubectl attach -i: what the user types reaches the container's stdin.
+    apply(
+        c,
+        ns,
+        &format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: reader}}
+spec:
+  containers:
+  - name: c
+    image: {BUSYBOX}
+    stdin: true
+    command: [sh, -c, 'while read l; do echo "got $l"; done']
+"#
+        ),
+    );
+    running(c, ns, "reader");
+    c.kubectl_stdin(&["attach", "-i", "reader", "-n", ns], "hello\n");
+    wait_for("the attached input echoed", Duration::from_secs(20), || {
+        let out = c.kubectl(&["logs", "reader", "-n", ns]);
+        stdout_of(&out).contains("got hello").then_some(())
+    });
 }
 
 pub fn port_forward_and_proxy(c: &Cluster) {
