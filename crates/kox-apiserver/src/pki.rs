@@ -175,11 +175,7 @@ pub fn issue_client_certificate_valid_for(
     groups: &[&str],
     validity: Duration,
 ) -> Result<(String, String)> {
-    let dir = data_dir.join("tls");
-    let ca_cert = std::fs::read_to_string(dir.join("ca.crt")).context("reading tls/ca.crt")?;
-    let ca_key = std::fs::read_to_string(dir.join("ca.key")).context("reading tls/ca.key")?;
-    let key = KeyPair::from_pem(&ca_key).context("parsing tls/ca.key")?;
-    let issuer = Issuer::from_ca_cert_pem(&ca_cert, key).context("parsing tls/ca.crt")?;
+    let issuer = cluster_ca(data_dir)?;
     new_leaf_valid_for(&issuer, user, groups, &[], false, validity)
 }
 
@@ -224,11 +220,7 @@ pub fn renew_serving_certificate(
     sans: &[String],
     validity: Duration,
 ) -> Result<(String, String)> {
-    let dir = data_dir.join("tls");
-    let ca_cert = std::fs::read_to_string(dir.join("ca.crt")).context("reading tls/ca.crt")?;
-    let ca_key = std::fs::read_to_string(dir.join("ca.key")).context("reading tls/ca.key")?;
-    let key = KeyPair::from_pem(&ca_key).context("parsing tls/ca.key")?;
-    let issuer = Issuer::from_ca_cert_pem(&ca_cert, key).context("parsing tls/ca.crt")?;
+    let issuer = cluster_ca(data_dir)?;
     issue_serving(data_dir, &issuer, sans, validity)
 }
 
@@ -239,11 +231,7 @@ pub fn issue_node_serving_certificate(
     node: &str,
     sans: &[String],
 ) -> Result<(String, String)> {
-    let dir = data_dir.join("tls");
-    let ca_cert = std::fs::read_to_string(dir.join("ca.crt")).context("reading tls/ca.crt")?;
-    let ca_key = std::fs::read_to_string(dir.join("ca.key")).context("reading tls/ca.key")?;
-    let key = KeyPair::from_pem(&ca_key).context("parsing tls/ca.key")?;
-    let issuer = Issuer::from_ca_cert_pem(&ca_cert, key).context("parsing tls/ca.crt")?;
+    let issuer = cluster_ca(data_dir)?;
     let user = format!("system:node:{node}");
     new_leaf_valid_for(
         &issuer,
@@ -253,6 +241,15 @@ pub fn issue_node_serving_certificate(
         true,
         Validity::default().serving,
     )
+}
+
+/// The cluster CA under `data_dir/tls`, to issue certificates with.
+fn cluster_ca(data_dir: &Path) -> Result<Issuer<'static, KeyPair>> {
+    let dir = data_dir.join("tls");
+    let ca_cert = std::fs::read_to_string(dir.join("ca.crt")).context("reading tls/ca.crt")?;
+    let ca_key = std::fs::read_to_string(dir.join("ca.key")).context("reading tls/ca.key")?;
+    let key = KeyPair::from_pem(&ca_key).context("parsing tls/ca.key")?;
+    Issuer::from_ca_cert_pem(&ca_cert, key).context("parsing tls/ca.crt")
 }
 
 /// The Unix time a PEM certificate expires at.

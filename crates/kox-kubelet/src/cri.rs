@@ -64,6 +64,19 @@ impl Cri {
 
     /// Stops a sandbox (its containers are killed, its network torn down); errors are the
     /// runtime's to log, a missing sandbox is already stopped.
+    /// A container's status, if the runtime knows it.
+    pub async fn container_status(&self, id: &str) -> Option<api::ContainerStatus> {
+        self.runtime
+            .clone()
+            .container_status(api::ContainerStatusRequest {
+                container_id: id.to_string(),
+                verbose: false,
+            })
+            .await
+            .ok()
+            .and_then(|r| r.into_inner().status)
+    }
+
     pub async fn stop_sandbox(&self, id: &str) {
         let request = api::StopPodSandboxRequest {
             pod_sandbox_id: id.into(),

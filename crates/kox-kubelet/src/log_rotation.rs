@@ -70,16 +70,7 @@ async fn running_logs(cri: &crate::cri::Cri) -> Vec<(String, PathBuf)> {
     };
     let mut out = Vec::new();
     for c in listed.into_inner().containers {
-        let status = cri
-            .runtime
-            .clone()
-            .container_status(api::ContainerStatusRequest {
-                container_id: c.id.clone(),
-                verbose: false,
-            })
-            .await
-            .ok()
-            .and_then(|r| r.into_inner().status);
+        let status = cri.container_status(&c.id).await;
         if let Some(s) = status.filter(|s| !s.log_path.is_empty()) {
             out.push((c.id, PathBuf::from(s.log_path)));
         }

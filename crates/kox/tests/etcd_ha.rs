@@ -554,7 +554,12 @@ fn writes_survive_etcd_failures_and_quorum_loss_fails_fast() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    assert!(a.kubectl(&["get", "--raw", "/readyz"]).status.success());
+    // Readiness follows within its next store check.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !a.kubectl(&["get", "--raw", "/readyz"]).status.success() {
+        assert!(Instant::now() < deadline, "not ready again: {}", a.log());
+        std::thread::sleep(Duration::from_millis(500));
+    }
     assert!(
         b.ok(&["get", "configmap", "after-outage", "-o", "name"])
             .contains("after-outage"),

@@ -121,15 +121,8 @@ pub(super) async fn get_pod(agent: &Agent, namespace: &str, name: &str) -> Resul
 async fn container_status(agent: &Agent, id: &str) -> Result<api::ContainerStatus, ApiError> {
     agent
         .cri
-        .runtime
-        .clone()
-        .container_status(api::ContainerStatusRequest {
-            container_id: id.to_string(),
-            verbose: false,
-        })
+        .container_status(id)
         .await
-        .ok()
-        .and_then(|r| r.into_inner().status)
         .ok_or_else(|| ApiError::not_found(format!("container {id} not found in the runtime")))
 }
 
@@ -327,15 +320,8 @@ impl FollowedFile {
 }
 
 async fn running(cri: &crate::cri::Cri, id: &str) -> bool {
-    cri.runtime
-        .clone()
-        .container_status(api::ContainerStatusRequest {
-            container_id: id.to_string(),
-            verbose: false,
-        })
+    cri.container_status(id)
         .await
-        .ok()
-        .and_then(|r| r.into_inner().status)
         .is_some_and(|s| s.state == api::ContainerState::ContainerRunning as i32)
 }
 
