@@ -22,4 +22,5 @@ pub mod quantity;
 pub mod query;
 pub mod status;
 pub mod strategic_merge;
+pub mod taints;
 pub mod validation;

@@ -14,32 +14,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::informer::{key_of, split_key};
 use crate::{Action, Change, Context, Controller};
+use kox_api::taints::tolerates;
 
 /// The taint-eviction controller (`--controllers` name `taint-eviction-controller`).
 #[derive(Debug, Default)]
 pub struct TaintEvictionController;
-
-/// Whether `t` tolerates `taint` (upstream's `ToleratesTaint`).
-pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
-    if t.effect
-        .as_deref()
-        .is_some_and(|e| !e.is_empty() && e != taint.effect)
-    {
-        return false;
-    }
-    let key = t.key.as_deref().unwrap_or("");
-    if !key.is_empty() && key != taint.key {
-        return false;
-    }
-    match t.operator.as_deref().unwrap_or("Equal") {
-        "Exists" => true,
-        "Equal" => {
-            !key.is_empty()
-                && t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
-        }
-        _ => false,
-    }
-}
 
 /// What the pod's tolerations allow under these `NoExecute` taints: `None` to evict now,
 /// `Some(None)` to stay for good, `Some(Some(d))` to go `d` after the taint was added.
@@ -252,36 +231,5 @@ mod tests {
             allowed(&[tol("node.kubernetes.io/unreachable", None)], &[&a]),
             Some(None)
         );
-    }
-
-    #[test]
-    fn toleration_matching_as_upstream() {
-        let t = Taint {
-            key: "k".into(),
-            value: Some("v".into()),
-            effect: "NoExecute".into(),
-            time_added: None,
-        };
-        let equal = |v: &str| Toleration {
-            key: Some("k".into()),
-            operator: Some("Equal".into()),
-            value: Some(v.into()),
-            ..Toleration::default()
-        };
-        assert!(tolerates(&equal("v"), &t));
-        assert!(!tolerates(&equal("w"), &t));
-        let all = Toleration {
-            operator: Some("Exists".into()),
-            ..Toleration::default()
-        };
-        assert!(
-            tolerates(&all, &t),
-            "an empty key with Exists tolerates everything"
-        );
-        let other_effect = Toleration {
-            effect: Some("NoSchedule".into()),
-            ..all
-        };
-        assert!(!tolerates(&other_effect, &t));
     }
 }

@@ -10,9 +10,10 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, DaemonSetStatus};
 use k8s_openapi::api::core::v1::{
     Affinity, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod,
-    PodSpec, Taint, Toleration,
+    PodSpec, Toleration,
 };
 use kox_api::label_selector::Selector;
+use kox_api::taints::tolerates;
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
 use tokio_util::sync::CancellationToken;
@@ -59,24 +60,6 @@ fn add_tolerations(spec: &mut PodSpec) {
         if !tols.iter().any(|x| x.key == t.key && x.effect == t.effect) {
             tols.push(t);
         }
-    }
-}
-
-/// Whether `tol` tolerates `taint` (upstream's `ToleratesTaint`).
-pub fn tolerates(tol: &Toleration, taint: &Taint) -> bool {
-    if let Some(e) = tol.effect.as_deref().filter(|e| !e.is_empty())
-        && e != taint.effect
-    {
-        return false;
-    }
-    if let Some(k) = tol.key.as_deref().filter(|k| !k.is_empty())
-        && k != taint.key
-    {
-        return false;
-    }
-    match tol.operator.as_deref().unwrap_or("Equal") {
-        "Exists" => true,
-        _ => tol.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or(""),
     }
 }
 

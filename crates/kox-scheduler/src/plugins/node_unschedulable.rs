@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::Taint;
 
 use crate::cycle_state::CycleState;
 use crate::framework::{NodeInfo, Plugin, PodInfo, Status};
-use crate::plugins::taint_toleration::tolerates;
+use kox_api::taints::tolerates;
 
 /// Upstream's reason.
 pub const REASON: &str = "node(s) were unschedulable";

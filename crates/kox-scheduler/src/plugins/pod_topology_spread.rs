@@ -27,7 +27,7 @@ use crate::framework::{
     MAX_NODE_SCORE, NodeInfo, Plugin, PodInfo, SharedWorkloads, Status, labels_of,
 };
 use crate::plugins::node_affinity::required_matches;
-use crate::plugins::taint_toleration::tolerates;
+use kox_api::taints::tolerates;
 
 /// A node's domain would be too full.
 pub const CONSTRAINTS_NOT_MATCH: &str = "node(s) didn't match pod topology spread constraints";

@@ -1,29 +1,12 @@
 //! TaintToleration: a node's `NoSchedule`/`NoExecute` taints keep out pods that do not
 //! tolerate them; untolerated `PreferNoSchedule` taints lower the node's score.
 
-use k8s_openapi::api::core::v1::{Taint, Toleration};
+use k8s_openapi::api::core::v1::Toleration;
+
+use kox_api::taints::tolerates;
 
 use crate::cycle_state::CycleState;
 use crate::framework::{NodeInfo, Plugin, PodInfo, Status, default_normalize};
-
-/// Whether `toleration` tolerates `taint` (upstream's `Toleration.ToleratesTaint`).
-pub fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
-    let effect = toleration.effect.as_deref().unwrap_or("");
-    if !effect.is_empty() && effect != taint.effect {
-        return false;
-    }
-    let key = toleration.key.as_deref().unwrap_or("");
-    if !key.is_empty() && key != taint.key {
-        return false;
-    }
-    match toleration.operator.as_deref().unwrap_or("Equal") {
-        "Exists" => true,
-        "Equal" | "" => {
-            toleration.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
-        }
-        _ => false,
-    }
-}
 
 fn tolerations(pod: &PodInfo) -> &[Toleration] {
     pod.pod
