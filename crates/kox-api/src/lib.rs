@@ -17,6 +17,7 @@
 pub mod field;
 pub mod field_selector;
 pub mod label_selector;
+pub mod node_selector;
 pub mod pod_refs;
 pub mod quantity;
 pub mod query;

@@ -63,42 +63,6 @@ fn add_tolerations(spec: &mut PodSpec) {
     }
 }
 
-fn requirement_matches(r: &NodeSelectorRequirement, value: Option<&str>) -> bool {
-    let values = r.values.clone().unwrap_or_default();
-    match r.operator.as_str() {
-        "In" => value.is_some_and(|v| values.iter().any(|x| x == v)),
-        "NotIn" => !value.is_some_and(|v| values.iter().any(|x| x == v)),
-        "Exists" => value.is_some(),
-        "DoesNotExist" => value.is_none(),
-        "Gt" | "Lt" => {
-            let (Some(v), Some(x)) = (
-                value.and_then(|v| v.parse::<i64>().ok()),
-                values.first().and_then(|x| x.parse::<i64>().ok()),
-            ) else {
-                return false;
-            };
-            if r.operator == "Gt" { v > x } else { v < x }
-        }
-        _ => false,
-    }
-}
-
-fn term_matches(t: &NodeSelectorTerm, node: &Node) -> bool {
-    let labels = node.metadata.labels.clone().unwrap_or_default();
-    let exprs = t.match_expressions.clone().unwrap_or_default();
-    let fields = t.match_fields.clone().unwrap_or_default();
-    if exprs.is_empty() && fields.is_empty() {
-        return false;
-    }
-    exprs
-        .iter()
-        .all(|r| requirement_matches(r, labels.get(&r.key).map(String::as_str)))
-        && fields.iter().all(|r| {
-            let v = (r.key == "metadata.name").then(|| node.metadata.name.as_deref().unwrap_or(""));
-            requirement_matches(r, v)
-        })
-}
-
 /// Whether a daemon pod belongs on `node`, and whether one already there may stay
 /// (upstream's `NodeShouldRunDaemonPod`): (should run, should continue running).
 pub fn should_run(spec: &PodSpec, node: &Node) -> (bool, bool) {
@@ -111,21 +75,7 @@ pub fn should_run(spec: &PodSpec, node: &Node) -> (bool, bool) {
         return (false, false);
     }
     let labels = node.metadata.labels.clone().unwrap_or_default();
-    let selector_ok = spec
-        .node_selector
-        .iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
-    let affinity_ok = spec
-        .affinity
-        .as_ref()
-        .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|a| {
-            a.required_during_scheduling_ignored_during_execution
-                .as_ref()
-        })
-        .is_none_or(|ns| ns.node_selector_terms.iter().any(|t| term_matches(t, node)));
-    if !selector_ok || !affinity_ok {
+    if !kox_api::node_selector::pod_fits(spec, &labels, name) {
         return (false, false);
     }
     let mut with_defaults = spec.clone();

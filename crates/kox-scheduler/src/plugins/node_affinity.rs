@@ -3,59 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{NodeSelectorRequirement, NodeSelectorTerm, Pod};
+use k8s_openapi::api::core::v1::Pod;
+use kox_api::node_selector::{self, term_matches};
 
 use crate::cycle_state::CycleState;
 use crate::framework::{NodeInfo, Plugin, PodInfo, Status, default_normalize};
 
 /// Upstream's reason.
 pub const REASON: &str = "node(s) didn't match Pod's node affinity/selector";
-
-/// Whether a node selector requirement holds for a value (`None` when the key is absent).
-fn requirement_matches(req: &NodeSelectorRequirement, value: Option<&str>) -> bool {
-    let values = req.values.as_deref().unwrap_or(&[]);
-    match req.operator.as_str() {
-        "In" => value.is_some_and(|v| values.iter().any(|x| x == v)),
-        "NotIn" => value.is_none_or(|v| !values.iter().any(|x| x == v)),
-        "Exists" => value.is_some(),
-        "DoesNotExist" => value.is_none(),
-        "Gt" | "Lt" => {
-            let (Some(v), Some(bound)) = (
-                value.and_then(|v| v.parse::<i64>().ok()),
-                values.first().and_then(|b| b.parse::<i64>().ok()),
-            ) else {
-                return false;
-            };
-            if req.operator == "Gt" {
-                v > bound
-            } else {
-                v < bound
-            }
-        }
-        _ => false,
-    }
-}
-
-/// Whether a node selector term matches a node: all expressions on labels and all fields
-/// (only `metadata.name`) hold. A term with neither matches nothing, as upstream.
-pub fn term_matches(
-    term: &NodeSelectorTerm,
-    labels: &BTreeMap<String, String>,
-    name: &str,
-) -> bool {
-    let exprs = term.match_expressions.as_deref().unwrap_or(&[]);
-    let fields = term.match_fields.as_deref().unwrap_or(&[]);
-    if exprs.is_empty() && fields.is_empty() {
-        return false;
-    }
-    exprs
-        .iter()
-        .all(|r| requirement_matches(r, labels.get(&r.key).map(String::as_str)))
-        && fields.iter().all(|r| {
-            let value = (r.key == "metadata.name").then_some(name);
-            requirement_matches(r, value)
-        })
-}
 
 /// Whether a node satisfies a pod's `nodeSelector` and required node affinity (upstream's
 /// `RequiredNodeAffinity.Match`).
@@ -64,26 +19,7 @@ pub fn required_matches(pod: &Pod, node: &NodeInfo) -> bool {
         return true;
     };
     let empty = BTreeMap::new();
-    let labels = node.labels().unwrap_or(&empty);
-    let selector_ok = spec
-        .node_selector
-        .iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
-    let required = spec
-        .affinity
-        .as_ref()
-        .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|a| {
-            a.required_during_scheduling_ignored_during_execution
-                .as_ref()
-        });
-    selector_ok
-        && required.is_none_or(|sel| {
-            sel.node_selector_terms
-                .iter()
-                .any(|t| term_matches(t, labels, node.name()))
-        })
+    node_selector::pod_fits(spec, node.labels().unwrap_or(&empty), node.name())
 }
 
 /// The NodeAffinity filter and score.
