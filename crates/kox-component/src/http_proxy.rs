@@ -5,7 +5,7 @@
 //! closes, so the two ends speak their protocol to each other unchanged.
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, Request, Response, StatusCode, header};
+use http::{HeaderMap, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
@@ -42,6 +42,14 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// Whether the `Upgrade` header names WebSocket.
+pub fn upgrades_to_websocket(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
 /// The headers of `from` worth passing on to a backend.
@@ -87,11 +95,7 @@ where
         let Some(client) = client else {
             anyhow::bail!("the backend switched protocols on a request that did not ask to");
         };
-        let websocket = resp
-            .headers()
-            .get(header::UPGRADE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+        let websocket = upgrades_to_websocket(resp.headers());
         let backend = hyper::upgrade::on(&mut resp);
         tokio::spawn(splice(client, backend, websocket));
         let (parts, _) = resp.into_parts();
@@ -191,10 +195,6 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
         .boxed()
 }
 
-/// The header names of the stream protocols (for callers that build requests by hand).
-pub const STREAM_PROTOCOL_VERSION: HeaderName =
-    HeaderName::from_static("x-stream-protocol-version");
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,11 +226,11 @@ mod tests {
         h.insert(header::AUTHORIZATION, "Bearer x".parse().unwrap());
         h.insert("impersonate-user", "bob".parse().unwrap());
         h.append(
-            STREAM_PROTOCOL_VERSION,
+            "x-stream-protocol-version",
             "v4.channel.k8s.io".parse().unwrap(),
         );
         h.append(
-            STREAM_PROTOCOL_VERSION,
+            "x-stream-protocol-version",
             "v3.channel.k8s.io".parse().unwrap(),
         );
         let f = forwarded_headers(&h);

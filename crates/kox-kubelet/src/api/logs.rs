@@ -12,12 +12,13 @@ use http::{Response, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kox_component::http_proxy::Body;
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
 use super::ApiError;
+use super::pod_lookup::{form_pairs, get_pod, runtime_id, statuses};
 use crate::Agent;
 use crate::cri::api;
 
@@ -62,13 +63,6 @@ impl LogOptions {
     }
 }
 
-/// The decoded pairs of a query string.
-pub(super) fn form_pairs(query: Option<&str>) -> Vec<(String, String)> {
-    form_urlencoded::parse(query.unwrap_or("").as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
-}
-
 pub async fn serve(
     agent: &Agent,
     namespace: &str,
@@ -106,42 +100,12 @@ pub async fn serve(
     Ok(resp)
 }
 
-pub(super) async fn get_pod(agent: &Agent, namespace: &str, name: &str) -> Result<Pod, ApiError> {
-    kube::Api::<Pod>::namespaced(agent.client.clone(), namespace)
-        .get_opt(name)
-        .await
-        .map_err(|e| ApiError::internal(format!("reading pod {namespace}/{name}: {e}")))?
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "pod \"{name}\" in namespace \"{namespace}\" not found"
-            ))
-        })
-}
-
 async fn container_status(agent: &Agent, id: &str) -> Result<api::ContainerStatus, ApiError> {
     agent
         .cri
         .container_status(id)
         .await
         .ok_or_else(|| ApiError::not_found(format!("container {id} not found in the runtime")))
-}
-
-/// Every status of the pod's containers (init, app, ephemeral).
-pub(super) fn statuses(pod: &Pod) -> impl Iterator<Item = &ContainerStatus> {
-    let s = pod.status.as_ref();
-    let all = [
-        s.and_then(|s| s.init_container_statuses.as_ref()),
-        s.and_then(|s| s.container_statuses.as_ref()),
-        s.and_then(|s| s.ephemeral_container_statuses.as_ref()),
-    ];
-    all.into_iter().flatten().flatten()
-}
-
-/// The runtime id in a status's `containerd://<id>`.
-pub(super) fn runtime_id(container_id: &str) -> &str {
-    container_id
-        .split_once("://")
-        .map_or(container_id, |(_, id)| id)
 }
 
 /// The container whose log is read, with the kubelet's errors (`validateContainerLogStatus`).

@@ -6,6 +6,7 @@
 //! anonymous requests are refused.
 
 mod logs;
+mod pod_lookup;
 mod stats;
 mod streams;
 

@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kox_component::http_proxy::{self, Body};
 
 use super::ApiError;
-use super::logs::{form_pairs, get_pod, runtime_id, statuses};
+use super::pod_lookup::{form_pairs, get_pod, runtime_id, statuses};
 use crate::Agent;
 use crate::cri::api;
 
@@ -272,11 +272,7 @@ fn tunneled_protocols(req: &Request<Incoming>) -> Vec<String> {
 
 /// Whether the request is a WebSocket handshake.
 fn is_websocket(req: &Request<Incoming>) -> bool {
-    req.headers()
-        .get(http::header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
-        && http_proxy::is_upgrade(req.headers())
+    http_proxy::is_upgrade(req.headers()) && http_proxy::upgrades_to_websocket(req.headers())
 }
 
 /// The runtime id of the running container `name` of `pod` (the kubelet's "container not

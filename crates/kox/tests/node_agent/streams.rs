@@ -25,6 +25,19 @@ fn stdout_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Waits until `kubectl logs TARGET` (a pod with `-c`, or `deploy/NAME`) holds `text`.
+fn wait_log(c: &Cluster, ns: &str, target: &[&str], text: &str, secs: u64) {
+    wait_for(
+        &format!("{text:?} in the log"),
+        Duration::from_secs(secs),
+        || {
+            let mut args = vec!["logs", "-n", ns];
+            args.extend(target);
+            stdout_of(&c.kubectl(&args)).contains(text).then_some(())
+        },
+    );
+}
+
 fn running(c: &Cluster, ns: &str, pod: &str) {
     wait_pod(c, ns, pod, "Running", phase_is("Running"));
 }
@@ -61,10 +74,7 @@ spec:
         ),
     );
     running(c, ns, "talker");
-    wait_for("the first lines", Duration::from_secs(30), || {
-        let out = c.kubectl(&["logs", "talker", "-n", ns, "-c", "counter"]);
-        stdout_of(&out).contains("line 6").then_some(())
-    });
+    wait_log(c, ns, &["talker", "-c", "counter"], "line 6", 30);
     // stdout and stderr come from two pipes: each in order, interleaved as they came.
     let all = c.ok(&["logs", "talker", "-n", ns, "-c", "counter"]);
     let stdout: Vec<&str> = all.lines().filter(|l| *l != "oops").take(6).collect();
@@ -168,10 +178,7 @@ spec:
         "-c",
         "echo hello from deploy; exec sleep 3600",
     ]);
-    wait_for("deploy/hello's logs", Duration::from_secs(60), || {
-        let out = c.kubectl(&["logs", "deploy/hello", "-n", ns]);
-        stdout_of(&out).contains("hello from deploy").then_some(())
-    });
+    wait_log(c, ns, &["deploy/hello"], "hello from deploy", 60);
 }
 
 /// The shared cluster rotates logs past 200 KiB and keeps 3 files: a chatty container's log
@@ -402,10 +409,7 @@ spec:
     );
     running(c, ns, "reader");
     c.kubectl_stdin(&["attach", "-i", "reader", "-n", ns], "hello\n");
-    wait_for("the attached input echoed", Duration::from_secs(20), || {
-        let out = c.kubectl(&["logs", "reader", "-n", ns]);
-        stdout_of(&out).contains("got hello").then_some(())
-    });
+    wait_log(c, ns, &["reader"], "got hello", 20);
 }
 
 pub fn port_forward_and_proxy(c: &Cluster) {
@@ -779,10 +783,7 @@ spec:
         "dbg"
     );
     assert_eq!(pod["status"]["phase"], "Running");
-    wait_for("the target's processes", Duration::from_secs(20), || {
-        let out = c.kubectl(&["logs", "app", "-n", ns, "-c", "dbg"]);
-        stdout_of(&out).contains("sleep 3601").then_some(())
-    });
+    wait_log(c, ns, &["app", "-c", "dbg"], "sleep 3601", 20);
     let inside = c.ok(&["exec", "app", "-n", ns, "-c", "dbg", "--", "echo", "in dbg"]);
     assert_eq!(inside, "in dbg\n");
     // Existing ephemeral containers stay as they are; new ones have no ports.
